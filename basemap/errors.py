@@ -1,0 +1,52 @@
+"""One exception hierarchy for the whole pipeline; each class carries its CLI exit code.
+
+Exit codes (see README, "Exit codes"):
+    0  complete
+    1  fatal error (BasemapError and anything unexpected)
+    2  usage or configuration error: nothing was written
+    3  finished, but some blocks failed (listed; a rerun retries only those)
+"""
+
+from __future__ import annotations
+
+
+class BasemapError(Exception):
+    """Base class of every error the pipeline raises on purpose."""
+
+    exit_code = 1
+
+
+class InputError(BasemapError, ValueError):
+    """Bad user input (bbox, zoom, option values): exit 2 before any network call."""
+
+    exit_code = 2
+
+
+class ConfigError(BasemapError):
+    """The environment or output cannot be used as configured (unwritable output, missing file)."""
+
+    exit_code = 2
+
+
+class StacError(BasemapError):
+    """A STAC source could not be read, or a search failed after retries."""
+
+
+class AssetError(BasemapError):
+    """An asset (a COG) could not be read: missing, truncated, corrupt or of an unexpected dtype."""
+
+
+class WeightsError(BasemapError):
+    """Model weights missing, corrupt, or of another architecture."""
+
+    exit_code = 2
+
+
+class PartialBuildError(BasemapError):
+    """The build finished, but some blocks failed; they are listed and a rerun retries them."""
+
+    exit_code = 3
+
+
+class BasemapWarning(UserWarning):
+    """Base class of the pipeline's warnings (clamped latitudes, skipped items, ...)."""

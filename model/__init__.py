@@ -1,0 +1,1 @@
+"""The colorization model: residual U-Net, losses, training, shipped weights."""

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# System packages the test suite needs beyond Python wheels. Idempotent; needs root (or sudo).
+set -euo pipefail
+need=()
+# (each feature that needs a Debian package adds a line: command -v X >/dev/null || need+=(pkg))
+if ((${#need[@]})); then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi

@@ -1,0 +1,1 @@
+"""Shared test fixtures: small rasters, and real servers on 127.0.0.1."""
