@@ -263,7 +263,7 @@ def scene_from_item(item: dict, base_href: str | None = None) -> Scene | None:
     if epsg is None:
         log.warning("skipping item %s: no proj:epsg / proj:code", item_id)
         return None
-    when = props.get("datetime") or props.get("start_datetime")
+    when = _canonical_time(props.get("datetime") or props.get("start_datetime"))
     if not when:
         log.warning("skipping item %s: no datetime", item_id)
         return None
@@ -281,7 +281,7 @@ def scene_from_item(item: dict, base_href: str | None = None) -> Scene | None:
     return Scene(
         id=item_id,
         collection=collection,
-        datetime=str(when),
+        datetime=when,
         updated=str(props["updated"]) if props.get("updated") else None,
         epsg=epsg,
         bbox=tuple(float(v) for v in (bbox[0], bbox[1], bbox[-2], bbox[-1])),
@@ -333,6 +333,16 @@ def _parse_instant(text: str | None) -> _dt | None:
     except ValueError:
         return None
     return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _canonical_time(text: str | None) -> str | None:
+    """ISO 8601 in UTC with a Z, microseconds only when non-zero (servers reformat times)."""
+    value = _parse_instant(text)
+    if value is None:
+        return None
+    value = value.astimezone(timezone.utc)
+    spec = "microseconds" if value.microsecond else "seconds"
+    return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
 def parse_datetime(text: str | None) -> tuple[_dt | None, _dt | None] | None:
@@ -428,9 +438,9 @@ def search(
     max_cloud: float | None = None,
     collection: str | None = None,
     *,
-    timeout: float = 30.0,
+    timeout: float | None = None,
     retries: int = 5,
-    backoff_factor: float = 1.0,
+    backoff_factor: float | None = None,
 ) -> list[Scene]:
     """Search a STAC API or a static catalog; scenes sorted by (datetime, id), unique by id.
 
@@ -441,9 +451,10 @@ def search(
         datetime: STAC interval "A/B" (open ends ".."), or one date/instant.
         max_cloud: keep items with ``eo:cloud_cover`` <= this (items without it are dropped).
         collection: collection id to search (None: every collection).
-        timeout: seconds per HTTP request (API sources).
+        timeout: seconds per HTTP request (API sources); default ``$BASEMAP_STAC_TIMEOUT`` or 30.
         retries: retries per request on connection errors and 429/502/503/504.
-        backoff_factor: urllib3 backoff factor between retries (seconds, doubling).
+        backoff_factor: urllib3 backoff factor between retries (seconds, doubling: 0, 2, 4, 8,
+            16 s for 1.0); default ``$BASEMAP_STAC_BACKOFF`` or 1.
 
     Raises:
         InputError: bad datetime or max_cloud.
@@ -451,6 +462,10 @@ def search(
     """
     interval = parse_datetime(datetime)
     max_cloud = check_max_cloud(max_cloud)
+    if timeout is None:
+        timeout = float(os.environ.get("BASEMAP_STAC_TIMEOUT", 30.0))
+    if backoff_factor is None:
+        backoff_factor = float(os.environ.get("BASEMAP_STAC_BACKOFF", 1.0))
     if is_api(source):
         found: Iterable[Scene] = _search_api(
             source, bbox, datetime, max_cloud, collection, timeout, retries, backoff_factor

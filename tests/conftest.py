@@ -39,3 +39,92 @@ def s3_out(s3_server, monkeypatch, request):
     for name, value in s3_server.env.items():
         monkeypatch.setenv(name, value)
     return f"s3://{s3_server.bucket}/{request.node.name[:40]}-{secrets.token_hex(4)}"
+
+
+# ---- STAC API and HTTP Range servers (tests/servers.py) ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def mini_world(tmp_path_factory):
+    """A handmade static catalog (tests/mini_world.py): six Earth Search-shaped items with tiny
+    COGs, one without a blue asset, two either side of the antimeridian. Returns catalog.json."""
+    from tests.mini_world import make_mini_world
+
+    return make_mini_world(tmp_path_factory.mktemp("mini_world"))
+
+
+@pytest.fixture
+def range_server():
+    """Factory ``range_server(root_dir) -> tests.servers.RangeServer`` (started; stopped after
+    the test). Range/HEAD support, switchable faults (add_fault), request log (count)."""
+    from tests.servers import RangeServer
+
+    started = []
+
+    def start(root):
+        started.append(RangeServer(root).start())
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def stac_api():
+    """Factory ``stac_api(items_dir_or_catalog, rewrite_href=None) -> base URL`` of a real STAC
+    API (``rustac serve``, memory backend: core + item-search, NO query extension) loaded with
+    the items (a dir of item JSONs, a static catalog, an ItemCollection, or a list of dicts);
+    killed after the test."""
+    from tests.servers import StacApiServer
+
+    started = []
+
+    def start(items, rewrite_href=None):
+        started.append(StacApiServer(items, rewrite_href=rewrite_href).start())
+        return started[-1].url
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def _serve(catalog_path):
+    from tests.servers import serve_catalog
+
+    return serve_catalog(catalog_path)
+
+
+@pytest.fixture(scope="session")
+def served_mini_world(mini_world):
+    """``mini_world`` served for real: a tests.servers.ServedWorld NamedTuple
+    ``(stac_api_url, range_server, catalog_path)``; asset hrefs in the API point to the Range
+    server. Session-scoped: a test that adds faults must ``range_server.clear_faults()`` after."""
+    world, stop = _serve(mini_world)
+    yield world
+    stop()
+
+
+@pytest.fixture(scope="session")
+def served_world(request):
+    """The synthetic world (``synth_world``; ``mini_world`` until basemap.synth exists) served
+    for real: ServedWorld ``(stac_api_url, range_server, catalog_path)``. COGs come from the
+    Range server (http://127.0.0.1:PORT/...), items from rustac. Session-scoped: clear any
+    faults you add (``range_server.clear_faults()``)."""
+    import importlib.util
+
+    name = "synth_world" if importlib.util.find_spec("basemap.synth") else "mini_world"
+    world, stop = _serve(request.getfixturevalue(name))
+    yield world
+    stop()
+
+
+@pytest.fixture(scope="session")
+def xyz_build(tmp_path_factory):
+    """A tiny hand-made build output: OUT/linear (webp) and OUT/unet (png) tile sets + TileJSON.
+
+    See tests/xyz_build.py (bounds, zooms). Treat it as read-only; copy it to add files.
+    """
+    from xyz_build import make_xyz_build
+
+    return make_xyz_build(tmp_path_factory.mktemp("xyz_build"))
