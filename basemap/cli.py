@@ -116,4 +116,42 @@ def search(source, bbox, datetime_, max_cloud, collection, as_json):
     click.echo(f"{len(scenes)} item{'s' if len(scenes) != 1 else ''} found.")
 
 
+@cli.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="TCP port on 127.0.0.1 (0 picks a free one).")
+def serve(out, port):
+    """Serve OUT's tiles and a web map page (Leaflet) on 127.0.0.1; one layer per tile set found."""
+    from basemap.serve import serve as run_server
+
+    def ready(url):
+        click.echo(f"Serving {out} at {url} (Ctrl-C stops)")
+        sys.stdout.flush()
+
+    run_server(out, port=port, ready=ready)
+
+
+@cli.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--output", type=click.Path(dir_okay=False), default=None,
+              help="Archive to write (default: OUT/basemap.pmtiles, one per tile set: "
+              "OUT/<folder>/basemap.pmtiles).")
+def pmtiles(out, output):
+    """Pack OUT's XYZ pyramid into one PMTiles archive (tiles copied byte for byte)."""
+    from pathlib import Path
+
+    from basemap.errors import InputError
+    from basemap.pmtiles_io import write_pmtiles
+    from basemap.tileset import find_layers
+
+    tilesets, _ = find_layers(out)
+    if output is not None and len(tilesets) > 1:
+        raise InputError(f"{out} holds {len(tilesets)} tile sets; --output needs exactly one "
+                         "(point OUT at one of: " + ", ".join(str(t.root) for t in tilesets) + ")")
+    for ts in tilesets:
+        info = write_pmtiles(ts, Path(output) if output else ts.root / "basemap.pmtiles")
+        click.echo(f"Wrote {info.path}: {info.tiles} tiles, z{info.minzoom}-{info.maxzoom}, "
+                   f"{info.path.stat().st_size / 1e6:.1f} MB")
+
+
 # ---- end of commands --------------------------------------------------------------------------

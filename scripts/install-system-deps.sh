@@ -3,6 +3,7 @@
 set -euo pipefail
 need=()
 # (each feature that needs a Debian package adds a line: command -v X >/dev/null || need+=(pkg))
+command -v chromium >/dev/null || need+=(chromium)  # tests/test_serve.py: the viewer in a real browser
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

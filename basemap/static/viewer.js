@@ -1,0 +1,101 @@
+// basemap viewer: one base layer per tile set found in the served folder (compare renderers with
+// the layers control), an optional tile-boundary overlay, and the view fitted to the tiles' bounds.
+// URL parameters: ?layer=<id>&grid=1 pick the first layer and show the boundaries.
+"use strict";
+
+(function () {
+  // Read by the tests (and handy in the console): ready once the first layer's tiles are in.
+  const state = { ready: false, gridReady: false, layer: null, tilesLoaded: 0, tileErrors: 0, error: null };
+  window.basemapViewer = state;
+
+  const TileBoundaries = L.GridLayer.extend({
+    createTile: function (coords) {
+      const el = document.createElement("div");
+      el.className = "tile-boundary";
+      el.textContent = coords.z + "/" + coords.x + "/" + coords.y;
+      return el;
+    },
+  });
+
+  function makeLayer(desc, maxZoom) {
+    const bounds = L.latLngBounds([desc.bounds[1], desc.bounds[0]], [desc.bounds[3], desc.bounds[2]]);
+    const options = {
+      minZoom: 0,
+      maxZoom: maxZoom,
+      minNativeZoom: desc.minzoom,
+      maxNativeZoom: desc.maxzoom,
+      bounds: bounds,
+      attribution: "Contains modified Copernicus Sentinel data",
+    };
+    let layer;
+    if (desc.kind === "pmtiles") {
+      // The archive is read in the browser with HTTP Range requests (pmtiles JS, vendored).
+      layer = pmtiles.leafletRasterLayer(new pmtiles.PMTiles(desc.url), options);
+    } else {
+      layer = L.tileLayer(desc.url, options);
+    }
+    layer.on("tileload", function () { state.tilesLoaded += 1; });
+    layer.on("tileerror", function () { state.tileErrors += 1; });
+    layer.basemapDesc = desc;
+    layer.basemapBounds = bounds;
+    return layer;
+  }
+
+  function start(descs) {
+    if (!descs.length) throw new Error("the server found no layers");
+    const params = new URLSearchParams(window.location.search);
+    const maxZoom = Math.max.apply(null, descs.map(function (d) { return d.maxzoom; })) + 2;
+    const map = L.map("map", { maxZoom: maxZoom });
+    state.map = map;
+
+    const bases = {};
+    const layers = descs.map(function (d) {
+      const layer = makeLayer(d, maxZoom);
+      bases[d.name] = layer;
+      return layer;
+    });
+    const wanted = params.get("layer");
+    const first = layers.find(function (l) { return String(l.basemapDesc.id) === wanted; }) || layers[0];
+
+    // Boundaries of the stored tiles: past the deepest native zoom they are drawn scaled up.
+    const nativeMax = Math.max.apply(null, descs.map(function (d) { return d.maxzoom; }));
+    const grid = new TileBoundaries({ pane: "overlayPane", maxZoom: maxZoom, maxNativeZoom: nativeMax });
+    grid.on("load", function () { state.gridReady = true; });
+    L.control.layers(bases, { "Tile boundaries": grid }, { collapsed: false }).addTo(map);
+    L.control.scale().addTo(map);
+
+    const info = L.control({ position: "bottomleft" });
+    info.onAdd = function () {
+      this._div = L.DomUtil.create("div", "viewer-info");
+      return this._div;
+    };
+    info.update = function () {
+      this._div.textContent = (state.layer || "") + " | z" + map.getZoom();
+    };
+    info.addTo(map);
+
+    map.on("baselayerchange", function (e) {
+      state.layer = e.layer.basemapDesc.name;
+      info.update();
+    });
+    map.on("zoomend", function () { info.update(); });
+
+    map.fitBounds(first.basemapBounds);
+    first.on("load", function () { state.ready = true; });
+    first.addTo(map);
+    state.layer = first.basemapDesc.name;
+    if (params.get("grid") === "1") grid.addTo(map);
+    info.update();
+  }
+
+  fetch("layers.json")
+    .then(function (r) {
+      if (!r.ok) throw new Error("layers.json: HTTP " + r.status);
+      return r.json();
+    })
+    .then(start)
+    .catch(function (err) {
+      state.error = String(err);
+      console.error("basemap viewer:", err);
+    });
+})();
