@@ -154,4 +154,24 @@ def pmtiles(out, output):
                    f"{info.path.stat().st_size / 1e6:.1f} MB")
 
 
+@cli.command()
+@click.argument("out", type=click.Path(file_okay=False, path_type=str))
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="World seed; the same seed writes the same bytes.")
+@click.option("--preset", type=click.Choice(["test", "demo"]), default="test", show_default=True,
+              help="test: 4 tiles of 3 km, 2 dates (seconds); demo: 4 tiles of 18 km, 3 dates.")
+def synth(out, seed, preset):
+    """Write a synthetic Sentinel-2 L2A world (COGs + static STAC catalog) into OUT.
+
+    Prints the catalog path and a WGS84 bbox well inside the covered area.
+    """
+    from pathlib import Path
+
+    from basemap.synth import make_world, world_bbox
+
+    catalog = make_world(Path(out), seed=seed, preset=preset)
+    click.echo(f"catalog: {catalog}")
+    click.echo(f"bbox: {world_bbox(preset)}")
+
+
 # ---- end of commands --------------------------------------------------------------------------

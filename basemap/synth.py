@@ -330,6 +330,18 @@ def _swath_outside(wx, wy, lay: Layout, k: int) -> np.ndarray:
     return wx > lay.half_x * (0.80 + 0.25 * (wy / lay.half_y))
 
 
+def _cirrus(wx, wy, lay: Layout, seed: int, k: int) -> np.ndarray:
+    f = fbm(wx * 0.6, wy * 2.0, lay.cloud_scale_m * 1.5, 3, seed * 101 + 17 * k + 2)
+    return 0.25 * _smoothstep(0.62, 0.75, f)
+
+
+def _obstructed(wx, wy, raw_cloud, lay: Layout, seed: int, k: int) -> np.ndarray:
+    """0..1: how much date k hides the ground at (wx, wy): cloud, cirrus or outside the swath."""
+    cirrus = _cirrus(wx, wy, lay, seed, k) * 4
+    outside = _swath_outside(wx, wy, lay, k).astype(np.float32)
+    return _smoothstep(0.02, 0.2, np.maximum(np.maximum(raw_cloud, cirrus), outside))
+
+
 def skies(wx, wy, lay: Layout, seed: int) -> list[Sky]:
     """The sky of every date at world metres.
 
@@ -339,20 +351,22 @@ def skies(wx, wy, lay: Layout, seed: int) -> list[Sky]:
     """
     sun = np.array([math.sin(math.radians(150.0)), math.cos(math.radians(150.0))]) * lay.shadow_m
     out = []
-    blocked = blocked_sun = None  # how cloudy every earlier date was, at p and at p + sun
+    blocked = blocked_sun = None  # how obstructed every earlier date was, at p and at p + sun
     for k in range(len(lay.dates)):
         raw = _cloud_density(wx, wy, lay, seed, k)
         raw_sun = _cloud_density(wx + sun[0], wy + sun[1], lay, seed, k)
+        cirrus = _cirrus(wx, wy, lay, seed, k)
         cloud = raw if blocked is None else raw * (1 - blocked)
         shadow = raw_sun if blocked_sun is None else raw_sun * (1 - blocked_sun)
-        cirrus = 0.25 * _smoothstep(0.62, 0.75, fbm(wx * 0.6, wy * 2.0, lay.cloud_scale_m * 1.5,
-                                                   3, seed * 101 + 17 * k + 2))
+        if blocked is not None:
+            cirrus = cirrus * (1 - blocked)
         haze = (0.004 + 0.006 * ((seed + k) % 3)) * (
             0.6 + 0.8 * fbm(wx, wy, lay.half_x, 2, seed * 101 + 17 * k + 3))
         out.append(Sky(cloud.astype(np.float32), (0.7 * shadow).astype(np.float32),
                        cirrus.astype(np.float32), haze.astype(np.float32),
                        _swath_outside(wx, wy, lay, k)))
-        now, now_sun = _smoothstep(0.02, 0.2, raw), _smoothstep(0.02, 0.2, raw_sun)
+        now = _obstructed(wx, wy, raw, lay, seed, k)
+        now_sun = _obstructed(wx + sun[0], wy + sun[1], raw_sun, lay, seed, k)
         blocked = now if blocked is None else blocked * now
         blocked_sun = now_sun if blocked_sun is None else blocked_sun * now_sun
     return out
@@ -701,7 +715,8 @@ def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | N
             for b, key in enumerate(BANDS):
                 _write_cog(folder / f"{BAND_FILES[key]}.tif", scene.dn[b], tile, 10.0,
                            lay.blocksize, "AVERAGE")
-            _write_cog(folder / "SCL.tif", scene.scl, tile, 20.0, lay.blocksize // 2, "NEAREST")
+            _write_cog(folder / "SCL.tif", scene.scl, tile, 20.0, max(128, lay.blocksize // 2),
+                       "NEAREST")
             _write_cog(folder / "landcover.tif", scene.landcover, tile, 10.0, lay.blocksize,
                        "NEAREST")
             raw.append(_item_dict(tile, lay, k, scene, folder))
