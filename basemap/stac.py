@@ -40,7 +40,9 @@ EARTH_SEARCH_COLLECTION = "sentinel-2-l2a"
 
 #: Canonical asset key -> asset names, per collection family. Unknown collections try both.
 EARTH_SEARCH_ASSETS = {"red": "red", "green": "green", "blue": "blue", "nir": "nir", "scl": "scl"}
-PLANETARY_COMPUTER_ASSETS = {"red": "B04", "green": "B03", "blue": "B02", "nir": "B08", "scl": "SCL"}
+PLANETARY_COMPUTER_ASSETS = {
+    "red": "B04", "green": "B03", "blue": "B02", "nir": "B08", "scl": "SCL"
+}
 REQUIRED_ASSETS = ("red", "green", "blue")
 OPTIONAL_ASSETS = ("nir", "scl")
 

@@ -41,10 +41,11 @@ import threading
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 #: GDAL settings for reading COGs from the test Range server: no directory listing, no retries
@@ -104,7 +105,6 @@ class Route:
     body: bytes
     content_type: str = "application/json"
     status: int = 200
-    log: list = field(default_factory=list)
 
 
 class RangeServer(ThreadingHTTPServer):

@@ -182,7 +182,7 @@ def test_gdal_retries_through_a_503(range_server, mini_world):
     assert [r.status for r in srv.log][0] == 503 and srv.count("*/B03.tif") >= 2
 
 
-# ---- the served worlds -----------------------------------------------------------------------------
+# ---- the served worlds ---------------------------------------------------------------------------
 
 
 def test_served_mini_world_assets_read_over_http(served_mini_world):

@@ -35,9 +35,11 @@ RB0 = [{"nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": 0}]
          -1000.0),
         ({"earthsearch:boa_offset_applied": False, "s2:processing_baseline": "04.00"}, RB, ES,
          -1000.0),
-        ({"earthsearch:boa_offset_applied": False, "s2:processing_baseline": "02.14"}, RB0, ES, 0.0),
+        ({"earthsearch:boa_offset_applied": False, "s2:processing_baseline": "02.14"}, RB0, ES,
+         0.0),
         ({"earthsearch:boa_offset_applied": False, "s2:processing_baseline": "03.01"}, RB, ES, 0.0),
-        ({"earthsearch:boa_offset_applied": "true", "s2:processing_baseline": "04.00"}, RB, ES, 0.0),
+        ({"earthsearch:boa_offset_applied": "true", "s2:processing_baseline": "04.00"}, RB, ES,
+         0.0),
         # Earth Search c1-l2a: unshifted pixels, raster:bands offset is correct.
         ({"s2:processing_baseline": "05.00"}, RB, C1, -1000.0),
         ({"s2:processing_baseline": "05.00"}, RB0, C1, 0.0),
@@ -288,7 +290,7 @@ def test_page_error_persisting_is_a_stac_error(range_server, tmp_path):
     assert srv.count("/api/search") == 6  # the first try and 5 retries
 
 
-# ---- the CLI: rows 1-6 ----------------------------------------------------------------------------
+# ---- the CLI: rows 1-6 ---------------------------------------------------------------------------
 
 
 def run_cli(args, monkeypatch, capsys):
