@@ -50,13 +50,13 @@ class Landscape(IntEnum):
 
 #: Mean surface reflectance (R, G, B, NIR) per class, typical L2A values (see the docs' table).
 REFLECTANCE: dict[Landscape, tuple[float, float, float, float]] = {
-    Landscape.WATER: (0.020, 0.030, 0.040, 0.010),
-    Landscape.FOREST: (0.025, 0.040, 0.022, 0.24),
+    Landscape.WATER: (0.015, 0.025, 0.034, 0.010),
+    Landscape.FOREST: (0.021, 0.034, 0.018, 0.22),
     Landscape.CROP: (0.050, 0.080, 0.038, 0.38),
     Landscape.BARE_PARCEL: (0.160, 0.130, 0.095, 0.22),
     Landscape.GRASS: (0.045, 0.078, 0.034, 0.42),
     Landscape.BARE_SOIL: (0.200, 0.160, 0.120, 0.26),
-    Landscape.DESERT: (0.340, 0.240, 0.168, 0.39),
+    Landscape.DESERT: (0.328, 0.230, 0.160, 0.38),
     Landscape.ROCK: (0.150, 0.140, 0.125, 0.20),
     Landscape.SNOW: (0.840, 0.870, 0.900, 0.72),
     Landscape.TOWN: (0.130, 0.120, 0.110, 0.20),
@@ -263,7 +263,7 @@ def ground(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int, coarse: dict)
     gain[forest] = 0.65 + 0.9 * crowns * (0.7 + 0.6 * t_mid[forest])
     desert = lc == Landscape.DESERT
     dunes = np.sin((wx[desert] * 0.8 + wy[desert] * 0.6) / 45.0 + 6.0 * t_mid[desert])
-    gain[desert] = 1.0 + 0.55 * (t_mid[desert] - 0.5) + 0.08 * dunes + 0.2 * (t_fine[desert] - 0.5)
+    gain[desert] = 1.0 + 0.85 * (t_mid[desert] - 0.5) + 0.08 * dunes + 0.2 * (t_fine[desert] - 0.5)
     town_px = lc == Landscape.TOWN
     blocks = _hash01(np.floor(wx[town_px] / 20.0), np.floor(wy[town_px] / 20.0), seed * 31 + 9)
     gain[town_px] = 0.55 + 1.1 * blocks
