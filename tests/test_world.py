@@ -1,0 +1,87 @@
+"""World planning: shards on the global block grid, land mask, and `basemap plan`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from basemap import grid, world
+from basemap.cli import cli
+from basemap.errors import InputError
+from basemap.types import BBox
+
+
+def test_land_mask_knows_land_from_ocean():
+    land, cell = world.land_mask()
+    assert land.shape == (720, 1440) and cell == 0.25
+
+    def at(lat, lon):
+        return land[int((90 - lat) / cell), int((lon + 180) / cell)]
+
+    for lat, lon in [(46.2, 6.1), (23, 10), (-25, 135), (40, -100), (-80, 0), (64, -20)]:
+        assert at(lat, lon), (lat, lon)  # Geneva, Sahara, Australia, USA, Antarctica, Iceland
+    for lat, lon in [(0, -140), (40, -30), (-40, 80), (30, -160)]:
+        assert not at(lat, lon), (lat, lon)  # Pacific, Atlantic, Indian Ocean
+    # Earth is ~29% land by area; in 0.25-degree cells (any land; lakes count) rather more.
+    assert 0.25 < land.mean() < 0.45
+
+
+def test_world_plan_counts_are_sane():
+    p = world.plan(zoom=14, block_size=4096, shard_size=8, land_only=True)
+    s = world.summary(p)
+    assert p.blocks_total == 1024 * 1024
+    # Web Mercator inflates high latitudes (Antarctica, Greenland), and the mask is dilated by one
+    # cell: between the area fraction (0.29) and 0.6.
+    assert 0.29 < s["land_fraction_of_blocks"] < 0.6
+    assert s["tiles_max_zoom"] == p.land_blocks * 256
+    assert p.shard_zoom == 7  # 8 blocks x 4096 px = 128 tiles at z14 = one tile at z7
+    ids = {sh.id for sh in p.shards}
+    assert len(ids) == len(p.shards)
+    everything = world.plan(zoom=14, block_size=4096, shard_size=8, land_only=False)
+    assert len(everything.shards) == 128 * 128 > len(p.shards)
+
+
+def test_shard_bbox_covers_exactly_its_blocks():
+    """A build over a shard's bbox must plan the shard's blocks and no neighbour's."""
+    p = world.plan(zoom=14, block_size=4096, shard_size=4, land_only=True,
+                   regions=[BBox.parse("5.9,45.9,6.1,46.1"), BBox.parse("-75,-55,-60,-50")])
+    assert p.shards
+    for sh in p.shards:
+        regions = grid.bbox_regions(BBox(*sh.bbox), 14)
+        blocks = grid.plan_blocks(regions, 4096, 14)
+        bx0, by0, bx1, by1 = sh.blocks
+        assert {(b.bx, b.by) for b in blocks} == {
+            (x, y) for x in range(bx0, bx1) for y in range(by0, by1)}
+
+
+def test_region_plan_crossing_the_antimeridian_keeps_both_sides():
+    p = world.plan(zoom=14, block_size=4096, shard_size=1, land_only=True,
+                   regions=[BBox.parse("179,-18,-179,-16")])  # Fiji
+    columns = {sh.blocks[0] for sh in p.shards}
+    assert min(columns) < 10 and max(columns) > 1000
+    ocean = world.plan(zoom=14, block_size=4096, shard_size=1, land_only=True,
+                       regions=[BBox.parse("-125,-45,-124,-44")])  # open Pacific
+    assert ocean.shards == () and ocean.blocks_total > 0
+
+
+@pytest.mark.parametrize("bad", [{"block_size": 1000}, {"shard_size": 3}, {"shard_size": 0}])
+def test_plan_rejects_sizes_that_do_not_tile(bad):
+    kwargs = {"zoom": 14, "block_size": 4096, "shard_size": 8} | bad
+    with pytest.raises(InputError):
+        world.plan(**kwargs)
+
+
+def test_plan_cli_writes_a_plan_that_reads_back(tmp_path):
+    out = tmp_path / "shards.json"
+    r = CliRunner().invoke(cli, ["plan", "--bbox", "5.9,45.9,6.1,46.1", "--shard-size", "1",
+                                 "--block-size", "2048", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    p = world.Plan.read(out)
+    assert p.block_size == 2048 and len(p.shards) == json.loads(out.read_text())["summary"][
+        "shards"]
+    assert all(np.isfinite(sh.bbox).all() for sh in p.shards)
+    r = CliRunner().invoke(cli, ["plan"])
+    assert r.exit_code != 0
