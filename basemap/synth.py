@@ -146,7 +146,7 @@ def _value_noise(x: np.ndarray, y: np.ndarray, salt: int) -> np.ndarray:
 
 
 def fbm(wx: np.ndarray, wy: np.ndarray, scale: float, octaves: int, salt: int) -> np.ndarray:
-    """Fractal Brownian motion in [0, 1] (mean ~0.5): `octaves` of value noise from `scale` metres."""
+    """Fractal Brownian motion in [0, 1] (mean ~0.5): `octaves` of value noise from `scale` m."""
     total = np.zeros(np.shape(wx), np.float32)
     amp, norm = 1.0, 0.0
     for k in range(octaves):
@@ -314,7 +314,6 @@ class Sky:
     shadow: np.ndarray  # darkening strength 0..1
     cirrus: np.ndarray  # thin cirrus opacity 0..~0.3
     haze: np.ndarray  # additive path reflectance in blue
-    outside: np.ndarray  # True outside the swath (nodata)
 
 
 def _cloud_density(wx, wy, lay: Layout, seed: int, k: int) -> np.ndarray:
@@ -363,8 +362,7 @@ def skies(wx, wy, lay: Layout, seed: int) -> list[Sky]:
         haze = (0.004 + 0.006 * ((seed + k) % 3)) * (
             0.6 + 0.8 * fbm(wx, wy, lay.half_x, 2, seed * 101 + 17 * k + 3))
         out.append(Sky(cloud.astype(np.float32), (0.7 * shadow).astype(np.float32),
-                       cirrus.astype(np.float32), haze.astype(np.float32),
-                       _swath_outside(wx, wy, lay, k)))
+                       cirrus.astype(np.float32), haze.astype(np.float32)))
         now = _obstructed(wx, wy, raw, lay, seed, k)
         now_sun = _obstructed(wx + sun[0], wy + sun[1], raw_sun, lay, seed, k)
         blocked = now if blocked is None else blocked * now
@@ -518,7 +516,7 @@ def render_tile(tile: Tile, preset: Preset, seed: int) -> list[TileScene]:
         refl += haze[None] * band_haze
         cirrus_refl = np.array([0.22, 0.23, 0.25, 0.22], np.float32)[:, None, None]
         refl = refl * (1 - cirrus)[None] + cirrus_refl * cirrus[None]
-        puff = 0.55 + 0.3 * _upsample(sky.cloud * 0 + fbm(cwx, cwy, 150.0, 2, seed + 77 * k),
+        puff = 0.55 + 0.3 * _upsample(fbm(cwx, cwy, 150.0, 2, seed + 77 * k),
                                       step, n, n)
         cloud_refl = puff[None] * np.array([1.0, 1.01, 1.04, 0.97], np.float32)[:, None, None]
         refl = refl * (1 - cloud)[None] + cloud_refl * cloud[None]
@@ -626,8 +624,8 @@ def _item_dict(tile: Tile, lay: Layout, k: int, scene: TileScene, folder: Path) 
         **{f"s2:{_SCL_NAMES[c]}_percentage": pct[c] for c in range(2, 12) if c in _SCL_NAMES},
         "s2:product_type": "S2MSI2A",
         "s2:processing_baseline": baseline,
-        "s2:product_uri": f"S2{platform[-1].upper()}_MSIL2A_{day}T103021_N{baseline.replace('.', '')}"
-        f"_R108_T{tile.grid_code}_{day}T130000.SAFE",
+        "s2:product_uri": f"S2{platform[-1].upper()}_MSIL2A_{day}T103021_N"
+        f"{baseline.replace('.', '')}_R108_T{tile.grid_code}_{day}T130000.SAFE",
         "datetime": when,
         "s2:sequence": "0",
         "earthsearch:boa_offset_applied": new,
@@ -648,7 +646,8 @@ def _item_dict(tile: Tile, lay: Layout, k: int, scene: TileScene, folder: Path) 
             "roles": ["data", "reflectance"],
         }
     assets["scl"] = {
-        "href": str(folder / "SCL.tif"), "type": _COG_TYPE, "title": "Scene classification map (SCL)",
+        "href": str(folder / "SCL.tif"), "type": _COG_TYPE,
+        "title": "Scene classification map (SCL)",
         "proj:shape": [tile.size // 2, tile.size // 2],
         "proj:transform": [20.0, 0.0, tile.x0, 0.0, -20.0, tile.y0],
         "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 20}],
