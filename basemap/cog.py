@@ -1,0 +1,124 @@
+"""Block COGs (8-bit RGBA, deflate, internal overviews), validated before they are published,
+and the VRT index that opens the whole mosaic in a GIS."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from basemap.errors import BasemapError
+from basemap.grid import TILE_SIZE, Region, region_transform
+
+#: Creation options of the block COGs: lossless (the pyramid and the VRT read these pixels back),
+#: 256-px internal tiles matching the XYZ grid, overviews down to one tile.
+COG_PROFILE = {
+    "driver": "GTiff",
+    "interleave": "pixel",
+    "tiled": True,
+    "blockxsize": TILE_SIZE,
+    "blockysize": TILE_SIZE,
+    "compress": "DEFLATE",
+    "predictor": 2,
+}
+
+
+class InvalidCOGError(BasemapError):
+    """A COG failed rio-cogeo validation; it is not published and its block fails."""
+
+
+def cog_key(block) -> str:
+    """Storage key of a block's COG: ``cogs/{z}/{x}/{y}.tif`` of the block's root tile."""
+    return f"cogs/{block.name}.tif"
+
+
+def write_cog(rgba: np.ndarray, region: Region, z: int, storage, key: str) -> None:
+    """Write an RGBA block as a validated COG and publish it under ``key``.
+
+    Args:
+        rgba: (4, H, W) uint8; band 4 is alpha (0 = nodata).
+        region: the block's global pixels at zoom ``z`` (gives the georeferencing).
+        z: the max zoom.
+        storage: where to publish (``put_file``/``scratch_dir``).
+        key: storage key.
+
+    Raises:
+        InvalidCOGError: rio-cogeo says the file is not a valid COG (nothing is published).
+    """
+    from rasterio.enums import ColorInterp
+    from rasterio.io import MemoryFile
+    from rio_cogeo.cogeo import cog_translate, cog_validate
+
+    _, h, w = rgba.shape
+    src_profile = {
+        "driver": "GTiff", "dtype": "uint8", "count": 4, "width": w, "height": h,
+        "crs": "EPSG:3857", "transform": region_transform(region, z),
+    }
+    levels = max(0, (min(h, w) // TILE_SIZE).bit_length() - 1)
+    fd, tmp = tempfile.mkstemp(suffix=".tif", dir=storage.scratch_dir())
+    os.close(fd)
+    try:
+        with MemoryFile() as mem:
+            with mem.open(**src_profile) as ds:
+                ds.write(rgba)
+                ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue,
+                                  ColorInterp.alpha]
+            with mem.open() as src:
+                cog_translate(
+                    src, tmp, dict(COG_PROFILE), overview_level=levels,
+                    overview_resampling="average", in_memory=True, quiet=True,
+                    use_cog_driver=False, add_mask=False,
+                )
+        ok, errors, _ = cog_validate(tmp, quiet=True)
+        if not ok:
+            raise InvalidCOGError(f"COG for {key} is not valid, not published: {errors}")
+        storage.put_file(key, tmp)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_vrt(cogs: list[tuple[str, Region]], z: int, storage, key: str = "mosaic.vrt") -> None:
+    """Write a GDAL VRT (hand-written XML) mosaicking the block COGs, paths relative to it.
+
+    Args:
+        cogs: (storage key, block region) of every published COG.
+        z: the max zoom (pixel grid of the regions).
+        storage: where to publish.
+        key: key of the VRT (at the top of the output).
+    """
+    if not cogs:
+        return
+    x0 = min(r.x0 for _, r in cogs)
+    y0 = min(r.y0 for _, r in cogs)
+    x1 = max(r.x1 for _, r in cogs)
+    y1 = max(r.y1 for _, r in cogs)
+    t = region_transform(Region(x0, y0, x1, y1), z)
+    depth = key.count("/")
+    prefix = "../" * depth
+    colors = ("Red", "Green", "Blue", "Alpha")
+    lines = [
+        f'<VRTDataset rasterXSize="{x1 - x0}" rasterYSize="{y1 - y0}">',
+        '  <SRS dataAxisToSRSAxisMapping="1,2">EPSG:3857</SRS>',
+        f"  <GeoTransform>{t.c!r}, {t.a!r}, 0.0, {t.f!r}, 0.0, {t.e!r}</GeoTransform>",
+    ]
+    for band in range(1, 5):
+        lines.append(f'  <VRTRasterBand dataType="Byte" band="{band}">')
+        lines.append(f"    <ColorInterp>{colors[band - 1]}</ColorInterp>")
+        for cog, r in cogs:
+            lines += [
+                "    <SimpleSource>",
+                f'      <SourceFilename relativeToVRT="1">{escape(prefix + cog)}</SourceFilename>',
+                f"      <SourceBand>{band}</SourceBand>",
+                f'      <SourceProperties RasterXSize="{r.width}" RasterYSize="{r.height}" '
+                f'DataType="Byte" BlockXSize="{TILE_SIZE}" BlockYSize="{TILE_SIZE}" />',
+                f'      <SrcRect xOff="0" yOff="0" xSize="{r.width}" ySize="{r.height}" />',
+                f'      <DstRect xOff="{r.x0 - x0}" yOff="{r.y0 - y0}" xSize="{r.width}" '
+                f'ySize="{r.height}" />',
+                "    </SimpleSource>",
+            ]
+        lines.append("  </VRTRasterBand>")
+    lines.append("</VRTDataset>")
+    storage.write_bytes(key, ("\n".join(lines) + "\n").encode())

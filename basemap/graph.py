@@ -1,0 +1,194 @@
+"""The Dask side of the build: the cluster, per-worker setup, and the task graph.
+
+* Cluster: an existing one from ``--scheduler`` (or ``$BASEMAP_SCHEDULER``), else a LocalCluster
+  of ``workers`` processes with one thread each, started with ``spawn`` (GDAL and torch threads
+  must not be forked). ``workers=0`` runs one worker thread inside this process (debugging).
+* Workers: :class:`WorkerSetup` exports :data:`basemap.read.GDAL_ENV` and pins torch to one
+  thread per worker process, before any task runs.
+* Graph: one :func:`basemap.build.build_block` task per block (annotated with the Dask resource
+  ``GPU`` when, and only when, the cluster's workers advertise it and the renderer is ``unet``),
+  then :func:`basemap.tiles.pyramid_tile` tasks level by level above the blocks' root tiles. Keys
+  are ``name-token`` with tokens from the frozen arguments' ``__dask_tokenize__``, so the same
+  work has the same key in every run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+from distributed.diagnostics.plugin import WorkerPlugin
+
+log = logging.getLogger(__name__)
+
+#: Environment variable naming an existing scheduler (same as ``--scheduler``).
+SCHEDULER_ENV = "BASEMAP_SCHEDULER"
+
+
+class WorkerSetup(WorkerPlugin):
+    """Per-worker-process setup: GDAL configuration and torch threads."""
+
+    name = "basemap-worker-setup"
+
+    def __init__(self, gdal_env: dict, torch_threads: int = 1) -> None:
+        self.gdal_env = {k: str(v) for k, v in gdal_env.items()}
+        self.torch_threads = torch_threads
+
+    def setup(self, worker) -> None:
+        """Export the GDAL settings and limit torch/OpenMP threads (before torch is imported)."""
+        os.environ.update(self.gdal_env)
+        os.environ.setdefault("OMP_NUM_THREADS", str(self.torch_threads))
+        import sys
+
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(self.torch_threads)
+
+
+def _local_gpu() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+@contextmanager
+def dask_client(
+    workers: int | None = None, scheduler: str | None = None, want_gpu: bool = False
+) -> Iterator:
+    """A distributed Client for the build, closed (with its LocalCluster) on exit.
+
+    Args:
+        workers: LocalCluster worker processes (default: CPU count); 0 = one thread in-process.
+        scheduler: address of an existing scheduler (overrides ``$BASEMAP_SCHEDULER``).
+        want_gpu: give local workers a ``GPU`` resource when this machine has CUDA.
+    """
+    import dask
+    from distributed import Client, LocalCluster
+
+    from basemap.read import GDAL_ENV
+
+    address = scheduler or os.environ.get(SCHEDULER_ENV)
+    cluster = None
+    if address:
+        client = Client(address, timeout="30s")
+    else:
+        n = (os.cpu_count() or 1) if workers is None else workers
+        resources = {"GPU": 1} if want_gpu and _local_gpu() else None
+        with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+            cluster = LocalCluster(
+                n_workers=max(n, 1), threads_per_worker=1, processes=n > 0,
+                dashboard_address=None, resources=resources, silence_logs=logging.ERROR,
+            )
+        client = Client(cluster)
+    try:
+        client.register_plugin(WorkerSetup(GDAL_ENV))
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def has_gpu_workers(client) -> bool:
+    """True when some worker of the cluster advertises a ``GPU`` resource."""
+    workers = client.scheduler_info().get("workers", {})
+    return any("GPU" in (w.get("resources") or {}) for w in workers.values())
+
+
+def _key(prefix: str, *args) -> str:
+    from dask.base import tokenize
+
+    return f"{prefix}-{tokenize(*args)}"
+
+
+def _record(result):
+    """Task: a block result without its pixels (what the client keeps)."""
+    return replace(result, rgba=None)
+
+
+def run_graph(client, jobs, out, zmin: int, progress: bool = True):
+    """Submit the block tasks and the pyramid above them; wait, with progress bars.
+
+    Args:
+        client: a distributed Client.
+        jobs: the :class:`basemap.build.BlockJob` values, one per block.
+        out: the :class:`basemap.tiles.TileOutput`.
+        zmin: the lowest zoom to build.
+        progress: show tqdm bars.
+
+    Returns:
+        (block results in job order (failed ones included), {zoom: pyramid tiles written},
+        number of pyramid tiles not built because a child failed).
+    """
+    from distributed import as_completed
+    from tqdm import tqdm
+
+    from basemap.build import BlockResult, build_block
+    from basemap.tiles import pyramid_tile
+
+    if not jobs:
+        return [], {}, 0
+    settings = jobs[0].settings
+    annotate = {}
+    if settings.renderer == "unet" and has_gpu_workers(client):
+        annotate = {"resources": {"GPU": 1}}
+    blocks = {}
+    records = {}
+    for job in jobs:
+        fut = client.submit(build_block, job, key=_key("block", job), pure=True, **annotate)
+        blocks[job.block] = fut
+        records[client.submit(_record, fut, key=_key("record", job), pure=True)] = job
+
+    # The pyramid above the blocks' root tiles, from child tiles across blocks.
+    rz = jobs[0].block.root[0]
+    level = {(b.bx, b.by): fut for b, fut in blocks.items()}
+    pyramid = {}
+    for z in range(rz - 1, zmin - 1, -1):
+        parents = sorted({(x // 2, y // 2) for x, y in level})
+        nxt = {}
+        for px, py in parents:
+            kids = tuple(level.get((2 * px + dx, 2 * py + dy)) for dy in (0, 1) for dx in (0, 1))
+            fut = client.submit(
+                pyramid_tile, z, px, py, kids, out,
+                key=_key(f"tile-{z}-{px}-{py}", z, px, py, tuple(k.key if k else None for k in kids), out),
+                pure=True,
+            )
+            nxt[(px, py)] = fut
+            pyramid[client.submit(_is_some, fut, key=_key("written", fut.key), pure=True)] = z
+        level = nxt
+
+    results = {}
+    bar = tqdm(total=len(records), desc="blocks", unit="block", disable=not progress)
+    for fut in as_completed(list(records)):
+        job = records[fut]
+        if fut.status == "error":
+            exc = fut.exception()
+            log.error("block %s failed: %s", job.block.name, exc)
+            results[job.block] = BlockResult(job.block, "failed", message=f"{type(exc).__name__}: {exc}")
+        else:
+            results[job.block] = fut.result()
+        bar.update()
+    bar.close()
+
+    written: dict[int, int] = {}
+    missing = 0
+    if pyramid:
+        bar = tqdm(total=len(pyramid), desc="pyramid tiles", unit="tile", disable=not progress)
+        for fut in as_completed(list(pyramid)):
+            z = pyramid[fut]
+            if fut.status == "error":
+                missing += 1
+            else:
+                written[z] = written.get(z, 0) + fut.result()
+            bar.update()
+        bar.close()
+    return [results[j.block] for j in jobs], written, missing
+
+
+def _is_some(value) -> int:
+    """Task: 1 when a pyramid tile was written (its pixels stay on the worker)."""
+    return int(value is not None)

@@ -1,0 +1,103 @@
+"""Where outputs go: one small interface over a local folder (s3:// buckets come later).
+
+Keys are relative, "/"-separated paths such as ``tiles/14/8465/5859.webp``. Every write is
+atomic: the bytes go to a temporary name in the same folder, then one rename publishes them, so a
+reader (or a crash) never sees half a file under a final name.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from basemap.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LocalStorage:
+    """A local output folder; frozen and picklable so it can be sent to Dask workers."""
+
+    root: str
+
+    def path(self, key: str) -> Path:
+        """The local path of ``key``."""
+        return Path(self.root, *key.split("/"))
+
+    def url(self, key: str) -> str:
+        """A URL for ``key`` (file:// for local folders)."""
+        return self.path(key).resolve().as_uri()
+
+    def exists(self, key: str) -> bool:
+        """True when ``key`` has been published."""
+        return self.path(key).is_file()
+
+    def read_bytes(self, key: str) -> bytes:
+        """The bytes of a published key."""
+        return self.path(key).read_bytes()
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Publish ``data`` under ``key`` atomically (temp file + rename)."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def put_file(self, key: str, local_path: str | os.PathLike) -> None:
+        """Publish a finished local file under ``key`` (moved when on the same filesystem)."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        try:
+            with open(local_path, "rb") as src, open(tmp, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+            os.replace(tmp, target)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def scratch_dir(self) -> str:
+        """A folder for temporary files next to the output (same filesystem: cheap renames)."""
+        path = Path(self.root, ".tmp")
+        path.mkdir(parents=True, exist_ok=True)
+        return str(path)
+
+    def check_writable(self) -> None:
+        """Preflight: create the folder and probe a write.
+
+        Raises:
+            ConfigError: the folder cannot be created or written.
+        """
+        try:
+            Path(self.root).mkdir(parents=True, exist_ok=True)
+            self.write_bytes(".probe", b"")
+            self.path(".probe").unlink()
+        except OSError as exc:
+            raise ConfigError(
+                f"output folder {self.root} is not writable ({exc.strerror}); "
+                "choose another --out or fix its permissions"
+            ) from exc
+
+
+def open_storage(out: str | os.PathLike) -> LocalStorage:
+    """The storage for an ``--out`` value.
+
+    Raises:
+        ConfigError: an unsupported scheme (s3:// is not supported yet).
+    """
+    text = str(out)
+    if "://" in text:
+        scheme = text.split("://", 1)[0]
+        raise ConfigError(
+            f"--out {text}: {scheme}:// outputs are not supported yet; give a local folder"
+        )
+    return LocalStorage(os.path.abspath(text))

@@ -1,0 +1,165 @@
+"""XYZ tiles: encoding, and the pyramid by exact alpha-aware 2x reduction (invariant 6).
+
+Tiles are 256 px, keyed ``tiles/{z}/{x}/{y}.{ext}`` (Google/OSM scheme). Every lower zoom comes
+from the four children above it, reduced from their lossless uint8 RGBA pixels (never from the
+encoded WebP/JPEG, so lossy errors do not compound)::
+
+    alpha  = round(mean(a))                          over the 2x2 children pixels
+    rgb    = round(sum(rgb * a) / sum(a))            (0 where sum(a) == 0)
+
+in integer arithmetic (round half up): exact and deterministic, so a tile at z is the same bytes
+whether its children were computed in one block or four. A tile whose pixels are all transparent
+is not written (a viewer shows nothing there).
+
+Formats: ``webp`` (lossy, quality 90, lossless alpha), ``png`` (lossless) and ``jpeg``. JPEG has
+no alpha (invariant 7: nodata is alpha, not black): with ``jpeg``, a tile with any transparent
+pixel is stored as PNG under the same ``.jpg`` key (as MapProxy's "mixed" format; browsers, GDAL
+and Pillow read the content, not the extension).
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+
+from basemap.grid import TILE_SIZE
+
+#: --tile-format -> file extension.
+TILE_FORMATS = {"webp": "webp", "png": "png", "jpeg": "jpg"}
+#: Lossy quality of WebP and JPEG tiles.
+QUALITY = 90
+
+
+def tile_key(z: int, x: int, y: int, ext: str) -> str:
+    """The storage key of a tile."""
+    return f"tiles/{z}/{x}/{y}.{ext}"
+
+
+def reduce2x(rgba: np.ndarray) -> np.ndarray:
+    """Alpha-aware exact 2x reduction of uint8 RGBA (4, 2h, 2w) -> (4, h, w)."""
+    c, h2, w2 = rgba.shape
+    if c != 4 or h2 % 2 or w2 % 2:
+        raise ValueError(f"expected (4, even, even) RGBA, got {rgba.shape}")
+    q = rgba.astype(np.int64).reshape(4, h2 // 2, 2, w2 // 2, 2)
+    a = q[3]
+    den = a.sum(axis=(1, 3))
+    num = (q[:3] * a).sum(axis=(2, 4))
+    out = np.zeros((4, h2 // 2, w2 // 2), dtype=np.uint8)
+    ok = den > 0
+    safe = np.where(ok, den, 1)
+    out[:3] = np.where(ok, (2 * num + safe) // (2 * safe), 0)
+    out[3] = (den + 2) // 4
+    return out
+
+
+def assemble(children: tuple[np.ndarray | None, ...]) -> np.ndarray:
+    """Four child tiles (top-left, top-right, bottom-left, bottom-right; None = empty) -> one
+    (4, 512, 512) RGBA mosaic."""
+    t = TILE_SIZE
+    out = np.zeros((4, 2 * t, 2 * t), dtype=np.uint8)
+    for i, child in enumerate(children):
+        if child is not None:
+            r, c = divmod(i, 2)
+            out[:, r * t : (r + 1) * t, c * t : (c + 1) * t] = child
+    return out
+
+
+def encode(rgba: np.ndarray, fmt: str) -> bytes | None:
+    """Encode a (4, 256, 256) uint8 tile; None when it has no visible pixel.
+
+    Fully opaque tiles are stored without an alpha channel.
+    """
+    alpha = rgba[3]
+    if not alpha.any():
+        return None
+    from PIL import Image
+
+    opaque = bool((alpha == 255).all())
+    pixels = np.moveaxis(rgba[:3] if opaque else rgba, 0, -1)
+    image = Image.fromarray(np.ascontiguousarray(pixels), "RGB" if opaque else "RGBA")
+    buf = io.BytesIO()
+    if fmt == "webp":
+        image.save(buf, "WEBP", quality=QUALITY, method=4, alpha_quality=100, exact=False)
+    elif fmt == "png" or (fmt == "jpeg" and not opaque):
+        image.save(buf, "PNG", optimize=False, compress_level=6)
+    elif fmt == "jpeg":
+        image.save(buf, "JPEG", quality=QUALITY, optimize=False)
+    else:
+        raise ValueError(f"unknown tile format {fmt!r}; one of {', '.join(TILE_FORMATS)}")
+    return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class TileOutput:
+    """Where and how tiles are written (frozen: crosses Dask boundaries)."""
+
+    storage: object  # basemap.storage.LocalStorage (any object with write_bytes(key, data))
+    fmt: str = "webp"
+
+    @property
+    def ext(self) -> str:
+        """File extension of the tiles."""
+        return TILE_FORMATS[self.fmt]
+
+    def write(self, z: int, x: int, y: int, rgba: np.ndarray) -> bool:
+        """Encode and write a tile; False (nothing written) when it is empty."""
+        data = encode(rgba, self.fmt)
+        if data is None:
+            return False
+        self.storage.write_bytes(tile_key(z, x, y, self.ext), data)
+        return True
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("basemap.tiles.TileOutput", self.storage, self.fmt)
+
+
+def write_levels(
+    rgba: np.ndarray, tx: int, ty: int, z: int, zmin: int, out: TileOutput
+) -> tuple[dict[int, int], np.ndarray]:
+    """Write the tiles of a tile-aligned RGBA array from zoom ``z`` down to ``zmin``.
+
+    Args:
+        rgba: (4, n*256, n*256) uint8, n a power of two; its top-left tile is (tx, ty) at ``z``.
+        tx, ty, z: the top-left tile.
+        zmin: the lowest zoom to write (levels below the array's single root tile are left to
+            :func:`pyramid_tile`).
+        out: where to write.
+
+    Returns:
+        (tiles written per zoom, the RGBA of the lowest level computed).
+    """
+    counts: dict[int, int] = {}
+    level = rgba
+    while True:
+        n = level.shape[1] // TILE_SIZE
+        counts[z] = 0
+        for j in range(n):
+            for i in range(n):
+                tile = level[:, j * TILE_SIZE : (j + 1) * TILE_SIZE, i * TILE_SIZE : (i + 1) * TILE_SIZE]
+                counts[z] += out.write(z, tx + i, ty + j, tile)
+        if n == 1 or z == zmin:
+            return counts, level
+        level = reduce2x(level)
+        tx, ty, z = tx // 2, ty // 2, z - 1
+
+
+def pyramid_tile(
+    z: int, x: int, y: int, children: tuple, out: TileOutput
+) -> np.ndarray | None:
+    """Dask task: build tile (z, x, y) from its four children at z+1 and write it.
+
+    Args:
+        children: four values (top-left, top-right, bottom-left, bottom-right), each an RGBA
+            (4, 256, 256) array, None (an empty child), or an object with an ``rgba`` attribute
+            (a block result).
+
+    Returns:
+        The tile's RGBA, or None when it is empty (nothing written).
+    """
+    arrays = tuple(getattr(c, "rgba", c) for c in children)
+    if all(a is None for a in arrays):
+        return None
+    tile = reduce2x(assemble(arrays))
+    return tile if out.write(z, x, y, tile) else None
