@@ -174,4 +174,120 @@ def synth(out, seed, preset):
     click.echo(f"bbox: {world_bbox(preset)}")
 
 
+def _build_options(f):
+    """Options shared by `build` and `demo` (everything that decides the pixels)."""
+    options = [
+        click.option("--renderer", default="unet", show_default=True,
+                     type=click.Choice(["unet", "linear", "sh-l2a-optimized", "per-tile-stretch"]),
+                     help="How reflectance becomes 8-bit colour."),
+        click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+                     help="U-Net weights (default: the shipped model)."),
+        click.option("--tile-format", type=click.Choice(["webp", "png", "jpeg"]), default="webp",
+                     show_default=True,
+                     help="XYZ tile format (jpeg: tiles with transparency are stored as PNG)."),
+        click.option("--composite", type=click.Choice(["mean", "median", "first"]),
+                     default="mean", show_default=True,
+                     help="Per-pixel compositing of cloud-free observations (mean is feathered)."),
+        click.option("--feather", type=click.IntRange(0), default=64, show_default=True,
+                     help="Feather distance (px) of the mean composite at scene/cloud edges."),
+        click.option("--block-size", type=int, default=2048, show_default=True,
+                     help="Processing block side in max-zoom px (256 x a power of two)."),
+        click.option("--window", type=int, default=512, show_default=True,
+                     help="U-Net window side (px, on the global grid)."),
+        click.option("--overlap", type=int, default=64, show_default=True,
+                     help="Overlap of neighbouring U-Net windows (px)."),
+        click.option("--workers", type=click.IntRange(0), default=None,
+                     help="Local Dask worker processes, 1 thread each [default: CPU count; "
+                     "0: in this process]."),
+        click.option("--scheduler", default=None, envvar="BASEMAP_SCHEDULER", metavar="ADDR",
+                     help="Use an existing Dask scheduler (tcp://host:8786) [env: "
+                     "BASEMAP_SCHEDULER]."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _settings(renderer, model_path, tile_format, composite, feather, block_size, window,
+              overlap):
+    from basemap.build import BuildSettings
+
+    return BuildSettings(renderer=renderer, model=model_path, tile_format=tile_format,
+                         composite=composite, feather=feather, block_size=block_size,
+                         window=window, overlap=overlap)
+
+
+def _finish(summary) -> None:
+    from basemap.errors import PartialBuildError
+
+    click.echo(summary.text())
+    if not summary.scenes:
+        click.echo("No items found: nothing was built (no tiles written).")
+    if summary.failed:
+        raise PartialBuildError(
+            f"{len(summary.failed)} block(s) failed: {', '.join(summary.failed)}; "
+            "run the same command again to retry them"
+        )
+
+
+@cli.command()
+@click.option("--bbox", type=BBOX, required=True, help="W,S,E,N in degrees (W > E crosses 180).")
+@click.option("--zoom", type=ZOOM, default="0-14", show_default=True, help="MIN-MAX zoom levels.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder (COGs, tiles, tilejson.json, mosaic.vrt, build.json).")
+@click.option("--stac", "source", default=None, metavar="SOURCE",
+              help="STAC API URL or static catalog / ItemCollection JSON "
+              "[default: Earth Search v1, collection sentinel-2-l2a].")
+@click.option("--collection", default=None, help="Collection id (default with Earth Search: "
+              "sentinel-2-l2a).")
+@click.option("--datetime", "datetime_", default=None, metavar="A/B",
+              help="STAC interval, e.g. 2024-06-01/2024-08-31.")
+@click.option("--max-cloud", type=float, default=None, metavar="P",
+              help="Use items with eo:cloud_cover <= P percent.")
+@_build_options
+def build(bbox, zoom, out, source, collection, datetime_, max_cloud, renderer, model_path,
+          tile_format, composite, feather, block_size, window, overlap, workers, scheduler,
+          quiet):
+    """Build seamless 8-bit COGs and XYZ tiles for a bbox from Sentinel-2 L2A (a Dask graph)."""
+    from basemap import stac
+    from basemap.build import build as run_build
+
+    stac.parse_datetime(datetime_)  # bad input: exit 2 before any network call
+    stac.check_max_cloud(max_cloud)
+    if source is None:
+        source = stac.EARTH_SEARCH_URL
+        collection = collection or stac.EARTH_SEARCH_COLLECTION
+    settings = _settings(renderer, model_path, tile_format, composite, feather, block_size,
+                         window, overlap)
+    summary = run_build(bbox, zoom, out, settings, source, collection, datetime_, max_cloud,
+                        workers=workers, scheduler=scheduler, progress=not quiet)
+    _finish(summary)
+
+
+@cli.command()
+@click.argument("out", type=click.Path(file_okay=False), default="out/demo")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the synthetic world.")
+@click.option("--zoom", type=ZOOM, default="0-14", show_default=True, help="MIN-MAX zoom levels.")
+@_build_options
+def demo(out, seed, zoom, renderer, model_path, tile_format, composite, feather, block_size,
+         window, overlap, workers, scheduler, quiet):
+    """Offline demo: make the synthetic world in OUT/world (once), build it into OUT/build."""
+    from pathlib import Path
+
+    from basemap.build import build as run_build
+    from basemap.synth import make_world, world_bbox
+
+    settings = _settings(renderer, model_path, tile_format, composite, feather, block_size,
+                         window, overlap)
+    catalog = Path(out, "world", "catalog.json")
+    if not catalog.is_file():
+        click.echo(f"Making the synthetic world in {catalog.parent} (seed {seed}) ...")
+        catalog = make_world(Path(out, "world"), seed=seed, preset="demo")
+    summary = run_build(world_bbox("demo"), zoom, str(Path(out, "build")), settings,
+                        str(catalog), workers=workers, scheduler=scheduler, progress=not quiet)
+    _finish(summary)
+
+
 # ---- end of commands --------------------------------------------------------------------------
