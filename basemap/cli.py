@@ -290,4 +290,31 @@ def demo(out, seed, zoom, renderer, model_path, tile_format, composite, feather,
     _finish(summary)
 
 
+@cli.command()
+@click.argument("out", type=click.Path(file_okay=False, exists=True))
+@click.option("--against", multiple=True, metavar="RENDERER",
+              help="Renderer to compare on the same pixels (repeat; default: all the others).")
+@click.option("--report", type=click.Path(file_okay=False), default=None,
+              help="Report folder [default: OUT/report].")
+@click.option("--size", type=int, default=1024, show_default=True,
+              help="Side of the sample region in max-zoom pixels (multiple of 256), centred on "
+              "a block corner.")
+def evaluate(out, against, report, size):
+    """Seam excess, clipped %, colourfulness, L* and cross-scene CIEDE2000 of a build vs other renderers."""
+    from basemap.evaluate import evaluate as run_evaluate
+    from basemap.renderers import get_renderer
+
+    for name in against:
+        get_renderer(name)  # unknown names: exit 2 before any work
+    result = run_evaluate(out, against=tuple(against) or None, report=report, size=size)
+    columns = {"seam_excess_window": "seam win", "seam_excess_block": "seam block",
+               "seam_excess_tile": "seam tile", "clipped_pct": "clipped %",
+               "colourfulness": "colourful", "mean_lightness": "mean L*",
+               "cross_scene_ciede2000": "x-scene dE"}
+    click.echo(f"{'':<18}" + "".join(f"{c:>11}" for c in columns.values()))
+    for name, fig in result["figures"].items():
+        click.echo(f"{name:<18}" + "".join(f"{fig.get(k, float('nan')):>11.3f}" for k in columns))
+    click.echo(f"Report: {report or out + '/report'}/index.html")
+
+
 # ---- end of commands --------------------------------------------------------------------------

@@ -1,0 +1,317 @@
+"""`basemap evaluate`: numbers for a build, and for the other renderers on the same pixels.
+
+What is measured, on a sample region of the max-zoom grid (default 1024 x 1024 px centred on a
+block corner, so block, window and tile borders all cross it):
+
+- the **tiles as delivered** (decoded from OUT/tiles at max zoom);
+- each **renderer** (the build's and every ``--against`` one) rendering the same composite: the
+  region's scenes are re-read and composited exactly as a block does it (basemap.read +
+  basemap.composite, settings from OUT/build.json), then rendered with ``get_renderer(name)``.
+
+Figures per rendering: seam excess at window, block and tile borders (basemap.seams), clipped
+pixels (% of valid pixels with a channel at 0 or 255), colourfulness (Hasler & Suesstrunk 2003,
+M3) and mean CIELAB L*. Per renderer also the **cross-scene consistency**: for every two
+acquisitions that overlap in the region, each is rendered alone and the mean CIEDE2000 between the
+two renderings is taken over the pixels both observe (lower = a pixel's colour depends less on
+which scene it came from). Colour maths (sRGB -> Lab, CIEDE2000) come from basemap.model.metrics.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from basemap.errors import ConfigError, InputError
+from basemap.renderers import RENDERER_NAMES, Region
+
+log = logging.getLogger(__name__)
+
+#: Keys read from OUT/build.json, with the value used when a key is absent.
+BUILD_DEFAULTS = {
+    "renderer": "unet",
+    "model": None,
+    "block_size": 2048,
+    "window": 512,
+    "overlap": 64,
+    "composite": "mean",
+    "feather": 0,
+    "manifest": "manifest.json",
+}
+TILE = 256
+#: Pairs of scenes sharing fewer observed pixels than this are not compared.
+MIN_OVERLAP_PX = 1024
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What evaluate needs to know about a build (from build.json and tilejson.json)."""
+
+    out: Path
+    zoom: int
+    renderer: str
+    model: str | None
+    block_size: int
+    window: int
+    overlap: int
+    composite: str
+    feather: int
+    manifest: Path
+    bounds: tuple[float, float, float, float]
+
+    @property
+    def stride(self) -> int:
+        """Distance between the starts of neighbouring windows (global px)."""
+        return self.window - self.overlap
+
+
+def read_build(out: Path) -> BuildInfo:
+    """Read OUT/build.json and OUT/tilejson.json.
+
+    Raises:
+        ConfigError: when either is missing or unreadable.
+    """
+    from basemap.tileset import read_tileset
+
+    out = Path(out)
+    path = out / "build.json"
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: evaluate needs a finished `basemap build` output") from None
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not JSON: {exc}") from exc
+    tiles = read_tileset(out / "tilejson.json")
+    get = {k: doc.get(k, v) for k, v in BUILD_DEFAULTS.items()}
+    return BuildInfo(
+        out=out,
+        zoom=int(doc.get("zoom", tiles.maxzoom)),
+        renderer=str(get["renderer"]),
+        model=get["model"],
+        block_size=int(get["block_size"]),
+        window=int(get["window"]),
+        overlap=int(get["overlap"]),
+        composite=str(get["composite"]),
+        feather=int(get["feather"]),
+        manifest=out / str(get["manifest"]),
+        bounds=tiles.bounds,
+    )
+
+
+# ---- measures ----------------------------------------------------------------------------------
+
+
+def colourfulness(rgb: np.ndarray, valid: np.ndarray) -> float:
+    """Hasler & Suesstrunk (2003) colourfulness M3 of the valid pixels of uint8 (3, H, W)."""
+    r, g, b = (rgb[i][valid].astype(np.float64) for i in range(3))
+    if r.size == 0:
+        return 0.0
+    rg = r - g
+    yb = 0.5 * (r + g) - b
+    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
+
+
+def mean_lightness(rgb: np.ndarray, valid: np.ndarray) -> float:
+    """Mean CIELAB L* (D65, rgb read as sRGB) of the valid pixels."""
+    from basemap.model.metrics import srgb_to_lab
+
+    pixels = rgb[:, valid]
+    return float(srgb_to_lab(pixels)[0].mean()) if pixels.shape[1] else 0.0
+
+
+def rendering_figures(rgb: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
+                      build: BuildInfo) -> dict[str, float]:
+    """Seam excess at window/block/tile borders, clipped %, colourfulness and mean L*.
+
+    Window borders: both edges of the windows' blend zones (global phases 0 and ``overlap``
+    modulo the stride); the worse is reported.
+    """
+    from basemap.model.metrics import clipped_pct
+    from basemap.seams import seam_excess
+
+    def excess(period: int, phase: int = 0) -> float:
+        return float(seam_excess(rgb, valid, period, phase, origin=origin))
+
+    windows = [excess(build.stride, p) for p in sorted({0, build.overlap % build.stride})]
+    return {
+        "seam_excess_window": float(np.nanmax(windows)) if not np.isnan(windows).all() else float("nan"),
+        "seam_excess_block": excess(build.block_size),
+        "seam_excess_tile": excess(TILE),
+        "clipped_pct": clipped_pct(rgb, valid),
+        "colourfulness": colourfulness(rgb, valid),
+        "mean_lightness": mean_lightness(rgb, valid),
+    }
+
+
+def cross_scene_delta_e(renders: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, int]:
+    """Mean CIEDE2000 between every two single-scene renderings where both observe a pixel.
+
+    Args:
+        renders: (rgb uint8 (3, H, W), observed (H, W)) per scene, all on the same pixels.
+
+    Returns:
+        (mean CIEDE2000 over all compared pixels of all pairs, number of pairs compared); NaN and 0
+        when no two scenes share MIN_OVERLAP_PX observed pixels.
+    """
+    from basemap.model.metrics import ciede2000, srgb_to_lab
+
+    total, count, pairs = 0.0, 0, 0
+    for i in range(len(renders)):
+        for j in range(i + 1, len(renders)):
+            both = renders[i][1] & renders[j][1]
+            n = int(both.sum())
+            if n < MIN_OVERLAP_PX:
+                continue
+            de = ciede2000(srgb_to_lab(renders[i][0][:, both]), srgb_to_lab(renders[j][0][:, both]))
+            total += float(de.sum())
+            count += n
+            pairs += 1
+    return (total / count if count else float("nan")), pairs
+
+
+# ---- the sample region -------------------------------------------------------------------------
+
+
+def sample_region(build: BuildInfo, size: int) -> Region:
+    """A size x size region centred on the block corner nearest the centre of the build's bounds.
+
+    Raises:
+        InputError: when size is not a positive multiple of 256.
+    """
+    from basemap.grid import lonlat_to_px
+
+    if size <= 0 or size % TILE:
+        raise InputError(f"--size must be a positive multiple of 256, got {size}")
+    w, s, e, n = build.bounds
+    cx, cy = lonlat_to_px((w + e) / 2, (s + n) / 2, build.zoom)
+    bx = round(cx / build.block_size) * build.block_size
+    by = round(cy / build.block_size) * build.block_size
+    return Region(bx - size // 2, by - size // 2, bx + size // 2, by + size // 2)
+
+
+@dataclass
+class SampleInputs:
+    """Reflectance of a region: the composite and each scene alone, on one read region."""
+
+    origin: tuple[int, int]
+    composite: np.ndarray  # float32 (3, H, W)
+    valid: np.ndarray  # bool (H, W)
+    scenes: list[tuple[str, np.ndarray, np.ndarray]]  # (scene id, reflectance, observed)
+
+
+def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
+    """Read and composite every scene of the manifest over read_region, the way a block does.
+
+    Raises:
+        ConfigError: when the manifest is missing or no scene has pixels in the region.
+    """
+    from basemap.composite import Method, observation_mask
+    from basemap.read import ReadSettings, read_scene
+    from basemap.stac import read_manifest, to_reflectance
+
+    scenes = read_manifest(build.manifest)
+    settings = ReadSettings(zoom=build.zoom)
+    shape = (read_region.height, read_region.width)
+    compositor = Method(build.composite).compositor(shape, build.feather)
+    singles = []
+    for scene in scenes:  # manifest order: (datetime, id)
+        stack = read_scene(scene, read_region, settings)
+        if stack is None:
+            continue
+        refl, valid = to_reflectance(stack.dn, scene.dn_offset)
+        observed = observation_mask(valid, stack.scl)
+        compositor.add(refl, observed)
+        singles.append((scene.id, refl, observed))
+    if not singles:
+        raise ConfigError(f"no scene of {build.manifest} has pixels in {read_region}")
+    composite, valid = compositor.result()
+    return SampleInputs((read_region.x0, read_region.y0), composite, valid, singles)
+
+
+def read_tiles(build: BuildInfo, region: Region) -> tuple[np.ndarray, np.ndarray]:
+    """The delivered max-zoom tiles over a tile-aligned region: (rgb uint8, alpha > 0)."""
+    from PIL import Image
+
+    from basemap.tileset import read_tileset
+
+    ts = read_tileset(build.out / "tilejson.json")
+    rgba = np.zeros((4, region.height, region.width), dtype=np.uint8)
+    for ty in range(region.y0 // TILE, region.y1 // TILE):
+        for tx in range(region.x0 // TILE, region.x1 // TILE):
+            path = ts.tile_path(build.zoom, tx, ty)
+            if not path.exists():
+                continue
+            with Image.open(path) as im:
+                tile = np.asarray(im.convert("RGBA")).transpose(2, 0, 1)
+            r, c = ty * TILE - region.y0, tx * TILE - region.x0
+            rgba[:, r : r + TILE, c : c + TILE] = tile
+    return rgba[:3], rgba[3] > 0
+
+
+# ---- the whole evaluation ----------------------------------------------------------------------
+
+
+def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | None = None,
+             size: int = 1024) -> dict:
+    """Measure a build and the other renderers on the same pixels; write the report.
+
+    Args:
+        out: the build's output folder (build.json, tilejson.json, tiles/, manifest).
+        against: renderers to compare with (default: every other registered renderer).
+        report: report folder (default OUT/report): report.json, index.html, PNGs.
+        size: side of the sample region in max-zoom pixels (a multiple of 256).
+
+    Returns:
+        The report's figures (also written to report/report.json).
+    """
+    from basemap.composite import required_padding
+    from basemap.renderers import get_renderer
+    from basemap.report import write_report
+
+    build = read_build(out)
+    names = [build.renderer] + [n for n in (against or RENDERER_NAMES) if n != build.renderer]
+    renderers = {name: get_renderer(name, build.model if name == "unet" else None) for name in names}
+    region = sample_region(build, size)
+    need = [r.input_region(region) for r in renderers.values()]
+    pad = required_padding(build.feather)
+    read_region = Region(
+        min(r.x0 for r in need) - pad, min(r.y0 for r in need) - pad,
+        max(r.x1 for r in need) + pad, max(r.y1 for r in need) + pad,
+    ).aligned_out(TILE)
+    log.info("evaluate: sample %s, reading %s", region, read_region)
+    inputs = read_sample(build, read_region)
+    rows, cols = region.slices(inputs.origin)
+    valid = inputs.valid[rows, cols]
+    origin = (region.x0, region.y0)
+
+    images: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    figures: dict[str, dict] = {}
+    tiles_rgb, tiles_valid = read_tiles(build, region)
+    images["tiles (as built)"] = (tiles_rgb, tiles_valid)
+    figures["tiles (as built)"] = rendering_figures(tiles_rgb, tiles_valid, origin, build)
+    for name, renderer in renderers.items():
+        rgb = renderer.render(inputs.composite, inputs.valid, inputs.origin, region)
+        images[name] = (rgb, valid)
+        figures[name] = rendering_figures(rgb, valid, origin, build)
+        singles = [
+            (renderer.render(refl, obs, inputs.origin, region), obs[rows, cols])
+            for _, refl, obs in inputs.scenes
+            if obs[rows, cols].sum() >= MIN_OVERLAP_PX
+        ]
+        de, pairs = cross_scene_delta_e(singles)
+        figures[name]["cross_scene_ciede2000"] = de
+        figures[name]["cross_scene_pairs"] = pairs
+    result = {
+        "build": str(build.out),
+        "renderer": build.renderer,
+        "zoom": build.zoom,
+        "region": [region.x0, region.y0, region.x1, region.y1],
+        "borders": {"window": build.stride, "block": build.block_size, "tile": TILE},
+        "scenes": [sid for sid, _, _ in inputs.scenes],
+        "figures": figures,
+    }
+    write_report(Path(report) if report else build.out / "report", result, images)
+    return result
