@@ -317,4 +317,55 @@ def evaluate(out, against, report, size):
     click.echo(f"Report: {report or out + '/report'}/index.html")
 
 
+@cli.command()
+@click.option("--world", is_flag=True, help="Plan the whole world (else give --bbox regions).")
+@click.option("--bbox", "regions", type=BBOX, multiple=True,
+              help="A region to plan, W,S,E,N (repeat for a list of regions).")
+@click.option("--zoom", type=click.IntRange(8, 16), default=14, show_default=True,
+              help="Max zoom: the grid the blocks live on.")
+@click.option("--block-size", type=int, default=None,
+              help="Block size in max-zoom pixels (default: the build's).")
+@click.option("--shard-size", type=int, default=8, show_default=True,
+              help="Shard side in blocks (a power of two); one shard = one `basemap build`.")
+@click.option("--land-only/--all", default=True, show_default=True,
+              help="Skip shards without land (coarse 0.25-degree mask shipped in the package).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write the shard list here as JSON (for `basemap world run`).")
+def plan(world, regions, zoom, block_size, shard_size, land_only, out):
+    """Split the world (or regions) into shards of blocks, each one resumable build run."""
+    import json
+    from pathlib import Path
+
+    from basemap import world as world_mod
+    from basemap.errors import InputError
+
+    if world == bool(regions):
+        raise InputError("give either --world or one or more --bbox regions")
+    p = world_mod.plan(zoom, block_size or world_mod.default_block_size(), shard_size,
+                       land_only, list(regions) or None)
+    if out:
+        p.write(Path(out))
+        click.echo(f"Wrote {out}: {len(p.shards)} shards of {shard_size}x{shard_size} blocks.")
+    click.echo(json.dumps(world_mod.summary(p) | {"shard_zoom": p.shard_zoom}, indent=1))
+
+
+@cli.command()
+@click.argument("scheduler", metavar="ADDRESS")
+@click.option("--gpus", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True,
+              help="Advertise GPU=1 to Dask (auto: when torch sees a CUDA device).")
+@click.option("--nthreads", type=click.IntRange(1), default=2, show_default=True,
+              help="Task threads in this worker.")
+@click.option("--memory-limit", default="auto", show_default=True,
+              help="Memory per worker (e.g. 16GiB); over it the worker is restarted.")
+@click.option("--name", default=None, help="Worker name (default: Dask picks one).")
+def worker(scheduler, gpus, nthreads, memory_limit, name):
+    """Start a Dask worker for builds, connected to the scheduler at ADDRESS (tcp://host:8786)."""
+    import os
+
+    from basemap.world import worker_command
+
+    args = worker_command(scheduler, gpus, nthreads, memory_limit, name)
+    os.execv(args[0], args)
+
+
 # ---- end of commands --------------------------------------------------------------------------
