@@ -100,7 +100,9 @@ class Plan:
 
 def default_block_size() -> int:
     """The build's default block size, so a shard's blocks are the build's blocks."""
-    return 4096
+    from basemap.build import BuildSettings
+
+    return BuildSettings().block_size
 
 
 def shard_zoom(zoom: int, block_size: int, shard_size: int) -> int:
