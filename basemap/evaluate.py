@@ -22,25 +22,18 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from basemap.errors import ConfigError, InputError
 from basemap.renderers import RENDERER_NAMES, Region
 
+if TYPE_CHECKING:
+    from basemap.build import BuildSettings
+
 log = logging.getLogger(__name__)
 
-#: Keys read from OUT/build.json, with the value used when a key is absent.
-BUILD_DEFAULTS = {
-    "renderer": "unet",
-    "model": None,
-    "block_size": 2048,
-    "window": 512,
-    "overlap": 64,
-    "composite": "mean",
-    "feather": 0,
-    "manifest": "manifest.json",
-}
 TILE = 256
 #: Pairs of scenes sharing fewer observed pixels than this are not compared.
 MIN_OVERLAP_PX = 1024
@@ -48,57 +41,50 @@ MIN_OVERLAP_PX = 1024
 
 @dataclass(frozen=True)
 class BuildInfo:
-    """What evaluate needs to know about a build (from build.json and tilejson.json)."""
+    """What evaluate needs to know about a build (OUT/build.json's settings and the TileJSON)."""
 
     out: Path
-    zoom: int
-    renderer: str
-    model: str | None
-    block_size: int
-    window: int
-    overlap: int
-    composite: str
-    feather: int
-    manifest: Path
+    settings: BuildSettings
     bounds: tuple[float, float, float, float]
+
+    @property
+    def zoom(self) -> int:
+        """The max zoom, whose pixel grid everything is measured on."""
+        return self.settings.zmax
 
     @property
     def stride(self) -> int:
         """Distance between the starts of neighbouring windows (global px)."""
-        return self.window - self.overlap
+        return self.settings.window - self.settings.overlap
+
+    @property
+    def manifest(self) -> Path:
+        """The build's frozen scene list."""
+        return self.out / "manifest.json"
 
 
 def read_build(out: Path) -> BuildInfo:
-    """Read OUT/build.json and OUT/tilejson.json.
+    """Read OUT/build.json (its ``settings``) and OUT/tilejson.json.
+
+    OUT may also be a `basemap demo` folder, whose build is OUT/build.
 
     Raises:
         ConfigError: when either is missing or unreadable.
     """
+    from basemap.build import BuildSettings
     from basemap.tileset import read_tileset
 
     out = Path(out)
+    if not (out / "build.json").exists() and (out / "build" / "build.json").exists():
+        out = out / "build"
     path = out / "build.json"
     try:
-        doc = json.loads(path.read_text())
+        settings = BuildSettings(**json.loads(path.read_text())["settings"])
     except FileNotFoundError:
         raise ConfigError(f"{path} not found: evaluate needs a finished `basemap build` output") from None
-    except ValueError as exc:
-        raise ConfigError(f"{path} is not JSON: {exc}") from exc
-    tiles = read_tileset(out / "tilejson.json")
-    get = {k: doc.get(k, v) for k, v in BUILD_DEFAULTS.items()}
-    return BuildInfo(
-        out=out,
-        zoom=int(doc.get("zoom", tiles.maxzoom)),
-        renderer=str(get["renderer"]),
-        model=get["model"],
-        block_size=int(get["block_size"]),
-        window=int(get["window"]),
-        overlap=int(get["overlap"]),
-        composite=str(get["composite"]),
-        feather=int(get["feather"]),
-        manifest=out / str(get["manifest"]),
-        bounds=tiles.bounds,
-    )
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path} is not a basemap build record: {exc!r}") from exc
+    return BuildInfo(out=out, settings=settings, bounds=read_tileset(out / "tilejson.json").bounds)
 
 
 # ---- measures ----------------------------------------------------------------------------------
@@ -135,10 +121,10 @@ def rendering_figures(rgb: np.ndarray, valid: np.ndarray, origin: tuple[int, int
     def excess(period: int, phase: int = 0) -> float:
         return float(seam_excess(rgb, valid, period, phase, origin=origin))
 
-    windows = [excess(build.stride, p) for p in sorted({0, build.overlap % build.stride})]
+    windows = [excess(build.stride, p) for p in sorted({0, build.settings.overlap % build.stride})]
     return {
         "seam_excess_window": float(np.nanmax(windows)) if not np.isnan(windows).all() else float("nan"),
-        "seam_excess_block": excess(build.block_size),
+        "seam_excess_block": excess(build.settings.block_size),
         "seam_excess_tile": excess(TILE),
         "clipped_pct": clipped_pct(rgb, valid),
         "colourfulness": colourfulness(rgb, valid),
@@ -187,8 +173,8 @@ def sample_region(build: BuildInfo, size: int) -> Region:
         raise InputError(f"--size must be a positive multiple of 256, got {size}")
     w, s, e, n = build.bounds
     cx, cy = lonlat_to_px((w + e) / 2, (s + n) / 2, build.zoom)
-    bx = round(cx / build.block_size) * build.block_size
-    by = round(cy / build.block_size) * build.block_size
+    block = build.settings.block_size
+    bx, by = round(cx / block) * block, round(cy / block) * block
     return Region(bx - size // 2, by - size // 2, bx + size // 2, by + size // 2)
 
 
@@ -208,23 +194,26 @@ def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
     Raises:
         ConfigError: when the manifest is missing or no scene has pixels in the region.
     """
+    import rasterio
+
     from basemap.composite import Method, observation_mask
-    from basemap.read import ReadSettings, read_scene
+    from basemap.read import GDAL_ENV, read_scene
     from basemap.stac import read_manifest, to_reflectance
 
-    scenes = read_manifest(build.manifest)
-    settings = ReadSettings(zoom=build.zoom)
+    settings = build.settings
     shape = (read_region.height, read_region.width)
-    compositor = Method(build.composite).compositor(shape, build.feather)
+    compositor = Method(settings.composite).compositor(shape, settings.feather)
     singles = []
-    for scene in scenes:  # manifest order: (datetime, id)
-        stack = read_scene(scene, read_region, settings)
-        if stack is None:
-            continue
-        refl, valid = to_reflectance(stack.dn, scene.dn_offset)
-        observed = observation_mask(valid, stack.scl)
-        compositor.add(refl, observed)
-        singles.append((scene.id, refl, observed))
+    with rasterio.Env(**GDAL_ENV):
+        for scene in read_manifest(build.manifest):  # manifest order: (datetime, id)
+            stack = read_scene(scene, read_region, settings.read_settings())
+            if stack is None:
+                continue
+            refl, valid = to_reflectance(stack.dn, scene.dn_offset)
+            observed = observation_mask(valid, stack.scl)
+            if observed.any():
+                compositor.add(refl, observed)
+                singles.append((scene.id, refl, observed))
     if not singles:
         raise ConfigError(f"no scene of {build.manifest} has pixels in {read_region}")
     composite, valid = compositor.result()
@@ -272,15 +261,19 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
     from basemap.report import write_report
 
     build = read_build(out)
-    names = [build.renderer] + [n for n in (against or RENDERER_NAMES) if n != build.renderer]
-    renderers = {name: get_renderer(name, build.model if name == "unet" else None) for name in names}
+    settings = build.settings
+    names = [settings.renderer] + [n for n in (against or RENDERER_NAMES) if n != settings.renderer]
+    # The build's own renderer exactly as built (its window grid); the others as registered.
+    renderers = {name: settings.make_renderer() if name == settings.renderer
+                 else get_renderer(name, settings.model if name == "unet" else None)
+                 for name in names}
     region = sample_region(build, size)
     need = [r.input_region(region) for r in renderers.values()]
-    pad = required_padding(build.feather)
+    pad = required_padding(settings.feather)
     read_region = Region(
         min(r.x0 for r in need) - pad, min(r.y0 for r in need) - pad,
         max(r.x1 for r in need) + pad, max(r.y1 for r in need) + pad,
-    ).aligned_out(TILE)
+    ).aligned_out(settings.chunk)
     log.info("evaluate: sample %s, reading %s", region, read_region)
     inputs = read_sample(build, read_region)
     rows, cols = region.slices(inputs.origin)
@@ -306,10 +299,11 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
         figures[name]["cross_scene_pairs"] = pairs
     result = {
         "build": str(build.out),
-        "renderer": build.renderer,
+        "renderer": settings.renderer,
         "zoom": build.zoom,
         "region": [region.x0, region.y0, region.x1, region.y1],
-        "borders": {"window": build.stride, "block": build.block_size, "tile": TILE},
+        "borders": {"window": build.stride, "window_overlap": settings.overlap,
+                    "block": settings.block_size, "tile": TILE},
         "scenes": [sid for sid, _, _ in inputs.scenes],
         "figures": figures,
     }

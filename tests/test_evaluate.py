@@ -61,13 +61,23 @@ def test_cross_scene_delta_e():
 
 @pytest.fixture(scope="module")
 def eval_build(synth_world, tmp_path_factory):
-    from eval_build import make_eval_build
+    """A real `basemap build` of the synthetic test world: linear, PNG tiles (lossless), blocks of
+    512 px and windows of 256/32 px so that every kind of border crosses a small sample."""
+    from basemap.synth import world_bbox
 
-    return make_eval_build(tmp_path_factory.mktemp("eval") / "out", synth_world)
+    out = tmp_path_factory.mktemp("eval") / "out"
+    run = subprocess.run(
+        [BASEMAP, "build", "--stac", str(synth_world), "--bbox", str(world_bbox("test")),
+         "--zoom", "14-14", "--renderer", "linear", "--tile-format", "png", "--block-size", "512",
+         "--window", "256", "--overlap", "32", "--feather", "8", "--workers", "0", "--quiet",
+         "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    return out
 
 
 def test_evaluate_report(eval_build, tmp_path):
-    pytest.importorskip("basemap.seams", reason="basemap/seams.py (BUILD engineer) not landed yet")
     report = tmp_path / "report"
     run = subprocess.run(
         [BASEMAP, "evaluate", str(eval_build), "--report", str(report), "--size", "512",
@@ -80,7 +90,7 @@ def test_evaluate_report(eval_build, tmp_path):
     doc = json.loads((report / "report.json").read_text())
     fig = doc["figures"]
     assert list(fig) == ["tiles (as built)", "linear", "sh-l2a-optimized", "per-tile-stretch"]
-    # The fixture's tiles are lossless PNG of the same composite rendered with `linear`:
+    # The build's tiles are lossless PNG of the same composite rendered with `linear`:
     # evaluate's re-render must give the same figures (exactly, up to float summation order).
     for key in ("clipped_pct", "colourfulness", "mean_lightness", "seam_excess_block"):
         assert fig["tiles (as built)"][key] == pytest.approx(fig["linear"][key], rel=1e-9), key
