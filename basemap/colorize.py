@@ -232,3 +232,100 @@ class UNetRenderer:
             window=self.grid.window,
             overlap=self.grid.overlap,
         )
+
+
+def colorize_file(
+    src: str | Path,
+    dst: str | Path,
+    model_path: str | Path | None = None,
+    renderer: str = "unet",
+    dn_offset: float = 0.0,
+    chunk: int = 1792,
+    progress: bool = True,
+) -> Path:
+    """Colorize a 3-band (R, G, B) uint16 L2A GeoTIFF into a validated 8-bit COG with a mask.
+
+    The image is cut into `chunk`-px regions; each reads (boundless, 0 = nodata) exactly the input
+    its renderer needs, so the result does not depend on `chunk` (the window grid starts at the
+    image's top-left pixel). DN 0 in any band is nodata and becomes the mask.
+
+    Args:
+        src: input GeoTIFF, bands R, G, B of Sentinel-2 L2A DN.
+        dst: output COG path.
+        model_path: weights for the `unet` renderer (None: the shipped default).
+        renderer: a name from basemap.renderers.RENDERER_NAMES.
+        dn_offset: added to DN before /10000 (-1000 for processing baseline >= 04.00, else 0).
+        chunk: region size in px processed at once (memory bound).
+        progress: tqdm bar over regions.
+
+    Raises:
+        InputError: not a 3-band integer GeoTIFF; ConfigError: unreadable input or output path.
+    """
+    import rasterio
+    from rasterio.windows import Window
+    from tqdm import tqdm
+
+    from basemap.errors import ConfigError
+    from basemap.renderers import Region, get_renderer
+    from basemap.stac import to_reflectance
+
+    src, dst = Path(src), Path(dst)
+    if not src.is_file():
+        raise ConfigError(f"{src}: no such file")
+    if not dst.parent.is_dir():
+        raise ConfigError(f"output folder {dst.parent} does not exist")
+    rend = get_renderer(renderer, None if model_path is None else str(model_path))
+    with rasterio.open(src) as ds:
+        if ds.count != 3 or not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+            raise InputError(
+                f"{src} has {ds.count} band(s) of {ds.dtypes[0]}; expected 3 integer bands R, G, B "
+                "of Sentinel-2 L2A DN (stack B04, B03, B02, e.g. with gdal_merge.py -separate)"
+            )
+        h, w = ds.height, ds.width
+        profile = {
+            "driver": "GTiff", "width": w, "height": h, "count": 3, "dtype": "uint8",
+            "crs": ds.crs, "transform": ds.transform, "tiled": True,
+            "blockxsize": 512, "blockysize": 512, "compress": "deflate", "photometric": "RGB",
+        }  # fmt: skip
+        tmp = dst.with_name(dst.name + ".tmp.tif")
+        regions = [Region(x, y, min(x + chunk, w), min(y + chunk, h))
+                   for y in range(0, h, chunk) for x in range(0, w, chunk)]  # fmt: skip
+        with rasterio.open(tmp, "w", **profile) as out:
+            for region in tqdm(regions, desc=f"colorize ({renderer})", disable=not progress):
+                need = rend.input_region(region)
+                win = Window(need.x0, need.y0, need.x1 - need.x0, need.y1 - need.y0)
+                dn = ds.read(window=win, boundless=True, fill_value=0)
+                refl, valid = to_reflectance(dn, dn_offset)
+                rgb = rend.render(refl, valid, (need.x0, need.y0), region)
+                rows, cols = region.slices((need.x0, need.y0))
+                owin = Window(region.x0, region.y0, region.width, region.height)
+                out.write(rgb, window=owin)
+                out.write_mask((valid[rows, cols] * 255).astype(np.uint8), window=owin)
+    try:
+        write_cog(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+        Path(str(tmp) + ".msk").unlink(missing_ok=True)
+    return dst
+
+
+def write_cog(src: str | Path, dst: str | Path) -> None:
+    """Translate a GeoTIFF with a mask to a deflate COG (internal overviews + mask), validated.
+
+    Raises:
+        BasemapError: rio-cogeo says the result is not a valid COG.
+    """
+    from rio_cogeo.cogeo import cog_translate, cog_validate
+    from rio_cogeo.profiles import cog_profiles
+
+    from basemap.errors import BasemapError
+
+    dst = Path(dst)
+    part = dst.with_name(dst.name + ".part")
+    cog_translate(str(src), str(part), cog_profiles.get("deflate"), add_mask=True,
+                  overview_resampling="average", quiet=True, in_memory=False)  # fmt: skip
+    ok, errors, _ = cog_validate(str(part))
+    if not ok:
+        part.unlink(missing_ok=True)
+        raise BasemapError(f"rio-cogeo says {dst} is not a valid COG: {errors}")
+    part.replace(dst)

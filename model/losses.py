@@ -1,0 +1,75 @@
+"""The training loss: lambda_m * MAE + lambda_l * Laplacian error + lambda_f * VGG-19 features.
+
+After Corpetti, Cusson & Lefebvre (IGARSS 2023). All terms are computed on RGB in [0, 1] and only
+over valid pixels; the lambdas sum to 1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from basemap.errors import InputError
+from basemap.model.vgg import VGG19Features
+
+_LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+
+
+def parse_lambdas(text: str | tuple[float, float, float]) -> tuple[float, float, float]:
+    """"m,l,f" -> three non-negative weights summing to 1 (within 1e-6).
+
+    Raises:
+        InputError: not three numbers, negative, or not summing to 1.
+    """
+    try:
+        values = tuple(float(v) for v in (text.split(",") if isinstance(text, str) else text))
+    except ValueError:
+        raise InputError(f"--lambdas must be three numbers m,l,f, got {text!r}") from None
+    if len(values) != 3 or any(v < 0 for v in values):
+        raise InputError(f"--lambdas must be three non-negative numbers m,l,f, got {text!r}")
+    if abs(sum(values) - 1.0) > 1e-6:
+        raise InputError(f"--lambdas must sum to 1 (got {text!r}, sum {sum(values):g})")
+    return values  # type: ignore[return-value]
+
+
+def laplacian(x: torch.Tensor) -> torch.Tensor:
+    """Per-channel 3x3 Laplacian, 'valid' convolution: (N, C, H, W) -> (N, C, H-2, W-2)."""
+    c = x.shape[1]
+    k = _LAPLACIAN.to(x).view(1, 1, 3, 3).repeat(c, 1, 1, 1)
+    return F.conv2d(x, k, groups=c)
+
+
+class ColorizationLoss(nn.Module):
+    """The weighted sum of the three terms; ``forward`` returns (total, {term: value})."""
+
+    def __init__(
+        self, lambdas: tuple[float, float, float], vgg: VGG19Features | None = None
+    ) -> None:
+        super().__init__()
+        self.lambdas = parse_lambdas(lambdas)
+        if self.lambdas[2] > 0 and vgg is None:
+            raise InputError("lambda_f > 0 needs a VGG19Features network")
+        self.vgg = vgg
+
+    def forward(
+        self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, float]]:
+        """pred, target RGB in [0, 1] (N, 3, H, W); mask float (N, 1, H, W), 1 = valid."""
+        lm, ll, lf = self.lambdas
+        n = mask.sum().clamp_min(1.0)
+        mae = ((pred - target).abs() * mask).sum() / (3 * n)
+        # A Laplacian is only meaningful where all 3x3 neighbours are valid.
+        inner = -F.max_pool2d(-mask, 3, stride=1)
+        lap_err = (laplacian(pred) - laplacian(target)).abs() * inner
+        lap = lap_err.sum() / (3 * inner.sum().clamp_min(1.0))
+        total = lm * mae + ll * lap
+        parts = {"mae": mae.item(), "laplacian": lap.item(), "vgg": 0.0}
+        if lf > 0 and self.vgg is not None:
+            feats_p = self.vgg(pred * mask)
+            feats_t = self.vgg(target * mask)
+            vgg = sum(F.mse_loss(a, b) for a, b in zip(feats_p, feats_t)) / len(feats_p)
+            total = total + lf * vgg
+            parts["vgg"] = vgg.item()
+        parts["total"] = total.item()
+        return total, parts

@@ -1,0 +1,307 @@
+"""Training: random crops of the pairs, Adam, a validation split, checkpoints, plots.
+
+``basemap train --pairs DIR --out WEIGHTS`` calls :func:`train`. Beside WEIGHTS it writes
+``<stem>.ckpt`` (a checkpoint after every epoch; ``--resume`` continues from it),
+``<stem>.loss.png`` (loss curves) and ``<stem>.samples.png`` (input / target / output of
+validation crops). Everything random comes from one seed, so a run is repeatable on one machine.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from basemap.errors import ConfigError, InputError
+from basemap.model.losses import ColorizationLoss, parse_lambdas
+from basemap.model.pairs import Pair, find_pairs, load_pair
+from basemap.model.unet import Normalization, ResUNet, UNetConfig
+from basemap.model.weights import save_weights
+
+#: The paper combines all three terms; lambda_f > 0 needs local VGG-19 weights (see vgg.py).
+DEFAULT_LAMBDAS = (0.6, 0.2, 0.2)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a training run (stored in the checkpoint and the weights' meta)."""
+
+    epochs: int = 10
+    batch: int = 8
+    crop: int = 128
+    lr: float = 1e-3
+    lambdas: tuple[float, float, float] = DEFAULT_LAMBDAS
+    steps_per_epoch: int = 100
+    val_fraction: float = 0.15
+    val_crops: int = 16
+    seed: int = 0
+    arch: UNetConfig = field(default_factory=UNetConfig)
+    normalization: Normalization = field(default_factory=Normalization)
+
+
+def _paths(out: Path) -> dict[str, Path]:
+    stem = out.with_suffix("")
+    return {
+        "ckpt": Path(f"{stem}.ckpt"),
+        "loss": Path(f"{stem}.loss.png"),
+        "samples": Path(f"{stem}.samples.png"),
+    }
+
+
+def split_pairs(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pair], list[Pair]]:
+    """Hold out whole pairs for validation (a seeded choice); with one pair, its bottom rows."""
+    if len(pairs) >= 2:
+        n_val = max(1, round(fraction * len(pairs)))
+        order = np.random.default_rng(seed + 1).permutation(len(pairs))
+        val = {int(i) for i in order[:n_val]}
+        return [p for i, p in enumerate(pairs) if i not in val], [pairs[i] for i in sorted(val)]
+    p = pairs[0]
+    cut = int(p.valid.shape[0] * (1 - fraction))
+    top = Pair(p.name, p.reflectance[:, :cut], p.valid[:cut], p.target[:, :cut])
+    bottom = Pair(p.name, p.reflectance[:, cut:], p.valid[cut:], p.target[:, cut:])
+    return [top], [bottom]
+
+
+class CropSampler:
+    """Random crops (with flips and quarter turns) of pairs, weighted by valid area."""
+
+    def __init__(self, pairs: list[Pair], crop: int, rng: np.random.Generator) -> None:
+        self.pairs, self.crop, self.rng = pairs, crop, rng
+        area = np.array([p.valid.sum() for p in pairs], dtype=np.float64)
+        if area.sum() == 0:
+            raise InputError("the training pairs have no valid pixel")
+        self.weights = area / area.sum()
+
+    def one(self, augment: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(reflectance (3,c,c), target float (3,c,c) in [0,1], mask (1,c,c)) of one crop."""
+        c = self.crop
+        for _ in range(8):
+            p = self.pairs[self.rng.choice(len(self.pairs), p=self.weights)]
+            h, w = p.valid.shape
+            y = int(self.rng.integers(0, max(h - c, 0) + 1))
+            x = int(self.rng.integers(0, max(w - c, 0) + 1))
+            mask = p.valid[y : y + c, x : x + c]
+            if mask.mean() >= 0.3:
+                break
+        refl = np.zeros((3, c, c), np.float32)
+        tgt = np.zeros((3, c, c), np.float32)
+        m = np.zeros((1, c, c), np.float32)
+        hh, ww = mask.shape
+        refl[:, :hh, :ww] = p.reflectance[:, y : y + c, x : x + c] * mask
+        tgt[:, :hh, :ww] = p.target[:, y : y + c, x : x + c] / 255.0 * mask
+        m[0, :hh, :ww] = mask
+        if augment:
+            k = int(self.rng.integers(4))
+            flip = bool(self.rng.integers(2))
+            refl, tgt, m = (np.rot90(a, k, axes=(1, 2)) for a in (refl, tgt, m))
+            if flip:
+                refl, tgt, m = (a[:, :, ::-1] for a in (refl, tgt, m))
+        return refl, tgt, m
+
+    def batch(self, n: int, augment: bool = True) -> tuple[torch.Tensor, ...]:
+        """n crops stacked into tensors (reflectance, target, mask)."""
+        crops = [self.one(augment) for _ in range(n)]
+        return tuple(torch.from_numpy(np.ascontiguousarray(np.stack(a))) for a in zip(*crops))
+
+
+def _lr_at(config: TrainConfig, step: int) -> float:
+    """Cosine decay from lr to 5% of lr over the whole run."""
+    total = max(1, config.epochs * config.steps_per_epoch)
+    return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
+
+
+def build_loss(lambdas: tuple[float, float, float], vgg_weights: str | Path | None, device: str):
+    """The loss; refuses lambda_f > 0 without real VGG-19 weights.
+
+    Raises:
+        ConfigError: lambda_f > 0 and no VGG-19 weights file given or in the torch hub cache.
+    """
+    from basemap.model.vgg import VGG19Features, find_vgg_weights, hub_cache_file
+
+    lambdas = parse_lambdas(lambdas)
+    vgg = None
+    if lambdas[2] > 0:
+        path = find_vgg_weights(vgg_weights)
+        if path is None:
+            raise ConfigError(
+                f"the VGG-19 feature loss (lambda_f={lambdas[2]:g}) needs ImageNet VGG-19 weights, "
+                "and they are never downloaded at run time. Either pass --vgg-weights PATH to "
+                f"torchvision's vgg19-dcbb9e9d.pth (or copy it to {hub_cache_file()}), or train "
+                f"without the feature loss: --lambdas {lambdas[0] + lambdas[2]:g},{lambdas[1]:g},0"
+            )
+        vgg = VGG19Features().load_torchvision(path).to(device)
+    return ColorizationLoss(lambdas, vgg)
+
+
+def train(
+    pairs_dir: str | Path,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    vgg_weights: str | Path | None = None,
+    resume: str | Path | None = None,
+    progress: bool = True,
+    loss: ColorizationLoss | None = None,
+) -> dict:
+    """Train a ResUNet on the pairs under `pairs_dir` and write its weights to `out`.
+
+    Args:
+        pairs_dir: folder of pairs (see :mod:`basemap.model.pairs`).
+        out: weights file to write; checkpoint and plots go beside it.
+        config: hyper-parameters (defaults: :class:`TrainConfig`).
+        vgg_weights: torchvision VGG-19 weights for the feature loss (else the hub cache).
+        resume: a checkpoint written by an earlier run with the same config.
+        progress: tqdm bars.
+        loss: a ready loss module (tests pass one with a random-init VGG); default built from
+            the config's lambdas and `vgg_weights`.
+
+    Returns:
+        A summary: history, final validation numbers, wall time, files written.
+    """
+    from tqdm import tqdm
+
+    config = config or TrainConfig()
+    out = Path(out)
+    files = _paths(out)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    loss_fn = (loss or build_loss(config.lambdas, vgg_weights, device)).to(device)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    pairs = [load_pair(p) for p in find_pairs(pairs_dir)]
+    train_pairs, val_pairs = split_pairs(pairs, config.val_fraction, config.seed)
+    sampler = CropSampler(train_pairs, config.crop, rng)
+    val_sampler = CropSampler(val_pairs, config.crop, np.random.default_rng(config.seed + 2))
+    val = val_sampler.batch(config.val_crops, augment=False)
+
+    model = ResUNet(config.arch).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    history: list[dict] = []
+    start_epoch, elapsed = 0, 0.0
+    if resume is not None:
+        ck = torch.load(resume, map_location=device, weights_only=False)
+        if ck["config"] != _config_dict(config):
+            raise ConfigError(f"{resume} was written with another configuration: {ck['config']}")
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        start_epoch, history, elapsed = ck["epoch"], ck["history"], ck["elapsed"]
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+    t0 = time.monotonic() - elapsed
+    for epoch in range(start_epoch, config.epochs):
+        model.train()
+        sums: dict[str, float] = {}
+        bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not progress, unit="step")  # fmt: skip
+        for step in bar:
+            for g in opt.param_groups:
+                g["lr"] = _lr_at(config, epoch * config.steps_per_epoch + step)
+            x, y, m = (t.to(device) for t in sampler.batch(config.batch))
+            pred = model(config.normalization.apply(x))
+            total, parts = loss_fn(pred, y, m)
+            opt.zero_grad(set_to_none=True)
+            total.backward()
+            opt.step()
+            for k, v in parts.items():
+                sums[k] = sums.get(k, 0.0) + v
+            bar.set_postfix(loss=f"{parts['total']:.4f}")
+        val_parts = evaluate(model, loss_fn, val, config.normalization, device)
+        history.append({
+            "epoch": epoch + 1,
+            "train": {k: v / config.steps_per_epoch for k, v in sums.items()},
+            "val": val_parts,
+            "elapsed_s": time.monotonic() - t0,
+        })  # fmt: skip
+        torch.save({
+            "config": _config_dict(config), "model": model.state_dict(),
+            "optimizer": opt.state_dict(), "epoch": epoch + 1, "history": history,
+            "elapsed": time.monotonic() - t0, "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }, files["ckpt"])  # fmt: skip
+    model.eval().cpu()
+    wall = time.monotonic() - t0
+    meta = {
+        "trained_with": _config_dict(config),
+        "pairs": sorted(p.name for p in pairs),
+        "validation_pairs": sorted(p.name for p in val_pairs),
+        "vgg_feature_loss": "ImageNet VGG-19" if config.lambdas[2] > 0 else "off (lambda_f=0)",
+        "history": history,
+        "train_wall_s": round(wall, 1),
+        "device": device,
+    }
+    save_weights(out, model, config.normalization, meta)
+    plot_history(history, files["loss"])
+    plot_samples(model, val, config.normalization, files["samples"])
+    return {"history": history, "wall_s": wall, "weights": str(out),
+            **{k: str(v) for k, v in files.items()}}  # fmt: skip
+
+
+def _config_dict(config: TrainConfig) -> dict:
+    d = asdict(config)
+    d["lambdas"] = list(config.lambdas)
+    return d
+
+
+@torch.no_grad()
+def evaluate(model, loss_fn, val, normalization: Normalization, device: str) -> dict[str, float]:
+    """Loss terms and MAE in 8-bit DN on the fixed validation crops (eval mode)."""
+    was_training = model.training
+    model.eval()
+    x, y, m = (t.to(device) for t in val)
+    pred = torch.cat([model(normalization.apply(xb)) for xb in x.split(8)])
+    _, parts = loss_fn(pred, y, m)
+    parts["mae_dn"] = parts["mae"] * 255.0
+    model.train(was_training)
+    return parts
+
+
+def plot_history(history: list[dict], path: Path) -> None:
+    """Training and validation loss per epoch -> PNG (matplotlib, Agg)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.5))
+    ax[0].plot(epochs, [h["train"]["total"] for h in history], label="train")
+    ax[0].plot(epochs, [h["val"]["total"] for h in history], label="validation")
+    ax[0].set(xlabel="epoch", ylabel="loss", yscale="log", title="total loss")
+    ax[0].legend()
+    ax[1].plot(epochs, [h["val"]["mae_dn"] for h in history], color="C2")
+    ax[1].set(xlabel="epoch", ylabel="8-bit DN", title="validation MAE")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+@torch.no_grad()
+def plot_samples(model, val, normalization: Normalization, path: Path, n: int = 4) -> None:
+    """A grid of validation crops: input (asinh-scaled) / target / output -> PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, y, m = (t[:n].cpu() for t in val)
+    model = model.eval().cpu()
+    shown = normalization.apply(x)
+    pred = model(shown) * m
+    fig, axes = plt.subplots(len(x), 3, figsize=(7.5, 2.5 * len(x)), squeeze=False)
+    for i in range(len(x)):
+        for j, (img, title) in enumerate(((shown[i], "input (asinh)"), (y[i], "target"),
+                                          (pred[i], "output"))):  # fmt: skip
+            axes[i, j].imshow(img.clamp(0, 1).permute(1, 2, 0).numpy())
+            axes[i, j].set_axis_off()
+            if i == 0:
+                axes[i, j].set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def with_overrides(config: TrainConfig, **kw) -> TrainConfig:
+    """A copy of `config` with the non-None keyword values replaced."""
+    return replace(config, **{k: v for k, v in kw.items() if v is not None})

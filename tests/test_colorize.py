@@ -1,0 +1,155 @@
+"""Windowed inference: partition invariance, skipped windows, overlap agreement, COG output,
+weights errors."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from basemap.colorize import LoadedModel, colorize_array, colorize_file, load_model
+from basemap.errors import WeightsError
+from basemap.model.unet import Normalization, ResUNet, UNetConfig
+from basemap.model.weights import DEFAULT_WEIGHTS, save_weights
+from basemap.windows import WindowGrid
+
+TINY = UNetConfig(base=4, levels=3)
+RKH = "tests/data/real-s2/29RKH"
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(tmp_path_factory):
+    torch.manual_seed(0)
+    net = ResUNet(TINY)
+    # Non-trivial BatchNorm running statistics, as after training.
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.2, 0.2)
+            m.running_var.uniform_(0.5, 2.0)
+    path = tmp_path_factory.mktemp("w") / "tiny.pt"
+    return save_weights(path, net.eval(), Normalization())
+
+
+def _scene(rng, bounds):
+    x0, y0, x1, y1 = bounds
+    refl = rng.random((3, y1 - y0, x1 - x0), dtype=np.float32) * 0.4
+    valid = np.ones((y1 - y0, x1 - x0), bool)
+    valid[:20, :30] = False
+    refl[:, ~valid] = 0
+    return refl, valid
+
+
+def test_partition_invariance_is_exact(tiny_weights):
+    """A U B computed at once == A and B computed separately, byte for byte."""
+    model = load_model(tiny_weights, device="cpu")
+    grid = WindowGrid(64, 16)
+    union = (-37, 11, 150, 140)
+    a, b = (-37, 11, 61, 140), (61, 11, 150, 140)
+    big = grid.input_bounds(*union)
+    refl, valid = _scene(np.random.default_rng(0), big)
+    kw = dict(window=64, overlap=16, batch_size=3)
+    whole = colorize_array(refl, valid, big[:2], union, model, **kw)
+
+    def part(bounds):
+        ib = grid.input_bounds(*bounds)
+        sub = np.s_[ib[1] - big[1] : ib[3] - big[1], ib[0] - big[0] : ib[2] - big[0]]
+        return colorize_array(refl[(slice(None), *sub)], valid[sub], ib[:2], bounds, model,
+                              **{**kw, "batch_size": 2})
+
+    joined = np.concatenate([part(a), part(b)], axis=2)
+    assert joined.shape == whole.shape == (3, 129, 187)
+    np.testing.assert_array_equal(joined, whole)
+
+
+@dataclass(frozen=True)
+class CountingModel(LoadedModel):
+    """The real model, counting the windows it is asked to run."""
+
+    calls: list = None
+
+    def predict(self, reflectance):
+        self.calls.append(len(reflectance))
+        return super().predict(reflectance)
+
+
+def test_windows_without_valid_pixels_are_not_run(tiny_weights):
+    m = load_model(tiny_weights, device="cpu")
+    counting = CountingModel(m.path, m.sha256, m.device, m.net, m.normalization, m.meta, [])
+    grid = WindowGrid(64, 16)
+    region = (0, 0, 200, 200)
+    ib = grid.input_bounds(*region)
+    refl, valid = _scene(np.random.default_rng(1), ib)
+    valid[:] = False
+    valid[100:110, 100:110] = True  # touches only the windows at x, y in {48, 96}
+    out = colorize_array(refl, valid, ib[:2], region, counting, window=64, overlap=16)
+    assert sum(counting.calls) == 4
+    assert out[:, ~valid[-ib[1] :, -ib[0] :][:200, :200]].max() == 0
+
+
+def test_model_is_loaded_once_per_process(tiny_weights):
+    assert load_model(tiny_weights, device="cpu") is load_model(tiny_weights, device="cpu")
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not trained yet")
+def test_overlapping_windows_agree_in_the_middle_of_their_overlap():
+    """Window-locality of the shipped model on real data: two neighbouring 512-px windows give
+    the same colour where they overlap, so blending has nothing to hide (invariant 3)."""
+    model = load_model(None, device="cpu")
+    with rasterio.open(f"{RKH}/B04.tif") as r, rasterio.open(f"{RKH}/B03.tif") as g, \
+            rasterio.open(f"{RKH}/B02.tif") as b:
+        dn = np.stack([d.read(1, window=((100, 612), (100, 1060))) for d in (r, g, b)])
+    refl = dn.astype(np.float32) / 10000
+    left, right = model.predict(np.stack([refl[:, :, :512], refl[:, :, 448:960]]))
+    mid = 32  # the middle column of the 64-px overlap: weights 0.5 / 0.5
+    a, b = left[:, :, 448 + mid], right[:, :, mid]
+    blended = 0.5 * a + 0.5 * b
+    # Away from the top and bottom window edges (64 px), as the taper there is ~0 anyway.
+    err = np.abs(np.rint(blended) - np.rint(a))[:, 64:-64]
+    assert np.percentile(err, 99) <= 1.0, err.max()
+
+
+def test_corrupt_and_mismatched_weights_give_clear_errors(tmp_path, tiny_weights):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(tiny_weights.read_bytes()[:1000])
+    with pytest.raises(WeightsError, match="cannot read model weights .*corrupt.pt"):
+        load_model(bad)
+    bare = tmp_path / "bare.pt"
+    torch.save(ResUNet(TINY).state_dict(), bare)
+    with pytest.raises(WeightsError, match="bare.pt is not a basemap U-Net weights file"):
+        load_model(bare)
+    other = tmp_path / "other.pt"
+    payload = torch.load(tiny_weights, weights_only=True)
+    payload["arch"] = {**payload["arch"], "base": 8}  # declares another architecture
+    torch.save(payload, other)
+    with pytest.raises(WeightsError, match=r"other.pt: the tensors do not match .*base=8"):
+        load_model(other)
+    with pytest.raises(WeightsError, match="not found: .*missing.pt"):
+        load_model(tmp_path / "missing.pt")
+
+
+@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not trained yet")
+def test_colorize_real_29rkh_writes_a_valid_cog(tmp_path):
+    from rio_cogeo.cogeo import cog_validate
+
+    from basemap.model.metrics import clipped_pct
+
+    src = tmp_path / "rgb.tif"
+    with rasterio.open(f"{RKH}/B04.tif") as ds:
+        profile = ds.profile | {"count": 3}
+        bands = [ds.read(1)] + [rasterio.open(f"{RKH}/{b}.tif").read(1) for b in ("B03", "B02")]
+    with rasterio.open(src, "w", **profile) as ds:
+        ds.write(np.stack(bands))
+    dst = tmp_path / "out.tif"
+    colorize_file(src, dst, progress=False)
+    ok, errors, _ = cog_validate(str(dst))
+    assert ok, errors
+    with rasterio.open(dst) as ds, rasterio.open(src) as s:
+        assert ds.crs == s.crs and ds.transform == s.transform and ds.count == 3
+        assert ds.dtypes[0] == "uint8"
+        rgb, mask = ds.read(), ds.dataset_mask() > 0
+        assert ds.overviews(1), "internal overviews"
+    valid = np.all(np.stack(bands) > 0, axis=0)
+    np.testing.assert_array_equal(mask, valid)
+    # A bright desert: the fixed linear TCI saturates 96% of red; the model must keep < 1%.
+    assert clipped_pct(rgb, valid) < 1.0
