@@ -81,7 +81,9 @@ def read_build(out: Path) -> BuildInfo:
     try:
         settings = BuildSettings(**json.loads(path.read_text())["settings"])
     except FileNotFoundError:
-        raise ConfigError(f"{path} not found: evaluate needs a finished `basemap build` output") from None
+        raise ConfigError(
+            f"{path} not found: evaluate needs the output folder of `basemap build`"
+        ) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path} is not a basemap build record: {exc!r}") from exc
     return BuildInfo(out=out, settings=settings, bounds=read_tileset(out / "tilejson.json").bounds)
@@ -123,7 +125,7 @@ def rendering_figures(rgb: np.ndarray, valid: np.ndarray, origin: tuple[int, int
 
     windows = [excess(build.stride, p) for p in sorted({0, build.settings.overlap % build.stride})]
     return {
-        "seam_excess_window": float(np.nanmax(windows)) if not np.isnan(windows).all() else float("nan"),
+        "seam_excess_window": max((w for w in windows if not np.isnan(w)), default=float("nan")),
         "seam_excess_block": excess(build.settings.block_size),
         "seam_excess_tile": excess(TILE),
         "clipped_pct": clipped_pct(rgb, valid),

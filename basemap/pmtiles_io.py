@@ -60,7 +60,7 @@ def write_pmtiles(tileset: Tileset, output: Path) -> ArchiveInfo:
         "min_lat_e7": int(s * 1e7),
         "max_lon_e7": int(e * 1e7),
         "max_lat_e7": int(n * 1e7),
-        "center_zoom": max(tileset.minzoom, min(tileset.maxzoom, (tileset.minzoom + tileset.maxzoom) // 2)),
+        "center_zoom": (tileset.minzoom + tileset.maxzoom) // 2,
         "center_lon_e7": int((w + e) / 2 * 1e7),
         "center_lat_e7": int((s + n) / 2 * 1e7),
     }

@@ -19,15 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-#: Figures shown in the table and charts: key -> (label, lower is better?).
+#: Figures shown in the table and charts: key -> label.
 FIGURES = {
-    "seam_excess_window": ("seam excess, window borders", True),
-    "seam_excess_block": ("seam excess, block borders", True),
-    "seam_excess_tile": ("seam excess, tile borders", True),
-    "clipped_pct": ("clipped pixels %", True),
-    "colourfulness": ("colourfulness (Hasler-Suesstrunk)", False),
-    "mean_lightness": ("mean L*", False),
-    "cross_scene_ciede2000": ("cross-scene CIEDE2000", True),
+    "seam_excess_window": "seam excess, window borders (lower = better)",
+    "seam_excess_block": "seam excess, block borders (lower = better)",
+    "seam_excess_tile": "seam excess, tile borders (lower = better)",
+    "clipped_pct": "clipped pixels % (lower = better)",
+    "colourfulness": "colourfulness (Hasler-Suesstrunk)",
+    "mean_lightness": "mean L*",
+    "cross_scene_ciede2000": "cross-scene CIEDE2000 (lower = better)",
 }
 CROP = 512
 ZOOM_CROP = 48
@@ -47,7 +47,7 @@ def _panels(images: dict, crop: int, path: Path, zoom_lines: bool) -> None:
 
     names = list(images)
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.5), squeeze=False)
-    for ax, name in zip(axes[0], names):
+    for ax, name in zip(axes[0], names, strict=True):
         rgb, valid = images[name]
         h, w = valid.shape
         c = min(crop, h, w)
@@ -76,15 +76,13 @@ def _charts(figures: dict, path: Path) -> None:
     keys = list(FIGURES)
     cols = 4
     fig, axes = plt.subplots(math.ceil(len(keys) / cols), cols, figsize=(4 * cols, 6.5))
-    for ax, key in zip(axes.flat, keys):
+    for ax, key in zip(list(axes.flat)[: len(keys)], keys, strict=True):
         values = [figures[n].get(key, float("nan")) for n in names]
         ax.barh(range(len(names)), [0 if math.isnan(v) else v for v in values], color="#4a7ab5")
         ax.set_yticks(range(len(names)))
         ax.set_yticklabels(names, fontsize=8)
         ax.invert_yaxis()
-        label, lower = FIGURES[key]
-        ax.set_title(f"{label} ({'lower' if lower else 'higher'} = better)" if key.startswith(
-            ("seam", "clipped", "cross")) else label, fontsize=9)
+        ax.set_title(FIGURES[key], fontsize=9)
         if key.startswith("seam"):
             ax.axvline(1.0, color="k", lw=0.8, ls=":")
     for ax in list(axes.flat)[len(keys) :]:
@@ -98,21 +96,25 @@ def _html(result: dict) -> str:
     names = list(result["figures"])
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     rows = []
-    for key, (label, _) in FIGURES.items():
-        cells = "".join(f"<td>{result['figures'][n].get(key, float('nan')):.3f}</td>" for n in names)
+    for key, label in FIGURES.items():
+        values = [result["figures"][n].get(key, float("nan")) for n in names]
+        cells = "".join(f"<td>{v:.3f}</td>" for v in values)
         rows.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
     x0, y0, x1, y1 = result["region"]
     b = result["borders"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>basemap evaluation</title>
 <style>body{{font:14px sans-serif;margin:1.5em}} td,th{{padding:3px 8px;text-align:right}}
-table{{border-collapse:collapse}} tr:nth-child(even){{background:#eee}} img{{max-width:100%}}</style>
+table{{border-collapse:collapse}} tr:nth-child(even){{background:#eee}}
+img{{max-width:100%}}</style>
 </head><body>
 <h1>basemap evaluation</h1>
-<p>Build <code>{html.escape(result["build"])}</code> (renderer <b>{html.escape(result["renderer"])}</b>),
-sample region x {x0}-{x1}, y {y0}-{y1} at zoom {result["zoom"]} ({x1 - x0} x {y1 - y0} px, centred on
-a block corner), {len(result["scenes"])} scenes. Borders: windows every {b["window"]} px, blocks every
-{b["block"]} px, tiles every {b["tile"]} px. Seam excess: about 1 or less means no visible seam.</p>
+<p>Build <code>{html.escape(result["build"])}</code>
+(renderer <b>{html.escape(result["renderer"])}</b>), sample region x {x0}-{x1}, y {y0}-{y1}
+at zoom {result["zoom"]} ({x1 - x0} x {y1 - y0} px, centred on a block corner),
+{len(result["scenes"])} scenes. Borders: windows every {b["window"]} px, blocks every
+{b["block"]} px, tiles every {b["tile"]} px. Seam excess: about 1 or less means no visible
+seam.</p>
 <table><tr><th></th>{head}</tr>
 {chr(10).join(rows)}
 </table>

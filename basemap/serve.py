@@ -72,7 +72,10 @@ def describe_layers(out: Path) -> list[dict]:
             raise ConfigError(
                 f"{ts.root}/tilejson.json points at tiles outside {out}; serve their common folder"
             ) from None
-        label = ts.name if rel == "." else f"{rel} ({ts.name})" if ts.name != Path(rel).name else rel
+        if rel == "." or ts.name == Path(rel).name:
+            label = ts.name if rel == "." else rel
+        else:
+            label = f"{rel} ({ts.name})"
         layers.append(
             {
                 "kind": "xyz",
@@ -143,7 +146,7 @@ class _Handler(BaseHTTPRequestHandler):
         if path in ("/", "/index.html"):
             self._send_file(STATIC_DIR / "index.html", body)
         elif path == "/layers.json":
-            public = [{k: v for k, v in layer.items() if k != "tilejson_doc"} for layer in self.layers]
+            public = [{k: v for k, v in la.items() if k != "tilejson_doc"} for la in self.layers]
             self._send_bytes(json.dumps(public).encode(), "application/json", body)
         elif m := re.fullmatch(r"/tilejson/(\d+)\.json", path):
             self._send_tilejson(int(m.group(1)), body)
@@ -160,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         layer = self.layers[index]
         doc = dict(layer["tilejson_doc"])
-        host = self.headers.get("Host") or "%s:%d" % self.server.server_address[:2]
+        host = self.headers.get("Host") or _host_port(self.server)
         doc["tiles"] = [f"http://{host}{layer['url']}"]
         self._send_bytes(json.dumps(doc).encode(), "application/json", body)
 
@@ -241,6 +244,12 @@ def _safe_join(root: Path, rel: str) -> Path | None:
     return candidate
 
 
+def _host_port(server) -> str:
+    """'host:port' a server listens on."""
+    host, port = server.server_address[:2]
+    return f"{host}:{port}"
+
+
 def _content_type(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in CONTENT_TYPES:
@@ -275,7 +284,7 @@ def serve(out: Path, port: int = 8000, host: str = "127.0.0.1", ready=None) -> N
         ready: called with the page URL once the server listens.
     """
     server = make_server(out, port, host)
-    url = "http://%s:%d/" % server.server_address[:2]
+    url = f"http://{_host_port(server)}/"
     if ready is not None:
         ready(url)
     try:
@@ -290,4 +299,4 @@ def serve_in_thread(out: Path, port: int = 0) -> tuple[ThreadingHTTPServer, str]
     """Start a server for OUT in a daemon thread; returns it and its URL (stop: ``.shutdown()``)."""
     server = make_server(out, port)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, "http://%s:%d/" % server.server_address[:2]
+    return server, f"http://{_host_port(server)}/"

@@ -1,4 +1,4 @@
-"""A finished build's tile pyramids as layers: what `basemap serve` shows and `basemap pmtiles` packs.
+"""A build's tile pyramids as layers: what `basemap serve` shows and `basemap pmtiles` packs.
 
 Layer convention (one layer per tile set found, so several renderers can be compared side by side):
 
@@ -23,7 +23,9 @@ from pathlib import Path
 from basemap.errors import ConfigError
 
 #: Tile file extension -> HTTP content type (the formats the build writes).
-TILE_CONTENT_TYPES = {"webp": "image/webp", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg"}
+TILE_CONTENT_TYPES = {
+    "webp": "image/webp", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
+}
 #: How deep below OUT tile sets are looked for (0 = OUT itself).
 MAX_DEPTH = 2
 _SKIP_DIRS = {"report", "tiles"}
@@ -123,7 +125,8 @@ def find_layers(out: Path) -> tuple[list[Tileset], list[Path]]:
     def walk(folder: Path, depth: int) -> None:
         for entry in sorted(folder.iterdir()):
             if entry.is_dir():
-                if depth < MAX_DEPTH and entry.name not in _SKIP_DIRS and not entry.name.startswith("."):
+                skip = entry.name in _SKIP_DIRS or entry.name.startswith(".")
+                if depth < MAX_DEPTH and not skip:
                     walk(entry, depth + 1)
             elif entry.name == "tilejson.json":
                 tilejsons.append(entry)

@@ -50,7 +50,8 @@ def test_cross_scene_delta_e():
     # Two of the three pairs differ by the same colour step, one is identical.
     from basemap.model.metrics import ciede2000, srgb_to_lab
 
-    step = float(ciede2000(srgb_to_lab(np.array([120, 120, 120])), srgb_to_lab(np.array([130, 120, 120]))))
+    lab = [srgb_to_lab(np.array(c)) for c in ([120, 120, 120], [130, 120, 120])]
+    step = float(ciede2000(*lab))
     assert de == pytest.approx(2 * step / 3, rel=1e-9)
     # Overlaps below MIN_OVERLAP_PX are not compared.
     small = np.zeros(shape, bool)

@@ -1,4 +1,4 @@
-"""PMTiles archives: every tile read back with the `pmtiles` reader equals the XYZ file byte for byte."""
+"""PMTiles archives: every tile read back with the `pmtiles` reader equals its XYZ file's bytes."""
 
 import json
 import subprocess

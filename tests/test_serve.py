@@ -48,7 +48,10 @@ def server(served_out):
 def test_layers_and_content_types(server, served_out):
     layers = requests.get(server + "layers.json", timeout=5).json()
     assert [(la["name"], la["kind"], la["format"]) for la in layers] == [
-        ("linear", "xyz", "webp"), ("unet", "xyz", "png"), ("unet.pmtiles (PMTiles)", "pmtiles", "png")]
+        ("linear", "xyz", "webp"),
+        ("unet", "xyz", "png"),
+        ("unet.pmtiles (PMTiles)", "pmtiles", "png"),
+    ]
     assert layers[0]["url"] == "/data/linear/tiles/{z}/{x}/{y}.webp"
     assert layers[0]["bounds"] == pytest.approx([5.95, 45.95, 6.25, 46.15])
     cases = {
@@ -65,15 +68,16 @@ def test_layers_and_content_types(server, served_out):
         assert r.headers["Content-Type"] == ctype, path
         assert r.headers["Access-Control-Allow-Origin"] == "*", path
     tile = served_out / "linear/tiles/10/528/363.webp"
-    assert requests.get(server + "data/linear/tiles/10/528/363.webp", timeout=5).content == tile.read_bytes()
+    got = requests.get(server + "data/linear/tiles/10/528/363.webp", timeout=5).content
+    assert got == tile.read_bytes()
     # A TileJSON with absolute URLs on this server, for other clients.
     doc = requests.get(server + "tilejson/1.json", timeout=5).json()
     assert doc["tiles"] == [server.rstrip("/") + "/data/unet/tiles/{z}/{x}/{y}.png"]
 
 
 def test_missing_tiles_and_escapes_are_404(server):
-    for path in ("data/linear/tiles/10/0/0.webp", "data/../../etc/passwd", "data/%2e%2e/%2e%2e/etc/passwd",
-                 "nothing", "tilejson/9.json"):
+    for path in ("data/linear/tiles/10/0/0.webp", "data/../../etc/passwd",
+                 "data/%2e%2e/%2e%2e/etc/passwd", "nothing", "tilejson/9.json"):
         r = requests.get(server + path, timeout=5)
         assert r.status_code == 404, path
         assert r.content == b"" and r.headers["Access-Control-Allow-Origin"] == "*"
@@ -102,7 +106,7 @@ def cli_server(served_out):
     try:
         line = proc.stdout.readline()
         m = re.search(r"(http://127\.0\.0\.1:\d+/)", line)
-        assert m, f"no URL in {line!r}; stderr: {proc.stderr.read() if proc.poll() is not None else ''}"
+        assert m, f"no URL in {line!r} (exit code {proc.poll()})"
         yield m.group(1)
     finally:
         proc.terminate()
@@ -112,7 +116,7 @@ def cli_server(served_out):
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail("chromium not found: run `bash scripts/install-system-deps.sh` (Debian package)")
+        pytest.fail("chromium not found: run `bash scripts/install-system-deps.sh` (Debian)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
