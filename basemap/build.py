@@ -45,6 +45,7 @@ from basemap.grid import (
     ring_intersects,
     union,
 )
+from basemap.ledger import freeze_manifest
 from basemap.types import BBox, ZoomRange
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,7 @@ class BuildSettings:
     composite: str = "mean"
     feather: int = 64
     tile_format: str = "webp"
-    chunk: int = 256
+    chunk: int = 128
     margin: int = 4
 
     def __dask_tokenize__(self) -> tuple:
@@ -103,8 +104,8 @@ class BuildSettings:
             raise InputError(f"--tile-format {self.tile_format!r}: one of {tuple(TILE_FORMATS)}")
         if self.feather < 0:
             raise InputError(f"--feather must be >= 0 pixels, got {self.feather}")
-        if self.chunk <= 0 or self.chunk % TILE_SIZE or self.block_size % self.chunk:
-            raise InputError(f"warp chunk {self.chunk} must be a multiple of 256 dividing the block")
+        if self.chunk <= 0 or self.chunk % 64 or self.block_size % self.chunk:
+            raise InputError(f"warp chunk {self.chunk} must be a multiple of 64 dividing the block")
         return self
 
     def make_renderer(self):
@@ -394,11 +395,9 @@ def build(
     """
     from dataclasses import replace
 
-    from basemap.cog import write_vrt
-    from basemap.graph import dask_client, run_graph
-    from basemap.stac import check_max_cloud, parse_datetime, search
+    from basemap.ledger import Lease, clean_temp_files
+    from basemap.stac import check_max_cloud, parse_datetime
     from basemap.storage import open_storage
-    from basemap.tiles import TileOutput
 
     start = time.perf_counter()
     settings = replace(settings, zmin=zoom.min, zmax=zoom.max).validated()
@@ -407,12 +406,29 @@ def build(
     storage = open_storage(out)
     check_weights(settings)
     storage.check_writable()
+    with Lease(storage):  # one run per output at a time (RELIABILITY.md row 21)
+        clean_temp_files(storage)
+        return _build(bbox, settings, stac, collection, datetime, max_cloud, workers,
+                      scheduler, progress, storage, start)
+
+
+def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, scheduler,
+           progress, storage, start) -> BuildSummary:
+    """The build proper, run under the output's lease (see :func:`build`)."""
+    from basemap.cog import write_vrt
+    from basemap.graph import dask_client, run_graph
+    from basemap.stac import search
+    from basemap.tiles import TileOutput
+
     renderer = settings.make_renderer()
     summary = BuildSummary(out=storage.root, bbox=bbox, area_km2=_area_km2(bbox))
 
     planned = plan_blocks(bbox_regions(bbox, settings.zmax), settings.block_size, settings.zmax)
-    scenes = search(stac, search_bbox(planned, settings, renderer), datetime, max_cloud,
-                    collection)
+    where = search_bbox(planned, settings, renderer)
+    scenes = search(stac, where, datetime, max_cloud, collection)
+    scenes = freeze_manifest(storage, scenes, {  # reruns use the first run's items (row 22)
+        "stac": stac, "bbox": list(where.as_tuple()), "datetime": datetime,
+        "max_cloud": max_cloud, "collection": collection})
     storage.write_bytes("manifest.json", json.dumps(
         {"version": 1, "scenes": [s.to_dict() for s in scenes]}, indent=1).encode())
     summary.scenes = len(scenes)

@@ -73,6 +73,10 @@ def dask_client(
 
     address = scheduler or os.environ.get(SCHEDULER_ENV)
     cluster = None
+    dlog = logging.getLogger("distributed")
+    level = dlog.level
+    if not log.isEnabledFor(logging.INFO):  # Dask's INFO chatter only with -v
+        dlog.setLevel(logging.WARNING)
     if address:
         client = Client(address, timeout="30s")
     else:
@@ -91,6 +95,7 @@ def dask_client(
         client.close()
         if cluster is not None:
             cluster.close()
+        dlog.setLevel(level)
 
 
 def has_gpu_workers(client) -> bool:
@@ -127,7 +132,8 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
     from distributed import as_completed
     from tqdm import tqdm
 
-    from basemap.build import BlockResult, build_block
+    from basemap.build import BlockResult
+    from basemap.ledger import run_block
     from basemap.tiles import pyramid_tile
 
     if not jobs:
@@ -139,7 +145,8 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
     blocks = {}
     records = {}
     for job in jobs:
-        fut = client.submit(build_block, job, key=_key("block", job), pure=True, **annotate)
+        # run_block: build_block, skipped when the ledger has the block (resume, exactly once)
+        fut = client.submit(run_block, job, key=_key("block", job), pure=True, **annotate)
         blocks[job.block] = fut
         records[client.submit(_record, fut, key=_key("record", job), pure=True)] = job
 

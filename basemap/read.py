@@ -76,7 +76,7 @@ class ReadSettings:
     """
 
     zoom: int
-    chunk: int = 256
+    chunk: int = 128
     margin: int = 4
 
     def __dask_tokenize__(self) -> tuple:
