@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 LEDGER_PREFIX = "ledger/blocks"
 LEASE_KEY = "ledger/lease.json"
+#: BlockResult.message of a block taken from the ledger instead of being recomputed.
+RESUMED = "resumed from the ledger"
 #: A lease not renewed for this long is taken to be abandoned (its holder crashed elsewhere).
 LEASE_TTL_S = 120.0
 
@@ -73,16 +75,15 @@ class BlockRecord:
     outputs: tuple[tuple[str, int, str], ...]  # (key, size, sha256)
     items: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
-    model_calls: int = 0
+    root: bool = False  # a lossless root tile is kept beside the entry
 
     def to_json(self) -> bytes:
         """The entry's bytes."""
         doc = {
             "block": self.block, "fingerprint": self.fingerprint, "status": self.status,
             "outputs": [list(o) for o in self.outputs], "items": list(self.items),
-            "notes": list(self.notes), "model_calls": self.model_calls,
-            "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
+            "notes": list(self.notes), "root": self.root,
+        }  # no timestamp: a resumed output is byte-identical to a clean one, ledger included
         return (json.dumps(doc, indent=1) + "\n").encode()
 
     @classmethod
@@ -92,7 +93,7 @@ class BlockRecord:
         return cls(doc["block"], doc["fingerprint"], doc["status"],
                    tuple((k, int(s), h) for k, s, h in doc["outputs"]),
                    tuple(doc.get("items", ())), tuple(doc.get("notes", ())),
-                   int(doc.get("model_calls", 0)))
+                   bool(doc.get("root", False)))
 
 
 def encode_rgba(rgba: np.ndarray) -> bytes:
@@ -155,7 +156,7 @@ class Ledger:
                      block_name)
             return None
         keys = [(k, s, h) for k, s, h in rec.outputs]
-        if rec.status != "empty":
+        if rec.root:
             keys.append((self.root_key(block_name), None, None))
         for key, size, digest in keys:
             if not self._intact(key, size, digest if verify else None):
@@ -175,7 +176,7 @@ class Ledger:
         return (size is None or len(data) == size) and (digest is None or sha256(data) == digest)
 
     def root(self, block_name: str) -> np.ndarray | None:
-        """The lossless root tile of a finished block (None for an empty block)."""
+        """The lossless root tile of a finished block (None when none was kept)."""
         try:
             return decode_rgba(self.storage.read_bytes(self.root_key(block_name)))
         except FileNotFoundError:
@@ -183,7 +184,7 @@ class Ledger:
 
     def record(self, rec: BlockRecord, root: np.ndarray | None) -> None:
         """Publish a block's entry: call only after every output in ``rec`` is published."""
-        if root is not None and root[3].any():
+        if rec.root:
             self.storage.write_bytes(self.root_key(rec.block), encode_rgba(root))
         self.storage.write_bytes(self.entry_key(rec.block), rec.to_json())
 
@@ -192,15 +193,6 @@ class Ledger:
         delete = getattr(self.storage, "delete", None)
         if delete is not None:
             delete(self.entry_key(block_name))
-
-
-def output_record(storage, keys: Iterable[str]) -> tuple[tuple[str, int, str], ...]:
-    """(key, size, sha256) of published outputs, read back from storage (what is really there)."""
-    out = []
-    for key in sorted(set(keys)):
-        data = storage.read_bytes(key)
-        out.append((key, len(data), sha256(data)))
-    return tuple(out)
 
 
 # ---- the lease ---------------------------------------------------------------------------------
@@ -300,3 +292,171 @@ def _stale(holder: dict) -> bool:
         except (PermissionError, KeyError, ValueError, TypeError):
             return False
     return False
+
+
+# ---- resumable block tasks -------------------------------------------------------------------
+
+
+class RecordingStorage:
+    """A storage wrapper that remembers (key, size, sha256) of everything a block publishes.
+
+    Lives inside one task (never pickled); everything else is passed through.
+    """
+
+    def __init__(self, storage) -> None:
+        self._storage = storage
+        self.written: dict[str, tuple[int, str]] = {}
+
+    def __getattr__(self, name):
+        return getattr(self._storage, name)
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Publish and record."""
+        self._storage.write_bytes(key, data)
+        self.written[key] = (len(data), sha256(data))
+
+    def put_file(self, key: str, local_path) -> None:
+        """Publish a local file and record it."""
+        with open(local_path, "rb") as fh:
+            data = fh.read()
+        self._storage.put_file(key, local_path)
+        self.written[key] = (len(data), sha256(data))
+
+    def outputs(self) -> tuple[tuple[str, int, str], ...]:
+        """(key, size, sha256) of the published files, sorted by key."""
+        return tuple((k, s, h) for k, (s, h) in sorted(self.written.items()))
+
+
+def model_identity(settings) -> str | None:
+    """SHA-256 of the U-Net weights a build uses (None for the classic renderers)."""
+    if settings.renderer != "unet":
+        return None
+    from pathlib import Path
+
+    from basemap.model.weights import DEFAULT_WEIGHTS
+
+    path = Path(settings.model) if settings.model else DEFAULT_WEIGHTS
+    return sha256(path.read_bytes()) if path.is_file() else None
+
+
+def block_fingerprint(job) -> str:
+    """The inputs fingerprint of a :class:`basemap.build.BlockJob`: items and update times,
+    settings (model path replaced by the weights' checksum), block, package version."""
+    from dataclasses import asdict
+
+    from basemap import __version__
+
+    settings = asdict(job.settings)
+    settings["model"] = model_identity(job.settings)
+    settings["block"] = [job.block.bx, job.block.by, job.block.size, job.block.z]
+    settings["version"] = __version__
+    return fingerprint(((s.id, s.updated) for s in job.scenes), settings)
+
+
+def _tile_counts(outputs: tuple[tuple[str, int, str], ...]) -> tuple[tuple[int, int], ...]:
+    counts: dict[int, int] = {}
+    for key, _, _ in outputs:
+        if key.startswith("tiles/"):
+            z = int(key.split("/")[1])
+            counts[z] = counts.get(z, 0) + 1
+    return tuple(sorted(counts.items(), reverse=True))
+
+
+def run_block(job):
+    """Dask task: one block, exactly once.
+
+    Skipped (its files and the lossless root tile come from the ledger) when the ledger has it
+    with the same inputs fingerprint and intact files; otherwise its entry is dropped, the block
+    is built (:func:`basemap.build.build_block`) and, once every file is published, recorded.
+    A failure raises before anything is recorded, so the block is retried by the next run.
+    """
+    from dataclasses import replace
+
+    from basemap.build import BlockResult, build_block
+
+    ledger = Ledger(job.storage)
+    name = job.block.name
+    fp = block_fingerprint(job)
+    rec = ledger.done(name, fp)
+    if rec is not None:
+        log.info("block %s: finished in an earlier run (ledger): not recomputed", name)
+        cog = next((k for k, _, _ in rec.outputs if k.startswith("cogs/")), None)
+        return BlockResult(job.block, rec.status, len(rec.items), _tile_counts(rec.outputs), cog,
+                           RESUMED, 0.0, rgba=ledger.root(name) if rec.root else None)
+    ledger.forget(name)
+    recording = RecordingStorage(job.storage)
+    result = build_block(replace(job, storage=recording))
+    notes = (result.message,) if result.message else ()
+    ledger.record(BlockRecord(name, fp, result.status, recording.outputs(),
+                              tuple(s.id for s in job.scenes), notes, result.rgba is not None),
+                  result.rgba)
+    return result
+
+
+# ---- the frozen manifest (RELIABILITY.md row 22) ------------------------------------------------
+
+
+def freeze_manifest(storage, scenes: list, search: dict) -> list:
+    """The run's frozen item list: the first search's, kept in the ledger and reused on reruns.
+
+    Args:
+        storage: the output.
+        scenes: what the search found now.
+        search: the search parameters (source, bbox, datetime, max_cloud, collection, ...).
+
+    Returns:
+        The frozen scenes when this output already has a manifest for the same search (changes
+        in the catalog are logged as warnings, not used), else ``scenes`` (now frozen).
+    """
+    from basemap.stac import Scene
+
+    key = f"ledger/manifests/{fingerprint((), search)[:16]}.json"
+    try:
+        doc = json.loads(storage.read_bytes(key))
+    except FileNotFoundError:
+        doc = None
+    if doc is None:
+        storage.write_bytes(key, json.dumps(
+            {"search": search, "scenes": [s.to_dict() for s in scenes]}, indent=1).encode())
+        return scenes
+    frozen = [Scene.from_dict(d) for d in doc["scenes"]]
+    now = {s.id: s for s in scenes}
+    then = {s.id: s for s in frozen}
+    added = sorted(set(now) - set(then))
+    removed = sorted(set(then) - set(now))
+    changed = sorted(i for i in set(now) & set(then) if now[i] != then[i])
+    for what, ids in (("new", added), ("gone", removed), ("changed", changed)):
+        if ids:
+            log.warning("catalog changed since this output was started: %d %s item(s) (%s%s); "
+                        "using the frozen manifest %s (delete it to rebuild with the new items)",
+                        len(ids), what, ", ".join(ids[:5]), ", ..." if len(ids) > 5 else "", key)
+    return frozen
+
+
+def clean_temp_files(storage) -> int:
+    """Remove temporary files a killed run left in a local output (``.name.*.tmp``, ``.tmp/``).
+
+    Called under the lease, so no live writer owns them. S3 outputs have none: an object exists
+    only once its single PUT completed. Returns how many were removed.
+    """
+    import shutil
+    from pathlib import Path
+
+    from basemap.storage import LocalStorage
+
+    if not isinstance(storage, LocalStorage):
+        return 0
+    root = Path(storage.root)
+    if not root.is_dir():
+        return 0
+    removed = 0
+    for tmp in root.rglob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+        removed += 1
+    scratch = root / ".tmp"
+    if scratch.is_dir():
+        removed += sum(1 for p in scratch.rglob("*") if p.is_file())
+        shutil.rmtree(scratch, ignore_errors=True)
+    if removed:
+        log.warning("removed %d temporary file(s) left by an interrupted run in %s", removed, root)
+    return removed

@@ -91,6 +91,10 @@ class S3Storage:
     def _full(self, key: str) -> str:
         return f"{self.bucket}/{self.prefix}/{key}" if self.prefix else f"{self.bucket}/{key}"
 
+    def path(self, key: str) -> str:
+        """Where ``key`` is, for messages and summaries (the s3:// URL)."""
+        return self.url(key)
+
     def url(self, key: str) -> str:
         """``s3://bucket/prefix/key``."""
         return "s3://" + self._full(key)

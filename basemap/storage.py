@@ -1,4 +1,4 @@
-"""Where outputs go: one small interface over a local folder (s3:// buckets come later).
+"""Where outputs go: one small interface over a local folder or an s3:// bucket (basemap.s3).
 
 Keys are relative, "/"-separated paths such as ``tiles/14/8465/5859.webp``. Every write is
 atomic: the bytes go to a temporary name in the same folder, then one rename publishes them, so a
@@ -65,6 +65,18 @@ class LocalStorage:
             Path(tmp).unlink(missing_ok=True)
             raise
 
+    def create_only(self, key: str, data: bytes) -> None:
+        """Publish ``data`` only if ``key`` does not exist (O_EXCL): FileExistsError otherwise."""
+        target = self.path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (no error when absent)."""
+        self.path(key).unlink(missing_ok=True)
+
     def scratch_dir(self) -> str:
         """A folder for temporary files next to the output (same filesystem: cheap renames)."""
         path = Path(self.root, ".tmp")
@@ -88,13 +100,17 @@ class LocalStorage:
             ) from exc
 
 
-def open_storage(out: str | os.PathLike) -> LocalStorage:
+def open_storage(out: str | os.PathLike):
     """The storage for an ``--out`` value.
 
     Raises:
-        ConfigError: an unsupported scheme (s3:// is not supported yet).
+        ConfigError: an unsupported scheme (local folders and s3:// are supported).
     """
     text = str(out)
+    if text.startswith("s3://"):
+        from basemap.s3 import S3Storage
+
+        return S3Storage.from_url(text)
     if "://" in text:
         scheme = text.split("://", 1)[0]
         raise ConfigError(
