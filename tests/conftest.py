@@ -128,3 +128,20 @@ def xyz_build(tmp_path_factory):
     from xyz_build import make_xyz_build
 
     return make_xyz_build(tmp_path_factory.mktemp("xyz_build"))
+
+
+@pytest.fixture(scope="session")
+def small_build(synth_world, tmp_path_factory):
+    """A clean, uninterrupted build of the test world (linear renderer, 512-px blocks, z12-14,
+    PNG tiles, in-process). Returns (out_dir, BuildSettings, ZoomRange). Read-only: copy it."""
+    from basemap.build import BuildSettings, build
+    from basemap.synth import world_bbox
+    from basemap.types import ZoomRange
+
+    settings = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
+    zoom = ZoomRange(12, 14)
+    out = tmp_path_factory.mktemp("small_build")
+    summary = build(world_bbox("test"), zoom, str(out), settings, str(synth_world), workers=0,
+                    progress=False)
+    assert summary.blocks.get("ok", 0) >= 4 and not summary.failed, summary.text()
+    return out, settings, zoom

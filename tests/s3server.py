@@ -79,7 +79,7 @@ class S3Server:
             f"-s3.localSocket={workdir / 's3.sock'}",
             f"-admin.port={admin}", f"-admin.port.grpc={admin_g}", "-admin.ui=false",
             f"-admin.dataDir={workdir / 'admin'}",
-            "-webdav=false", f"-bucket={bucket}",
+            "-webdav=false", f"-bucket={bucket}", "-s3.autoCreateBucket=false",
         ]
         # weed mini makes its admin identity from these two variables.
         env = dict(os.environ, AWS_ACCESS_KEY_ID=access_key, AWS_SECRET_ACCESS_KEY=secret_key)

@@ -52,12 +52,10 @@ def blocks_of(out: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def clean(synth_world, tmp_path_factory):
-    """A clean, uninterrupted build (in-process, one worker thread)."""
-    out = tmp_path_factory.mktemp("clean")
-    summary = build(world_bbox("test"), ZOOM, str(out), SETTINGS, str(synth_world), workers=0,
-                    progress=False)
-    assert summary.blocks.get("ok", 0) >= 4 and not summary.failed
+def clean(small_build):
+    """The clean, uninterrupted build (conftest's small_build, same settings as here)."""
+    out, settings, zoom = small_build
+    assert (settings, zoom) == (SETTINGS, ZOOM)
     return out
 
 
