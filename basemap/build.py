@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -364,8 +365,6 @@ class BuildSummary:
 
 
 def _area_km2(bbox: BBox) -> float:
-    import math
-
     total = 0.0
     for p in bbox.split_antimeridian():
         r = 6371.0088
@@ -453,6 +452,7 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
     summary.tiles_missing = missing
     summary.megapixels = len(results) * settings.block_size**2 / 1e6
 
+    storage.clean_scratch()
     cogs = [(r.cog, r.block.region) for r in results if r.cog]
     write_vrt(cogs, settings.zmax, storage)
     zwritten = min(summary.tiles) if summary.tiles else settings.zmax

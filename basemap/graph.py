@@ -85,7 +85,7 @@ def dask_client(
         with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
             cluster = LocalCluster(
                 n_workers=max(n, 1), threads_per_worker=1, processes=n > 0,
-                dashboard_address=None, resources=resources, silence_logs=logging.ERROR,
+                dashboard_address=":0", resources=resources, silence_logs=logging.ERROR,
             )
         client = Client(cluster)
     try:

@@ -14,6 +14,9 @@ from pathlib import Path
 
 from basemap.errors import ConfigError
 
+#: Folder (inside the output) for files being written before they are published.
+SCRATCH = ".tmp"
+
 
 @dataclass(frozen=True)
 class LocalStorage:
@@ -51,22 +54,34 @@ class LocalStorage:
             raise
 
     def put_file(self, key: str, local_path: str | os.PathLike) -> None:
-        """Publish a finished local file under ``key`` (moved when on the same filesystem)."""
+        """Publish a finished local file under ``key``; the file is moved (renamed) there.
+
+        Files from :meth:`scratch_dir` are on the same filesystem, so this is one rename; others
+        are copied to a temporary name beside the target first.
+        """
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        os.close(fd)
         try:
-            with open(local_path, "rb") as src, open(tmp, "wb") as dst:
+            os.replace(local_path, target)
+            return
+        except OSError:  # another filesystem: copy, then rename
+            pass
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as dst, open(local_path, "rb") as src:
                 while chunk := src.read(1 << 20):
                     dst.write(chunk)
             os.replace(tmp, target)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+        Path(local_path).unlink()
 
     def create_only(self, key: str, data: bytes) -> None:
-        """Publish ``data`` only if ``key`` does not exist (O_EXCL): FileExistsError otherwise."""
+        """Publish ``data`` only if ``key`` does not exist (O_EXCL): FileExistsError otherwise.
+
+        Used by the run lease (basemap.ledger.Lease); S3Storage does the same with If-None-Match.
+        """
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -78,10 +93,20 @@ class LocalStorage:
         self.path(key).unlink(missing_ok=True)
 
     def scratch_dir(self) -> str:
-        """A folder for temporary files next to the output (same filesystem: cheap renames)."""
-        path = Path(self.root, ".tmp")
+        """A folder for temporary files inside the output (same filesystem: cheap renames)."""
+        path = Path(self.root, SCRATCH)
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
+
+    def clean_scratch(self) -> None:
+        """Remove the scratch folder when it is empty (a crash may leave files to inspect)."""
+        try:
+            Path(self.root, SCRATCH).rmdir()
+        except OSError:
+            pass
+
+    def __dask_tokenize__(self) -> tuple:
+        return ("basemap.storage.LocalStorage", self.root)
 
     def check_writable(self) -> None:
         """Preflight: create the folder and probe a write.
