@@ -439,4 +439,69 @@ def colorize(src, dst, model_path, renderer, dn_offset):
     click.echo(f"wrote {dst}")
 
 
+@cli.group()
+def world():
+    """World-scale runs: a shard plan (`basemap plan`) built shard by shard, then the pyramid."""
+
+
+@world.command("run")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, help="Output folder or s3://bucket/prefix (shared by all "
+              "shards).")
+@click.option("--stac", "source", default=None, metavar="SOURCE",
+              help="STAC API URL or static catalog [default: Earth Search v1].")
+@click.option("--collection", default=None, help="Collection id.")
+@click.option("--datetime", "datetime_", default=None, metavar="A/B", help="STAC interval.")
+@click.option("--max-cloud", type=float, default=None, metavar="P",
+              help="Use items with eo:cloud_cover <= P percent.")
+@click.option("--index", "indices", type=click.IntRange(0), multiple=True,
+              help="Run only shard number I of the plan (repeatable; e.g. a Kubernetes "
+              "Indexed Job's $(JOB_COMPLETION_INDEX)). Default: every shard.")
+@click.option("--pyramid/--no-pyramid", default=True, show_default=True,
+              help="Build zooms 0..shard_zoom-1 at the end (needs every shard finished).")
+@_build_options
+def world_run(plan_path, out, source, collection, datetime_, max_cloud, indices, pyramid,
+              renderer, model_path, tile_format, composite, feather, block_size, window, overlap,
+              workers, scheduler, quiet):
+    """Build the shards of PLAN into one output (each a resumable build), then the pyramid.
+
+    The block size is the plan's (--block-size is ignored).
+    """
+    from basemap import stac
+    from basemap.errors import PartialBuildError
+    from basemap.world import Plan, run_shards
+
+    plan = Plan.read(plan_path)
+    if source is None:
+        source = stac.EARTH_SEARCH_URL
+        collection = collection or stac.EARTH_SEARCH_COLLECTION
+    settings = _settings(renderer, model_path, tile_format, composite, feather, plan.block_size,
+                         window, overlap)
+    problems = run_shards(plan, out, settings, source, list(indices) or None, pyramid,
+                          collection=collection, datetime=datetime_, max_cloud=max_cloud,
+                          workers=workers, scheduler=scheduler, progress=not quiet)
+    if problems:
+        raise PartialBuildError(f"{len(problems)} problem(s): " + "; ".join(problems[:20]) +
+                                " -- run the same command again to retry")
+    click.echo(f"World run done: {len(indices) or len(plan.shards)} shard(s) in {out}.")
+
+
+@world.command("pyramid")
+@click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
+@click.option("--out", required=True, help="The output the shards were built into.")
+@click.option("--tile-format", type=click.Choice(["webp", "png", "jpeg"]), default="webp",
+              show_default=True, help="Tile format (the shards' own).")
+def world_pyramid(plan_path, out, tile_format):
+    """Build zooms 0..shard_zoom-1 of a world run from its finished shards (exact 2x reduction)."""
+    from basemap.errors import PartialBuildError
+    from basemap.world import Plan
+    from basemap.world import world_pyramid as build_pyramid
+
+    problems = build_pyramid(Plan.read(plan_path), out, tile_format)
+    if problems:
+        raise PartialBuildError(f"{len(problems)} shard(s) unfinished, their ancestors not "
+                                "built: " + "; ".join(problems[:20]))
+    click.echo(f"Pyramid z0-{Plan.read(plan_path).shard_zoom - 1} written to {out}.")
+
+
 # ---- end of commands --------------------------------------------------------------------------
