@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from basemap import grid, world
 from basemap.cli import cli
-from basemap.errors import InputError
+from basemap.errors import InputError, PartialBuildError
 from basemap.types import BBox
 
 
@@ -85,3 +85,57 @@ def test_plan_cli_writes_a_plan_that_reads_back(tmp_path):
     assert all(np.isfinite(sh.bbox).all() for sh in p.shards)
     r = CliRunner().invoke(cli, ["plan"])
     assert r.exit_code != 0
+
+
+@pytest.mark.slow
+def test_world_run_builds_shards_then_an_exact_low_zoom_pyramid(small_build, synth_world,
+                                                                tmp_path):
+    """`basemap world run` over a plan of the test world: shard tiles match a plain build's
+    max-zoom pixels; every low zoom is the exact 2x reduction of its children (PNG: lossless)."""
+    from PIL import Image
+
+    from basemap.synth import world_bbox
+    from basemap.tiles import assemble, reduce2x
+
+    reference, settings, _ = small_build
+    plan_path = tmp_path / "plan.json"
+    r = CliRunner().invoke(cli, ["plan", "--bbox", str(world_bbox("test")), "--block-size",
+                                 "512", "--shard-size", "2", "--out", str(plan_path)])
+    assert r.exit_code == 0, r.output
+    p = world.Plan.read(plan_path)
+    assert p.shard_zoom == 12 and 1 <= len(p.shards) <= 6
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["world", "run", str(plan_path), "--out", str(out), "--stac",
+                                 str(synth_world), "--renderer", "linear", "--tile-format", "png",
+                                 "--feather", "32", "--workers", "0", "--quiet"])
+    assert r.exit_code == 0, r.output
+    for z in (14, 13):  # the blocks' own tiles: the same bytes as the plain build's
+        for ref in (reference / "tiles" / str(z)).rglob("*.png"):
+            got = out / ref.relative_to(reference)
+            assert got.read_bytes() == ref.read_bytes(), got
+
+    def rgba(path):
+        with Image.open(path) as im:
+            return np.moveaxis(np.asarray(im.convert("RGBA")), -1, 0)
+
+    assert (out / "tiles" / "0" / "0" / "0.png").is_file()
+    for z in range(0, 12):  # each pyramid tile = exact reduction of its children
+        for tile in (out / "tiles" / str(z)).rglob("*.png"):
+            x, y = int(tile.parent.name), int(tile.stem)
+            kids = []
+            for dy in (0, 1):
+                for dx in (0, 1):
+                    k = out / "tiles" / str(z + 1) / str(2 * x + dx) / f"{2 * y + dy}.png"
+                    kids.append(rgba(k) if k.is_file() else None)
+            assert np.array_equal(rgba(tile), reduce2x(assemble(tuple(kids)))), tile
+
+
+def test_world_pyramid_does_not_build_over_an_unfinished_shard(tmp_path):
+    """Row 23: a shard without a finished record is a hole: no ancestor tile, exit 3."""
+    plan_path = tmp_path / "plan.json"
+    world.plan(14, 512, 2, True, [BBox.parse("5.96,44.99,6.03,45.01")]).write(plan_path)
+    r = CliRunner().invoke(cli, ["world", "pyramid", str(plan_path), "--out",
+                                 str(tmp_path / "out")])
+    assert isinstance(r.exception, PartialBuildError) and r.exception.exit_code == 3
+    assert "not finished" in str(r.exception)
+    assert not (tmp_path / "out" / "tiles").exists()
