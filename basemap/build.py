@@ -452,7 +452,8 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
     summary.tiles_missing = missing
     summary.megapixels = len(results) * settings.block_size**2 / 1e6
 
-    storage.clean_scratch()
+    if hasattr(storage, "clean_scratch"):  # local folders: remove the empty scratch folder
+        storage.clean_scratch()
     cogs = [(r.cog, r.block.region) for r in results if r.cog]
     write_vrt(cogs, settings.zmax, storage)
     zwritten = min(summary.tiles) if summary.tiles else settings.zmax
