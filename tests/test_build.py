@@ -277,3 +277,36 @@ def test_all_cloud_is_empty_not_missing(synth_world, tmp_path, monkeypatch, caps
     rec = json.loads((tmp_path / "out" / "build.json").read_text())
     assert rec["blocks"] and {b["status"] for b in rec["blocks"]} == {"empty"}
     assert not (tmp_path / "out" / "tiles").exists() and not (tmp_path / "out" / "cogs").exists()
+
+
+def test_latitude_clamp_and_antimeridian_plan(synth_world, tmp_path, monkeypatch, capsys):
+    """Rows 2-3: latitudes beyond Web Mercator are clamped with a warning; a bbox across 180
+    plans blocks at both edges of the world and searches one box with west > east."""
+    code, out, err = run_cli(["build", "--stac", str(synth_world), "--bbox", "5,80,6,89.5",
+                              "--zoom", "10", "--out", str(tmp_path), "--renderer", "linear",
+                              "--workers", "0", "--quiet"], monkeypatch, capsys)
+    assert code == 0 and "clamped" in err and "No items found" in out
+    from basemap.build import search_bbox
+    from basemap.grid import bbox_regions, plan_blocks
+
+    bbox = BBox(179.95, -17.0, -179.95, -16.9)
+    blocks = plan_blocks(bbox_regions(bbox, 14), 512, 14)
+    world = 256 << 14
+    assert {b.region.x0 == 0 for b in blocks} == {True, False}
+    assert {b.region.x1 == world for b in blocks} == {True, False}
+    box = search_bbox(blocks, SETTINGS, SETTINGS.make_renderer())
+    assert box.crosses_antimeridian and box.west < 179.95 and box.east > -179.95
+
+
+def test_gpu_resource_only_when_advertised():
+    """Block tasks are annotated with GPU only if some worker advertises it (else they would
+    never run)."""
+    from distributed import Client, LocalCluster
+
+    from basemap.graph import has_gpu_workers
+
+    for resources, expected in ((None, False), ({"GPU": 1}, True)):
+        with LocalCluster(n_workers=1, processes=False, threads_per_worker=1,
+                          dashboard_address=":0", resources=resources) as cluster, \
+                Client(cluster) as client:
+            assert has_gpu_workers(client) is expected
