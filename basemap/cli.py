@@ -314,7 +314,7 @@ def evaluate(out, against, report, size):
     click.echo(f"{'':<18}" + "".join(f"{c:>11}" for c in columns.values()))
     for name, fig in result["figures"].items():
         click.echo(f"{name:<18}" + "".join(f"{fig.get(k, float('nan')):>11.3f}" for k in columns))
-    click.echo(f"Report: {report or out + '/report'}/index.html")
+    click.echo(f"Report: {result['report']}")
 
 
 @cli.command()

@@ -245,6 +245,20 @@ def read_tiles(build: BuildInfo, region: Region) -> tuple[np.ndarray, np.ndarray
 # ---- the whole evaluation ----------------------------------------------------------------------
 
 
+def _has_weights(settings: BuildSettings) -> bool:
+    """Whether the U-Net's weights file (the build's --model, or the shipped one) exists."""
+    from dataclasses import replace
+
+    from basemap.build import check_weights
+    from basemap.errors import WeightsError
+
+    try:
+        check_weights(replace(settings, renderer="unet"))
+    except WeightsError:
+        return False
+    return True
+
+
 def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | None = None,
              size: int = 1024) -> dict:
     """Measure a build and the other renderers on the same pixels; write the report.
@@ -265,6 +279,10 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
     build = read_build(out)
     settings = build.settings
     names = [settings.renderer] + [n for n in (against or RENDERER_NAMES) if n != settings.renderer]
+    if against is None and "unet" in names[1:] and not _has_weights(settings):
+        log.warning("evaluate: no U-Net weights (%s); comparing without `unet`",
+                    settings.model or "the shipped default")
+        names.remove("unet")
     # The build's own renderer exactly as built (its window grid); the others as registered.
     renderers = {name: settings.make_renderer() if name == settings.renderer
                  else get_renderer(name, settings.model if name == "unet" else None)
@@ -309,5 +327,7 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
         "scenes": [sid for sid, _, _ in inputs.scenes],
         "figures": figures,
     }
-    write_report(Path(report) if report else build.out / "report", result, images)
+    folder = Path(report) if report else build.out / "report"
+    result["report"] = str(folder / "index.html")
+    write_report(folder, result, images)
     return result
