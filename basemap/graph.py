@@ -161,7 +161,7 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
             kids = tuple(level.get((2 * px + dx, 2 * py + dy)) for dy in (0, 1) for dx in (0, 1))
             fut = client.submit(
                 pyramid_tile, z, px, py, kids, out,
-                key=_key(f"tile-{z}-{px}-{py}", z, px, py, tuple(k.key if k else None for k in kids), out),
+                key=_key(f"tile-{z}-{px}-{py}", tuple(k.key if k else None for k in kids), out),
                 pure=True,
             )
             nxt[(px, py)] = fut
@@ -175,7 +175,8 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
         if fut.status == "error":
             exc = fut.exception()
             log.error("block %s failed: %s", job.block.name, exc)
-            results[job.block] = BlockResult(job.block, "failed", message=f"{type(exc).__name__}: {exc}")
+            message = f"{type(exc).__name__}: {exc}"
+            results[job.block] = BlockResult(job.block, "failed", message=message)
         else:
             results[job.block] = fut.result()
         bar.update()

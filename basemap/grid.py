@@ -104,7 +104,7 @@ def region_lonlat_bounds(region: Region, z: int) -> tuple[float, float, float, f
 
 
 def bbox_regions(bbox: BBox, z: int) -> list[Region]:
-    """The global-pixel regions covering a WGS84 bbox at zoom ``z`` (two across the antimeridian)."""
+    """Global-pixel regions covering a WGS84 bbox at zoom ``z`` (two across the antimeridian)."""
     out = []
     for part in bbox.split_antimeridian():
         x0, y0 = lonlat_to_px(part.west, part.north, z)
@@ -158,7 +158,7 @@ def tile_bounds_lonlat(x: int, y: int, z: int) -> tuple[float, float, float, flo
 
 def tiles_in(region: Region, z: int) -> Iterator[tuple[int, int]]:
     """(x, y) of the zoom-``z`` tiles of a tile-aligned region at zoom ``z``, row-major."""
-    if region.x0 % TILE_SIZE or region.y0 % TILE_SIZE or region.x1 % TILE_SIZE or region.y1 % TILE_SIZE:
+    if region != region.aligned_out(TILE_SIZE):
         raise ValueError(f"{region} is not aligned to {TILE_SIZE}-px tiles")
     for ty in range(region.y0 // TILE_SIZE, region.y1 // TILE_SIZE):
         for tx in range(region.x0 // TILE_SIZE, region.x1 // TILE_SIZE):
@@ -218,7 +218,8 @@ def check_block_size(size: int) -> int:
     n = size // TILE_SIZE
     if size <= 0 or size % TILE_SIZE or n & (n - 1):
         raise InputError(
-            f"--block-size must be 256 times a power of two (256, 512, 1024, 2048, 4096), got {size}"
+            "--block-size must be 256 times a power of two (256, 512, 1024, 2048, 4096), "
+            f"got {size}"
         )
     return size
 
@@ -244,7 +245,7 @@ def plan_blocks(regions: list[Region], size: int, z: int) -> list[Block]:
 
 
 def footprint_px_rings(footprint: str, z: int) -> list[list[tuple[float, float]]]:
-    """Outer rings of a GeoJSON (Multi)Polygon footprint as global pixel coordinates at zoom ``z``."""
+    """Outer rings of a GeoJSON (Multi)Polygon footprint in global pixels at zoom ``z``."""
     geom = json.loads(footprint)
     if geom.get("type") == "Polygon":
         polys = [geom["coordinates"]]

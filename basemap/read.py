@@ -140,7 +140,7 @@ def _source_window(dataset, chunk: Region, settings: ReadSettings):
         "EPSG:3857", dataset.crs, *region_mercator_bounds(chunk, settings.zoom), densify_pts=21
     )
     inv = ~dataset.transform
-    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)))
+    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
     m = settings.margin
     c0 = max(int(np.floor(min(cols))) - m, 0)
     r0 = max(int(np.floor(min(rows))) - m, 0)
@@ -222,7 +222,7 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
         return None
     datasets = [_open(scene.href(k), scene.id, k) for k in BANDS]
     try:
-        for key, ds in zip(BANDS, datasets):
+        for key, ds in zip(BANDS, datasets, strict=True):
             if ds.dtypes[0] not in ("uint16", "int16", "uint32", "int32"):
                 raise AssetError(
                     f"asset {key} of scene {scene.id} ({scene.href(key)}) is {ds.dtypes[0]}, "

@@ -137,7 +137,8 @@ def write_levels(
         counts[z] = 0
         for j in range(n):
             for i in range(n):
-                tile = level[:, j * TILE_SIZE : (j + 1) * TILE_SIZE, i * TILE_SIZE : (i + 1) * TILE_SIZE]
+                rows = slice(j * TILE_SIZE, (j + 1) * TILE_SIZE)
+                tile = level[:, rows, i * TILE_SIZE : (i + 1) * TILE_SIZE]
                 counts[z] += out.write(z, tx + i, ty + j, tile)
         if n == 1 or z == zmin:
             return counts, level

@@ -125,7 +125,7 @@ def test_partition_invariance(full, synth_world, tmp_path):
     mid = 6.001  # not on a block border: the blocks straddling it are built by both halves
     halves = [BBox(bb.west, bb.south, mid, bb.north), BBox(mid, bb.south, bb.east, bb.north)]
     parts = [tmp_path / "west", tmp_path / "east"]
-    for half, part in zip(halves, parts):
+    for half, part in zip(halves, parts, strict=True):
         _build(synth_world, part, bbox=half)
     whole = _tiles(out, 14)
     merged = {}

@@ -1,4 +1,4 @@
-"""The global grid: tile maths agree with mercantile; blocks are aligned; the antimeridian splits."""
+"""The global grid: tile maths agree with mercantile; aligned blocks; the antimeridian splits."""
 
 import mercantile
 import pytest
@@ -20,7 +20,8 @@ from basemap.types import BBox
 
 
 @settings(max_examples=200, deadline=None)
-@given(z=st.integers(0, 16), fx=st.floats(0, 1, exclude_max=True), fy=st.floats(0, 1, exclude_max=True))
+@given(z=st.integers(0, 16), fx=st.floats(0, 1, exclude_max=True),
+       fy=st.floats(0, 1, exclude_max=True))
 def test_tile_bounds_agree_with_mercantile(z, fx, fy):
     n = 2**z
     x, y = int(fx * n), int(fy * n)

@@ -5,8 +5,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from basemap.tiles import assemble, encode, reduce2x, write_levels, TileOutput
 from basemap.storage import LocalStorage
+from basemap.tiles import TileOutput, assemble, encode, reduce2x, write_levels
 
 
 def test_reduce2x_is_the_alpha_weighted_mean():
