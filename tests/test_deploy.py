@@ -98,7 +98,7 @@ def test_k8s_manifests_validate_against_the_schema():
     import kubernetes_validate
 
     assert MANIFESTS, "no manifests in workflows/k8s"
-    for path, doc in k8s_docs():
+    for _path, doc in k8s_docs():
         kubernetes_validate.validate(doc, "1.30.0", strict=True)
 
 
