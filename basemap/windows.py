@@ -28,7 +28,9 @@ class WindowGrid:
 
     def __post_init__(self) -> None:
         if self.window <= 0 or self.overlap < 0:
-            raise InputError(f"window ({self.window}) must be > 0 and overlap ({self.overlap}) >= 0")
+            raise InputError(
+                f"window ({self.window}) must be > 0 and overlap ({self.overlap}) >= 0"
+            )
         if 2 * self.overlap > self.window:
             raise InputError(
                 f"overlap {self.overlap} is more than half the window {self.window}: at most two "

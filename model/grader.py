@@ -61,7 +61,9 @@ def _lightness(rgb: np.ndarray) -> np.ndarray:
     return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
 
 
-def fit_params(reflectance: np.ndarray, valid: np.ndarray, clear: np.ndarray | None = None) -> GradeParams:
+def fit_params(
+    reflectance: np.ndarray, valid: np.ndarray, clear: np.ndarray | None = None
+) -> GradeParams:
     """Choose the grading parameters of one whole image.
 
     Args:
@@ -99,7 +101,7 @@ def fit_params(reflectance: np.ndarray, valid: np.ndarray, clear: np.ndarray | N
     rolloff = float(max(1 - KNEE, (EXPOSURE * brightest - KNEE) / z))
     return GradeParams(
         black=tuple(float(b) for b in black),
-        white=tuple(float(b + s) for b, s in zip(black, span)),
+        white=tuple(float(b + s) for b, s in zip(black, span, strict=True)),
         gamma=gamma,
         clahe_amount=clahe_amount,
         saturation=saturation,
@@ -162,7 +164,8 @@ def clahe(
     identity = np.linspace(0, 1, bins, dtype=np.float32)
     for i in range(ny):
         for j in range(nx):
-            tile = q[ey[i] : ey[i + 1], ex[j] : ex[j + 1]][valid[ey[i] : ey[i + 1], ex[j] : ex[j + 1]]]
+            rows, cols = slice(ey[i], ey[i + 1]), slice(ex[j], ex[j + 1])
+            tile = q[rows, cols][valid[rows, cols]]
             if tile.size == 0:
                 luts[i, j] = identity
                 continue
@@ -183,7 +186,7 @@ def clahe(
 
 
 def _interp_index(centres: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """For pixels 0..n-1: the index of the tile centre at or before them, and the weight of the next."""
+    """For pixels 0..n-1: index of the tile centre at or before each, and the next one's weight."""
     pos = np.arange(n) + 0.5
     idx = np.clip(np.searchsorted(centres, pos, side="right") - 1, 0, len(centres) - 1)
     nxt = np.minimum(idx + 1, len(centres) - 1)

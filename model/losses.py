@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from basemap.model.vgg import VGG19Features
 from torch import nn
 
 from basemap.errors import InputError
-from basemap.model.vgg import VGG19Features
 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -68,7 +68,8 @@ class ColorizationLoss(nn.Module):
         if lf > 0 and self.vgg is not None:
             feats_p = self.vgg(pred * mask)
             feats_t = self.vgg(target * mask)
-            vgg = sum(F.mse_loss(a, b) for a, b in zip(feats_p, feats_t)) / len(feats_p)
+            pairs = zip(feats_p, feats_t, strict=True)
+            vgg = sum(F.mse_loss(a, b) for a, b in pairs) / len(feats_p)
             total = total + lf * vgg
             parts["vgg"] = vgg.item()
         parts["total"] = total.item()

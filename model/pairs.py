@@ -94,7 +94,9 @@ def read_source(src: SourceImage):
                 rest.append(ds.read(1))
         dn = np.stack([first[0], *rest])
     if dn.shape[0] != 3 or not np.issubdtype(dn.dtype, np.integer):
-        raise InputError(f"{src.name}: expected 3 integer DN bands (R, G, B), got {dn.shape} {dn.dtype}")
+        raise InputError(
+            f"{src.name}: expected 3 integer DN bands (R, G, B), got {dn.shape} {dn.dtype}"
+        )
     clear = None
     if src.scl:
         from basemap.model.grader import SCL_EXCLUDE
@@ -141,9 +143,9 @@ def make_pairs(source: str, out: str | Path, grader: str = "auto", dn_offset: fl
     Returns:
         The pair folders written.
     """
+    from basemap.model.grader import grade
     from tqdm import tqdm
 
-    from basemap.model.grader import grade
     from basemap.stac import to_reflectance
 
     if grader not in GRADERS:

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
-from basemap.errors import ConfigError, InputError
 from basemap.model.losses import ColorizationLoss, parse_lambdas
 from basemap.model.pairs import Pair, find_pairs, load_pair
 from basemap.model.unet import Normalization, ResUNet, UNetConfig
 from basemap.model.weights import save_weights
+
+from basemap.errors import ConfigError, InputError
 
 #: The paper combines all three terms; lambda_f > 0 needs local VGG-19 weights (see vgg.py).
 DEFAULT_LAMBDAS = (0.6, 0.2, 0.2)
@@ -105,7 +105,8 @@ class CropSampler:
     def batch(self, n: int, augment: bool = True) -> tuple[torch.Tensor, ...]:
         """n crops stacked into tensors (reflectance, target, mask)."""
         crops = [self.one(augment) for _ in range(n)]
-        return tuple(torch.from_numpy(np.ascontiguousarray(np.stack(a))) for a in zip(*crops))
+        stacked = (np.ascontiguousarray(np.stack(a)) for a in zip(*crops, strict=True))
+        return tuple(torch.from_numpy(a) for a in stacked)
 
 
 def _lr_at(config: TrainConfig, step: int) -> float:
@@ -164,6 +165,11 @@ def train(
     from tqdm import tqdm
 
     config = config or TrainConfig()
+    if config.crop % config.arch.factor or config.crop <= 0:
+        raise InputError(
+            f"--crop {config.crop} must be a positive multiple of {config.arch.factor} "
+            f"(the U-Net's downsampling factor), e.g. 128"
+        )
     out = Path(out)
     files = _paths(out)
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -17,9 +17,9 @@ from dataclasses import fields
 from pathlib import Path
 
 import torch
+from basemap.model.unet import Normalization, ResUNet, UNetConfig
 
 from basemap.errors import WeightsError
-from basemap.model.unet import Normalization, ResUNet, UNetConfig
 
 FORMAT = "basemap-resunet"
 VERSION = 1

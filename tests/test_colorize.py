@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import rasterio
 import torch
+from basemap.model.unet import Normalization, ResUNet, UNetConfig
+from basemap.model.weights import DEFAULT_WEIGHTS, save_weights
 
 from basemap.colorize import LoadedModel, colorize_array, colorize_file, load_model
 from basemap.errors import WeightsError
-from basemap.model.unet import Normalization, ResUNet, UNetConfig
-from basemap.model.weights import DEFAULT_WEIGHTS, save_weights
 from basemap.windows import WindowGrid
 
 TINY = UNetConfig(base=4, levels=3)
@@ -75,7 +75,8 @@ class CountingModel(LoadedModel):
 
 def test_windows_without_valid_pixels_are_not_run(tiny_weights):
     m = load_model(tiny_weights, device="cpu")
-    counting = CountingModel(m.path, m.sha256, m.device, m.net, m.normalization, m.meta, [])
+    counting = CountingModel(m.path, m.sha256, m.device, m.net, m.normalization, m.meta,
+                             m.session, [])
     grid = WindowGrid(64, 16)
     region = (0, 0, 200, 200)
     ib = grid.input_bounds(*region)
@@ -130,9 +131,8 @@ def test_corrupt_and_mismatched_weights_give_clear_errors(tmp_path, tiny_weights
 
 @pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not trained yet")
 def test_colorize_real_29rkh_writes_a_valid_cog(tmp_path):
-    from rio_cogeo.cogeo import cog_validate
-
     from basemap.model.metrics import clipped_pct
+    from rio_cogeo.cogeo import cog_validate
 
     src = tmp_path / "rgb.tif"
     with rasterio.open(f"{RKH}/B04.tif") as ds:

@@ -5,7 +5,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-
 from basemap.model.grader import apply_params, clahe, fit_params, grade
 from basemap.model.metrics import ciede2000, srgb_to_lab
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from basemap.model.metrics import ciede2000, clipped_pct, image_metrics, srgb_to_lab
 
 # Sharma, Wu & Dalal (2005), Table 1: the 34 CIEDE2000 test pairs (L1, a1, b1, L2, a2, b2, dE00).

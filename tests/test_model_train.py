@@ -2,18 +2,17 @@
 
 import json
 
-import numpy as np
 import pytest
 import rasterio
 import torch
-
-from basemap.errors import ConfigError, InputError
 from basemap.model.losses import ColorizationLoss, parse_lambdas
 from basemap.model.pairs import DN_OFFSET_TAG, find_pairs, make_pairs
 from basemap.model.train import TrainConfig, build_loss, train
 from basemap.model.unet import UNetConfig
 from basemap.model.vgg import VGG19Features
 from basemap.model.weights import load_weights
+
+from basemap.errors import ConfigError, InputError
 
 
 @pytest.fixture(scope="module")
