@@ -60,3 +60,46 @@ def test_unet_borders_are_invisible(synth_world, tmp_path):
     ex = _excess(tmp_path, window - overlap, (0, overlap))
     assert all(np.isfinite(v) for v in ex.values()), ex
     assert max(ex.values()) <= 1.2, ex  # 1.2: small-mosaic noise, see the module docstring
+
+
+@pytest.mark.slow
+def test_unet_partition_invariance(synth_world, tmp_path):
+    """Two neighbouring blocks built together or one by one give the same U-Net tiles (random
+    weights: invariance is a property of the windowing, not of the training).
+
+    Needs inference whose float results do not depend on the batch a window runs in: torch's
+    CPU kernels for a smaller last batch differ in the last bit (1-level flips on ~1 px per
+    tile); basemap.colorize's ONNX Runtime path (or fixed-size batches) is exact.
+    """
+    import filecmp
+
+    import torch
+    from basemap.model.unet import Normalization, ResUNet, UNetConfig
+    from basemap.model.weights import save_weights
+
+    from basemap.grid import lonlat_to_px, px_to_lonlat
+    from basemap.types import BBox
+
+    torch.manual_seed(0)
+    weights = save_weights(tmp_path / "random.pt", ResUNet(UNetConfig()).eval(), Normalization())
+    bb = world_bbox("test")
+    x, y = lonlat_to_px(6.0, (bb.south + bb.north) / 2, 14)
+    edge = (int(x) // BLOCK) * BLOCK  # a block border near 6 E
+    west, north = px_to_lonlat(edge - 200, y - 100, 14)
+    east, south = px_to_lonlat(edge + 200, y + 100, 14)
+    mid, _ = px_to_lonlat(edge, y, 14)
+    runs = {"both": BBox(west, south, east, north), "w": BBox(west, south, mid - 1e-6, north),
+            "e": BBox(mid + 1e-6, south, east, north)}
+    settings = BuildSettings(block_size=BLOCK, feather=32, tile_format="png", renderer="unet",
+                             model=str(weights), window=128, overlap=32)
+    for name, box in runs.items():
+        summary = build(box, ZoomRange(14, 14), str(tmp_path / name), settings,
+                        str(synth_world), workers=0, progress=False)
+        assert not summary.failed, summary.failed
+    tiles = sorted(p.relative_to(tmp_path / "both") for p in (tmp_path / "both").rglob("*.png"))
+    assert len(tiles) >= 8
+    differ = [t for t in tiles
+              if not filecmp.cmp(tmp_path / "both" / t,
+                                 tmp_path / ("w" if (tmp_path / "w" / t).exists() else "e") / t,
+                                 shallow=False)]
+    assert not differ, f"{len(differ)} of {len(tiles)} tiles differ"
