@@ -50,9 +50,8 @@ class LoadedModel:
 
         x = torch.from_numpy(np.ascontiguousarray(reflectance, dtype=np.float32))
         with torch.inference_mode():
-            if self.session is not None:
-                y = self.session.run(["y"], {"x": self.normalization.apply(x).numpy()})[0]
-                return np.multiply(y, np.float32(255.0), out=y)
+            if self.session is not None:  # normalisation and x255 are inside the graph
+                return self.session.run(["y"], {"x": x.numpy()})[0]
             if self.device == "cpu":
                 y = self.net(self.normalization.apply(x).contiguous(
                     memory_format=torch.channels_last))
@@ -82,10 +81,37 @@ def prepare_net(net: Any, device: str) -> Any:
     return fold_batchnorm(net).to(device, memory_format=torch.channels_last)
 
 
-def onnx_session(net: Any, threads: int) -> Any | None:
-    """An ONNX Runtime CPU session of a (prepared) network, or None when onnxruntime or onnx is
-    not installed. Its outputs match torch's to ~1e-4 of 8-bit unit and do not depend on the batch
-    a window is run in (tests/test_benchmarks.py)."""
+def _graph(net: Any, normalization: Any) -> Any:
+    """reflectance (N, 3, H, W) -> normalisation -> network -> x255, as one exportable module
+    (asinh written as log(r + sqrt(r^2 + 1)), exact for the clipped r >= 0; ONNX export has no
+    asinh)."""
+    import math
+
+    import torch
+
+    n = normalization
+    if n.clip_low < 0:
+        raise ValueError("the exported normalisation assumes clip_low >= 0")
+    scale = 1.0 / math.asinh(n.clip_high / n.softening)
+
+    class Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            r = x.clamp(n.clip_low, n.clip_high) / n.softening
+            return self.net(torch.log(r + torch.sqrt(r * r + 1.0)) * scale) * 255.0
+
+    return Graph()
+
+
+def onnx_session(net: Any, normalization: Any, threads: int) -> Any | None:
+    """An ONNX Runtime CPU session computing :meth:`LoadedModel.predict` (reflectance in, RGB in
+    [0, 255] out) of a prepared network, or None when onnxruntime or onnx is not installed.
+
+    Its outputs match torch's to ~1e-4 of an 8-bit unit and do not depend on the batch a window
+    is run in (tests/test_benchmarks.py)."""
     try:
         import onnx  # noqa: F401  (torch.onnx.export needs it)
         import onnxruntime as ort
@@ -101,7 +127,8 @@ def onnx_session(net: Any, threads: int) -> Any | None:
     axes = {0: "n", 2: "h", 3: "w"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(net.cpu(), torch.zeros(1, 3, 8 * f, 8 * f), buf, input_names=["x"],
+        torch.onnx.export(_graph(net.cpu(), normalization), torch.zeros(1, 3, 8 * f, 8 * f), buf,
+                          input_names=["x"],
                           output_names=["y"], dynamic_axes={"x": axes, "y": axes}, dynamo=False)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -144,7 +171,7 @@ def load_model(path: str | Path | None = None, device: str | None = None) -> Loa
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
             torch.set_num_threads(max(1, min(torch.get_num_threads(), cores)))
             if backend != "torch":
-                session = onnx_session(prepare_net(net, "cpu"), torch.get_num_threads())
+                session = onnx_session(prepare_net(net, "cpu"), norm, torch.get_num_threads())
         else:
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True
