@@ -142,6 +142,12 @@ class _Handler(BaseHTTPRequestHandler):
         self._route(body=True)
 
     def _route(self, body: bool) -> None:
+        try:
+            self._dispatch(body)
+        except (BrokenPipeError, ConnectionResetError):  # the browser cancelled (pan/zoom)
+            self.close_connection = True
+
+    def _dispatch(self, body: bool) -> None:
         path = unquote(urlsplit(self.path).path)
         if path in ("/", "/index.html"):
             self._send_file(STATIC_DIR / "index.html", body)
