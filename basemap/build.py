@@ -21,6 +21,7 @@ parts gives the same max-zoom tiles and COG pixels.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -31,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from basemap import __version__
-from basemap.errors import InputError
+from basemap.errors import BasemapError, InputError
 from basemap.grid import (
     TILE_SIZE,
     Block,
@@ -40,7 +41,6 @@ from basemap.grid import (
     check_block_size,
     expand,
     footprint_px_rings,
-    intersects,
     plan_blocks,
     region_lonlat_bounds,
     ring_intersects,
@@ -185,7 +185,7 @@ def build_block(job: BlockJob) -> BlockResult:
 
     from basemap.cog import cog_key, write_cog
     from basemap.composite import Method, observation_mask
-    from basemap.read import GDAL_ENV, MissingAssetError, read_scene
+    from basemap.read import MissingAssetError, gdal_env, read_scene
     from basemap.stac import to_reflectance
     from basemap.tiles import TileOutput, write_levels
 
@@ -198,7 +198,7 @@ def build_block(job: BlockJob) -> BlockResult:
     rsettings = s.read_settings()
     comp = Method(s.composite).compositor((region.height, region.width), s.feather)
     used, skipped = 0, []
-    with rasterio.Env(**GDAL_ENV):
+    with rasterio.Env(**gdal_env()):
         for scene in job.scenes:
             try:
                 stack = read_scene(scene, region, rsettings)
@@ -391,6 +391,7 @@ def build(
     Raises:
         InputError / ConfigError: bad options or an unusable output (exit 2), before any search.
         StacError: the search failed.
+        BasemapError: the output's disk is full (exit 1; the run stops, temp files are removed).
     """
     from dataclasses import replace
 
@@ -405,10 +406,19 @@ def build(
     storage = open_storage(out)
     check_weights(settings)
     storage.check_writable()
-    with Lease(storage):  # one run per output at a time (RELIABILITY.md row 21)
-        clean_temp_files(storage)
-        return _build(bbox, settings, stac, collection, datetime, max_cloud, workers,
-                      scheduler, progress, storage, start)
+    try:
+        with Lease(storage):  # one run per output at a time (RELIABILITY.md row 21)
+            clean_temp_files(storage)
+            return _build(bbox, settings, stac, collection, datetime, max_cloud, workers,
+                          scheduler, progress, storage, start)
+    except OSError as exc:  # disk full is fatal, not a failed block (RELIABILITY.md row 18)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        raise BasemapError(
+            f"no space left on the device of the output {out} ({exc}): nothing half-written "
+            "was kept under a final name; free some space (or choose another --out) and run "
+            "the same command again: finished blocks are kept"
+        ) from exc
 
 
 def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, scheduler,

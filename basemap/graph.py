@@ -3,7 +3,14 @@
 * Cluster: an existing one from ``--scheduler`` (or ``$BASEMAP_SCHEDULER``), else a LocalCluster
   of ``workers`` processes with one thread each, started with ``spawn`` (GDAL and torch threads
   must not be forked). ``workers=0`` runs one worker thread inside this process (debugging).
-* Workers: :class:`WorkerSetup` exports :data:`basemap.read.GDAL_ENV` and pins torch to one
+  A worker that dies (killed, or over its memory limit: ``$BASEMAP_WORKER_MEMORY``, e.g. ``4GB``,
+  default Dask's share of RAM) is restarted by its nanny and its task runs again elsewhere; a
+  task that was running on :data:`ALLOWED_FAILURES` + 1 dying workers fails (``KilledWorker``),
+  its block is listed as failed (exit 3) and the run goes on. Each worker takes one task at a
+  time (``worker-saturation`` 1.0), so a dying worker takes no queued block down with it.
+* Failures: a failed block is recorded, the others go on; a full disk stops the run (the
+  remaining tasks are cancelled and the ``OSError`` is raised: exit 1 in the CLI).
+* Workers: :class:`WorkerSetup` exports :func:`basemap.read.gdal_env` and pins torch to one
   thread per worker process, before any task runs.
 * Graph: one :func:`basemap.build.build_block` task per block (annotated with the Dask resource
   ``GPU`` when, and only when, the cluster's workers advertise it and the renderer is ``unet``),
@@ -14,6 +21,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections.abc import Iterator
@@ -26,6 +34,11 @@ log = logging.getLogger(__name__)
 
 #: Environment variable naming an existing scheduler (same as ``--scheduler``).
 SCHEDULER_ENV = "BASEMAP_SCHEDULER"
+#: Environment variable: memory limit of each local worker process (Dask syntax, e.g. "4GB").
+MEMORY_ENV = "BASEMAP_WORKER_MEMORY"
+#: Worker deaths a task may survive on the local cluster before it fails (RELIABILITY.md row 17;
+#: the container images set the same for external schedulers).
+ALLOWED_FAILURES = 2
 
 
 class WorkerSetup(WorkerPlugin):
@@ -69,7 +82,7 @@ def dask_client(
     import dask
     from distributed import Client, LocalCluster
 
-    from basemap.read import GDAL_ENV
+    from basemap.read import gdal_env
 
     address = scheduler or os.environ.get(SCHEDULER_ENV)
     cluster = None
@@ -82,14 +95,17 @@ def dask_client(
     else:
         n = (os.cpu_count() or 1) if workers is None else workers
         resources = {"GPU": 1} if want_gpu and _local_gpu() else None
-        with dask.config.set({"distributed.worker.multiprocessing-method": "spawn"}):
+        with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
+                              "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                              "distributed.scheduler.worker-saturation": 1.0}):
             cluster = LocalCluster(
                 n_workers=max(n, 1), threads_per_worker=1, processes=n > 0,
                 dashboard_address=":0", resources=resources, silence_logs=logging.ERROR,
+                memory_limit=os.environ.get(MEMORY_ENV, "auto"),
             )
         client = Client(cluster)
     try:
-        client.register_plugin(WorkerSetup(GDAL_ENV))
+        client.register_plugin(WorkerSetup(gdal_env()))
         yield client
     finally:
         client.close()
@@ -174,6 +190,7 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
         job = records[fut]
         if fut.status == "error":
             exc = fut.exception()
+            _stop_if_disk_full(client, exc, [*records, *blocks.values(), *pyramid])
             log.error("block %s failed: %s", job.block.name, exc)
             message = f"{type(exc).__name__}: {exc}"
             results[job.block] = BlockResult(job.block, "failed", message=message)
@@ -189,12 +206,20 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
         for fut in as_completed(list(pyramid)):
             z = pyramid[fut]
             if fut.status == "error":
+                _stop_if_disk_full(client, fut.exception(), list(pyramid))
                 missing += 1
             else:
                 written[z] = written.get(z, 0) + fut.result()
             bar.update()
         bar.close()
     return [results[j.block] for j in jobs], written, missing
+
+
+def _stop_if_disk_full(client, exc: BaseException, futures: list) -> None:
+    """A full disk fails every block after it: cancel the rest and raise (RELIABILITY.md row 18)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        client.cancel(futures)
+        raise exc
 
 
 def _is_some(value) -> int:

@@ -12,12 +12,19 @@ identically.
 Resampling (documented and fixed): **bilinear** for the 10 m reflectance bands (DN 0 is nodata and
 is left out of the kernel by GDAL), **nearest** for the 20 m SCL classes.
 
-All reads of a block happen in one task, with :data:`GDAL_ENV` in effect.
+All reads of a block happen in one task, with :func:`gdal_env` in effect. Errors are sorted
+(RELIABILITY.md rows 7-11): a missing asset (HTTP 404, no such file) raises
+:class:`MissingAssetError` (the block skips the scene and is marked degraded); anything else that
+keeps an asset from being read (5xx or 429 after GDAL's retries, timeouts, truncated or corrupt
+files) raises :class:`AssetError` naming the href, and the block fails. After any failure GDAL's
+per-process cache of that URL is dropped, so a later attempt in the same process asks the server
+again instead of replaying the cached failure.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 
@@ -35,14 +42,19 @@ from basemap.grid import (
 log = logging.getLogger(__name__)
 
 #: GDAL configuration for every read, in one place (applied with ``rasterio.Env`` per block task
-#: and exported to the environment of each Dask worker by :mod:`basemap.graph`).
+#: and exported to the environment of each Dask worker by :mod:`basemap.graph`). Any of these
+#: set in the environment wins (see :func:`gdal_env`): e.g. ``GDAL_HTTP_TIMEOUT=5`` in tests.
 GDAL_ENV: dict[str, str | int] = {
     # Opening /vsicurl/ files: don't list the remote folder first (one request saved per file).
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    # HTTP: bounded retries with a delay on 429/5xx, and timeouts so a stalled server cannot hang
-    # a worker (RELIABILITY.md rows 8, 9, 11).
+    # HTTP retry policy (RELIABILITY.md rows 8, 9, 11): GDAL retries each request answered 429,
+    # 500, 502, 503 or 504, or timed out, up to MAX_RETRY times, waiting RETRY_DELAY seconds
+    # first and then each wait times 2 to 2.5 (exponential backoff with random jitter): at most
+    # 1 + 2.5 + 6.3 + 15.6 s before a request gives up. Then the asset's error fails its block
+    # (a rerun retries it). 404 is never retried: the scene is skipped, the block is degraded.
     "GDAL_HTTP_MAX_RETRY": "4",
     "GDAL_HTTP_RETRY_DELAY": "1",
+    # A server that accepts and never answers: each attempt gives up after these many seconds.
     "GDAL_HTTP_TIMEOUT": "60",
     "GDAL_HTTP_CONNECTTIMEOUT": "15",
     # Fewer round trips for the windowed reads of COG tiles.
@@ -54,6 +66,12 @@ GDAL_ENV: dict[str, str | int] = {
     # One thread per worker process: parallelism comes from Dask.
     "GDAL_NUM_THREADS": "1",
 }
+
+
+def gdal_env() -> dict[str, str | int]:
+    """:data:`GDAL_ENV`, each value overridden by an environment variable of the same name."""
+    return {k: type(v)(os.environ[k]) if k in os.environ else v for k, v in GDAL_ENV.items()}
+
 
 #: Reflectance bands read from every scene, in output order.
 BANDS = ("red", "green", "blue")
@@ -113,6 +131,50 @@ def _bbox_overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
+def _forget(href: str) -> None:
+    """Drop GDAL's cached state of a remote file (a failed open is otherwise remembered by the
+    process and replayed, as "does not exist", to every later open of the URL)."""
+    if "://" not in href:
+        return
+    fn = _clear_cache_function()
+    if fn is not None:
+        fn(("/vsicurl/" + href if not href.startswith("/vsi") else href).encode())
+
+
+_CLEAR_CACHE: list = []
+
+
+def _clear_cache_function():
+    """GDAL's ``VSICurlPartialClearCache`` from the libgdal rasterio loaded (None if not found)."""
+    if not _CLEAR_CACHE:
+        import ctypes
+
+        fn = None
+        try:
+            with open("/proc/self/maps") as fh:
+                paths = sorted({ln.split()[-1] for ln in fh if "libgdal" in ln.rsplit("/", 1)[-1]})
+            if paths:
+                fn = ctypes.CDLL(paths[0]).VSICurlPartialClearCache
+                fn.argtypes, fn.restype = [ctypes.c_char_p], None
+        except (OSError, AttributeError):  # not Linux, or a GDAL without the function
+            log.debug("VSICurlPartialClearCache not available: failed opens stay cached")
+        _CLEAR_CACHE.append(fn)
+    return _CLEAR_CACHE[0]
+
+
+def _asset_error(exc: Exception, href: str, scene_id: str, key: str, doing: str) -> AssetError:
+    """The AssetError for a failed open or read of ``href`` (MissingAssetError for a 404)."""
+    text = str(exc)
+    if re.search(r"HTTP response code: 404\b|No such file or directory", text):
+        return MissingAssetError(f"asset {key} of scene {scene_id} not found (404): {href}")
+    hint = ""
+    if re.search(r"HTTP response code: (429|5\d\d)|timed out|CURL error", text):
+        hint = " (the server kept failing through GDAL's retries; rerun to retry the block)"
+    elif re.search(r"TIFF|not recognized|Read error|IReadBlock|corrupt", text, re.IGNORECASE):
+        hint = " (truncated or corrupt file?)"
+    return AssetError(f"{doing} asset {key} of scene {scene_id} at {href} failed{hint}: {text}")
+
+
 def _open(href: str, scene_id: str, key: str):
     import rasterio
     from rasterio.errors import RasterioIOError
@@ -120,16 +182,8 @@ def _open(href: str, scene_id: str, key: str):
     try:
         return rasterio.open(href)
     except RasterioIOError as exc:
-        text = str(exc)
-        if re.search(r"\b404\b|No such file|does not exist|not recognized as being in a supported",
-                     text):
-            if "not recognized" in text:
-                raise AssetError(
-                    f"asset {key} of scene {scene_id} at {href} is not a readable raster "
-                    f"(truncated or corrupt?): {text}"
-                ) from exc
-            raise MissingAssetError(f"asset {key} of scene {scene_id} not found: {href}") from exc
-        raise AssetError(f"cannot open asset {key} of scene {scene_id} at {href}: {text}") from exc
+        _forget(href)
+        raise _asset_error(exc, href, scene_id, key, "opening") from exc
 
 
 def _source_window(dataset, chunk: Region, settings: ReadSettings):
@@ -212,6 +266,8 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
         MissingAssetError: an asset does not exist (the caller skips the scene).
         AssetError: an asset cannot be read (corrupt, unexpected dtype, ...).
     """
+    from rasterio.errors import RasterioIOError
+
     if region != chunk_aligned(region, settings.chunk):
         raise ValueError(f"{region} is not aligned to the {settings.chunk}-px warp chunks")
     chunks = [
@@ -220,8 +276,10 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
     ]
     if not chunks:
         return None
-    datasets = [_open(scene.href(k), scene.id, k) for k in BANDS]
+    datasets = []
     try:
+        for key in BANDS:  # inside the try: a failed open closes the ones already open
+            datasets.append(_open(scene.href(key), scene.id, key))
         for key, ds in zip(BANDS, datasets, strict=True):
             if ds.dtypes[0] not in ("uint16", "int16", "uint32", "int32"):
                 raise AssetError(
@@ -234,6 +292,11 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
         dn, touched = _warp_asset(
             datasets, chunks, region, settings, RESAMPLING["reflectance"], "uint16"
         )
+    except RasterioIOError as exc:  # a read after the open: truncated data, server gone, ...
+        for key in BANDS:
+            _forget(scene.href(key))
+        hrefs = " / ".join(scene.href(k) for k in BANDS)
+        raise _asset_error(exc, hrefs, scene.id, "/".join(BANDS), "reading") from exc
     finally:
         for ds in datasets:
             ds.close()
@@ -244,6 +307,9 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
         ds = _open(scene.href("scl"), scene.id, "scl")
         try:
             scl, _ = _warp_asset([ds], chunks, region, settings, RESAMPLING["scl"], "uint8")
+        except RasterioIOError as exc:
+            _forget(scene.href("scl"))
+            raise _asset_error(exc, scene.href("scl"), scene.id, "scl", "reading") from exc
         finally:
             ds.close()
         scl = scl[0]

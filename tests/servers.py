@@ -90,12 +90,14 @@ class Fault:
 
 @dataclass(frozen=True)
 class RequestRecord:
-    """One request seen by the server: method, path (no query), Range header, status sent."""
+    """One request seen by the server: method, path (no query), Range header, status sent (None:
+    stalled), and the client's TCP port (which process asked: see psutil's net_connections)."""
 
     method: str
     path: str
     range: str | None
     status: int | None
+    port: int | None = None
 
 
 @dataclass
@@ -244,7 +246,8 @@ class _RangeHandler(BaseHTTPRequestHandler):
         self._serve(head=False)
 
     def _send(self, status, headers, body=b"", head=False, path=""):
-        self.server._record(RequestRecord(self.command, path, self.headers.get("Range"), status))
+        self.server._record(RequestRecord(self.command, path, self.headers.get("Range"), status,
+                                          self.client_address[1]))
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -256,7 +259,8 @@ class _RangeHandler(BaseHTTPRequestHandler):
         path = unquote(urlsplit(self.path).path)
         fault = self.server._take_fault(path)
         if fault is not None and fault.kind == "stall":
-            self.server._record(RequestRecord(self.command, path, self.headers.get("Range"), None))
+            self.server._record(RequestRecord(self.command, path, self.headers.get("Range"), None,
+                                              self.client_address[1]))
             self.server._stopping.wait(fault.seconds)
             self.close_connection = True
             return
