@@ -3,7 +3,9 @@ and the VRT index that opens the whole mosaic in a GIS."""
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from xml.sax.saxutils import escape
 
@@ -46,6 +48,7 @@ def write_cog(rgba: np.ndarray, region: Region, z: int, storage, key: str) -> No
 
     Raises:
         InvalidCOGError: rio-cogeo says the file is not a valid COG (nothing is published).
+        OSError: ENOSPC when the write failed with less free space left than the block's size.
     """
     from rasterio.enums import ColorInterp
     from rasterio.io import MemoryFile
@@ -66,11 +69,17 @@ def write_cog(rgba: np.ndarray, region: Region, z: int, storage, key: str) -> No
                 ds.colorinterp = [ColorInterp.red, ColorInterp.green, ColorInterp.blue,
                                   ColorInterp.alpha]
             with mem.open() as src:
-                cog_translate(
-                    src, tmp, dict(COG_PROFILE), overview_level=levels,
-                    overview_resampling="average", in_memory=True, quiet=True,
-                    use_cog_driver=False, add_mask=False,
-                )
+                try:
+                    cog_translate(
+                        src, tmp, dict(COG_PROFILE), overview_level=levels,
+                        overview_resampling="average", in_memory=True, quiet=True,
+                        use_cog_driver=False, add_mask=False,
+                    )
+                except Exception as exc:  # GDAL reports a full disk as a TIFF seek/write error
+                    if shutil.disk_usage(os.path.dirname(tmp)).free < rgba.nbytes:
+                        raise OSError(errno.ENOSPC, f"No space left on device writing {key}: "
+                                      f"{exc}") from exc
+                    raise
         ok, errors, _ = cog_validate(tmp, quiet=True)
         if not ok:
             raise InvalidCOGError(f"COG for {key} is not valid, not published: {errors}")
