@@ -182,3 +182,27 @@ def test_viewer_toggles_renderers_and_boundaries(browser, cli_server):
     _screenshot(page, "unet-boundaries")
     assert errors == []
     page.context.close()
+
+
+def test_viewer_side_by_side(browser, cli_server):
+    page, errors, tiles = _open(browser, cli_server)
+    page.get_by_text("side by side").click()  # linear | unet
+    page.wait_for_url("**/?compare=0,1")
+    page.wait_for_function("window.basemapViewer && basemapViewer.maps && basemapViewer.ready",
+                           timeout=20000)
+    page.wait_for_timeout(500)  # Leaflet fades tiles in over 250 ms
+    assert errors == []
+    assert any("/linear/" in u for _, u in tiles) and any("/unet/" in u for _, u in tiles)
+    _screenshot(page, "side-by-side")
+    # Each half shows its own renderer: the fixture's linear set has blue 40, the unet set blue
+    # 200 (tests/xyz_build.py); the centres of the two halves must differ by most of that.
+    rgb = np.asarray(Image.open(ARTIFACTS / "serve-side-by-side.png").convert("RGB"), float)
+    left, right = rgb[280:320, 180:220, 2].mean(), rgb[280:320, 580:620, 2].mean()
+    assert right - left > 120, (left, right)
+    views = page.evaluate("basemapViewer.maps.map(m => [m.getCenter().lat, m.getCenter().lng,"
+                          " m.getZoom()])")
+    assert views[0] == views[1]  # the two maps show the same place
+    page.evaluate("basemapViewer.maps[1].setZoom(basemapViewer.maps[1].getZoom() - 1,"
+                  " {animate: false})")
+    assert page.evaluate("basemapViewer.maps[0].getZoom() === basemapViewer.maps[1].getZoom()")
+    page.context.close()

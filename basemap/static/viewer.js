@@ -1,6 +1,7 @@
 // basemap viewer: one base layer per tile set found in the served folder (compare renderers with
 // the layers control), an optional tile-boundary overlay, and the view fitted to the tiles' bounds.
-// URL parameters: ?layer=<id>&grid=1 pick the first layer and show the boundaries.
+// URL parameters: ?layer=<id>&grid=1 pick the first layer and show the boundaries;
+// ?compare=<id>,<id> shows two layers side by side in two maps that move together.
 "use strict";
 
 (function () {
@@ -41,9 +42,66 @@
     return layer;
   }
 
+  function label(map, text, position) {
+    const box = L.control({ position: position });
+    box.onAdd = function () {
+      this._div = L.DomUtil.create("div", "viewer-info");
+      this._div.textContent = text;
+      return this._div;
+    };
+    box.addTo(map);
+    return box;
+  }
+
+  function startCompare(descs, ids) {
+    const picked = ids.map(function (id) {
+      return descs.find(function (d) { return String(d.id) === id; });
+    });
+    if (picked.length !== 2 || !picked[0] || !picked[1]) {
+      throw new Error("?compare needs two layer ids from layers.json, e.g. ?compare=0,1");
+    }
+    document.body.classList.add("compare");
+    const second = document.createElement("div");
+    second.id = "map2";
+    document.body.appendChild(second);
+    const maxZoom = Math.max(picked[0].maxzoom, picked[1].maxzoom) + 2;
+    const loaded = [false, false];
+    const maps = ["map", "map2"].map(function (el, i) {
+      const map = L.map(el, { maxZoom: maxZoom });
+      const layer = makeLayer(picked[i], maxZoom);
+      layer.on("load", function () {
+        loaded[i] = true;
+        state.ready = loaded[0] && loaded[1];
+      });
+      if (i === 0) map.fitBounds(layer.basemapBounds);
+      layer.addTo(map);
+      label(map, picked[i].name, "bottomleft");
+      return map;
+    });
+    // Keep the two views identical: whichever map moves drives the other.
+    let syncing = false;
+    maps.forEach(function (map, i) {
+      const other = maps[1 - i];
+      map.on("move", function () {
+        if (syncing) return;
+        syncing = true;
+        other.setView(map.getCenter(), map.getZoom(), { animate: false });
+        syncing = false;
+      });
+    });
+    maps[1].setView(maps[0].getCenter(), maps[0].getZoom(), { animate: false });
+    state.map = maps[0];
+    state.maps = maps;
+    state.layer = picked[0].name + " | " + picked[1].name;
+  }
+
   function start(descs) {
     if (!descs.length) throw new Error("the server found no layers");
     const params = new URLSearchParams(window.location.search);
+    if (params.get("compare")) {
+      startCompare(descs, params.get("compare").split(","));
+      return;
+    }
     const maxZoom = Math.max.apply(null, descs.map(function (d) { return d.maxzoom; })) + 2;
     const map = L.map("map", { maxZoom: maxZoom });
     state.map = map;
@@ -74,9 +132,23 @@
     };
     info.addTo(map);
 
+    // With two layers or more, a link opens the current one side by side with the next.
+    const compare = L.control({ position: "bottomright" });
+    compare.onAdd = function () {
+      this._a = L.DomUtil.create("a", "viewer-info viewer-compare");
+      this._a.textContent = "side by side";
+      return this._a;
+    };
+    compare.update = function (desc) {
+      const next = descs[(descs.indexOf(desc) + 1) % descs.length];
+      this._a.href = "?compare=" + desc.id + "," + next.id;
+    };
+    if (descs.length > 1) compare.addTo(map);
+
     map.on("baselayerchange", function (e) {
       state.layer = e.layer.basemapDesc.name;
       info.update();
+      if (descs.length > 1) compare.update(e.layer.basemapDesc);
     });
     map.on("zoomend", function () { info.update(); });
 
@@ -86,6 +158,7 @@
     state.layer = first.basemapDesc.name;
     if (params.get("grid") === "1") grid.addTo(map);
     info.update();
+    if (descs.length > 1) compare.update(first.basemapDesc);
   }
 
   fetch("layers.json")
