@@ -504,4 +504,29 @@ def world_pyramid(plan_path, out, tile_format):
     click.echo(f"Pyramid z0-{Plan.read(plan_path).shard_zoom - 1} written to {out}.")
 
 
+@cli.command()
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--zoom", type=ZOOM, default="0-14", show_default=True, help="MIN-MAX zoom levels.")
+@click.option("--tile-format", type=click.Choice(["png", "webp", "jpeg"]), default="png",
+              show_default=True, help="Tile encoding.")
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Worker processes [default: CPU count; 0 = in this process].")
+@click.option("--block-size", type=int, default=2048, show_default=True,
+              help="Pixels per block side at the max zoom (256 times a power of two).")
+@click.option("--resampling", type=click.Choice(["nearest", "bilinear", "cubic", "average",
+              "lanczos"]), default="bilinear", show_default=True,
+              help="Warp kernel into the global grid.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def tiles(src, out, zoom, tile_format, workers, block_size, resampling, quiet):
+    """XYZ tiles (OUT/tiles/{z}/{x}/{y}) of any 8-bit raster, with the build's pyramid code."""
+    from basemap.grid import check_block_size
+    from basemap.xyz import make_tiles
+
+    check_block_size(block_size)
+    summary = make_tiles(src, out, zoom.min, zoom.max, tile_format, workers, block_size,
+                         resampling, progress=not quiet)
+    click.echo(summary.text())
+
+
 # ---- end of commands --------------------------------------------------------------------------

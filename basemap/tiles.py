@@ -30,6 +30,8 @@ from basemap.grid import TILE_SIZE
 TILE_FORMATS = {"webp": "webp", "png": "png", "jpeg": "jpg"}
 #: Lossy quality of WebP and JPEG tiles.
 QUALITY = 90
+#: zlib level of PNG tiles: 2 encodes ~3x faster than 6 for ~15% more bytes (BENCHMARKS.md).
+PNG_LEVEL = 2
 
 
 def tile_key(z: int, x: int, y: int, ext: str) -> str:
@@ -42,11 +44,15 @@ def reduce2x(rgba: np.ndarray) -> np.ndarray:
     c, h2, w2 = rgba.shape
     if c != 4 or h2 % 2 or w2 % 2:
         raise ValueError(f"expected (4, even, even) RGBA, got {rgba.shape}")
-    q = rgba.astype(np.int64).reshape(4, h2 // 2, 2, w2 // 2, 2)
-    a = q[3]
+    q = rgba.reshape(4, h2 // 2, 2, w2 // 2, 2)
+    out = np.zeros((4, h2 // 2, w2 // 2), dtype=np.uint8)
+    if (rgba[3] == 255).all():  # opaque: the formula below is exactly (sum + 2) // 4
+        out[:3] = (q[:3].sum(axis=(2, 4), dtype=np.uint16) + 2) >> 2
+        out[3] = 255
+        return out
+    a = q[3].astype(np.uint32)  # narrow integers: ~2.5x faster than int64, same results
     den = a.sum(axis=(1, 3))
     num = (q[:3] * a).sum(axis=(2, 4))
-    out = np.zeros((4, h2 // 2, w2 // 2), dtype=np.uint8)
     ok = den > 0
     safe = np.where(ok, den, 1)
     out[:3] = np.where(ok, (2 * num + safe) // (2 * safe), 0)
@@ -83,7 +89,7 @@ def encode(rgba: np.ndarray, fmt: str) -> bytes | None:
     if fmt == "webp":
         image.save(buf, "WEBP", quality=QUALITY, method=4, alpha_quality=100, exact=False)
     elif fmt == "png" or (fmt == "jpeg" and not opaque):
-        image.save(buf, "PNG", optimize=False, compress_level=6)
+        image.save(buf, "PNG", optimize=False, compress_level=PNG_LEVEL)
     elif fmt == "jpeg":
         image.save(buf, "JPEG", quality=QUALITY, optimize=False)
     else:
