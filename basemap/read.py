@@ -23,6 +23,7 @@ again instead of replaying the cached failure.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -141,29 +142,31 @@ def _forget(href: str) -> None:
         fn(("/vsicurl/" + href if not href.startswith("/vsi") else href).encode())
 
 
-_CLEAR_CACHE: list = []
-
-
+@functools.cache
 def _clear_cache_function():
     """GDAL's ``VSICurlPartialClearCache`` from the libgdal rasterio loaded (None if not found)."""
-    if not _CLEAR_CACHE:
-        import ctypes
+    import ctypes
 
-        fn = None
-        try:
-            with open("/proc/self/maps") as fh:
-                paths = sorted({ln.split()[-1] for ln in fh if "libgdal" in ln.rsplit("/", 1)[-1]})
-            if paths:
-                fn = ctypes.CDLL(paths[0]).VSICurlPartialClearCache
-                fn.argtypes, fn.restype = [ctypes.c_char_p], None
-        except (OSError, AttributeError):  # not Linux, or a GDAL without the function
-            log.debug("VSICurlPartialClearCache not available: failed opens stay cached")
-        _CLEAR_CACHE.append(fn)
-    return _CLEAR_CACHE[0]
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = sorted({ln.split()[-1] for ln in fh if "libgdal" in ln.rsplit("/", 1)[-1]})
+        if paths:
+            fn = ctypes.CDLL(paths[0]).VSICurlPartialClearCache
+            fn.argtypes, fn.restype = [ctypes.c_char_p], None
+            return fn
+    except (OSError, AttributeError):  # not Linux, or a GDAL without the function
+        pass
+    log.debug("VSICurlPartialClearCache not available: failed opens stay cached")
+    return None
 
 
 def _asset_error(exc: Exception, href: str, scene_id: str, key: str, doing: str) -> AssetError:
-    """The AssetError for a failed open or read of ``href`` (MissingAssetError for a 404)."""
+    """The AssetError for a failed open or read of ``href`` (MissingAssetError for a 404).
+
+    Raise it outside the ``except`` block: GDAL's text is in the message, and rasterio's CPLE
+    errors in its ``__context__`` can't cross Dask (tblib can't rebuild them, so Dask would send
+    a bare ``Exception`` with the text instead of the AssetError).
+    """
     text = str(exc)
     if re.search(r"HTTP response code: 404\b|No such file or directory", text):
         return MissingAssetError(f"asset {key} of scene {scene_id} not found (404): {href}")
@@ -182,8 +185,9 @@ def _open(href: str, scene_id: str, key: str):
     try:
         return rasterio.open(href)
     except RasterioIOError as exc:
-        _forget(href)
-        raise _asset_error(exc, href, scene_id, key, "opening") from exc
+        error = _asset_error(exc, href, scene_id, key, "opening")
+    _forget(href)
+    raise error
 
 
 def _source_window(dataset, chunk: Region, settings: ReadSettings):
@@ -276,7 +280,7 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
     ]
     if not chunks:
         return None
-    datasets = []
+    datasets, error = [], None
     try:
         for key in BANDS:  # inside the try: a failed open closes the ones already open
             datasets.append(_open(scene.href(key), scene.id, key))
@@ -293,13 +297,15 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
             datasets, chunks, region, settings, RESAMPLING["reflectance"], "uint16"
         )
     except RasterioIOError as exc:  # a read after the open: truncated data, server gone, ...
-        for key in BANDS:
-            _forget(scene.href(key))
         hrefs = " / ".join(scene.href(k) for k in BANDS)
-        raise _asset_error(exc, hrefs, scene.id, "/".join(BANDS), "reading") from exc
+        error = _asset_error(exc, hrefs, scene.id, "/".join(BANDS), "reading")
     finally:
         for ds in datasets:
             ds.close()
+    if error is not None:
+        for key in BANDS:
+            _forget(scene.href(key))
+        raise error
     if not touched:
         return None
     scl = None
@@ -308,9 +314,11 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
         try:
             scl, _ = _warp_asset([ds], chunks, region, settings, RESAMPLING["scl"], "uint8")
         except RasterioIOError as exc:
-            _forget(scene.href("scl"))
-            raise _asset_error(exc, scene.href("scl"), scene.id, "scl", "reading") from exc
+            error = _asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
         finally:
             ds.close()
+        if error is not None:
+            _forget(scene.href("scl"))
+            raise error
         scl = scl[0]
     return SceneStack(dn=dn, scl=scl)

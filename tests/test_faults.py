@@ -167,7 +167,9 @@ def test_truncated_or_corrupt_cog_fails_its_block_naming_the_href(kind, clean, w
         srv.add_route(FAULTY, b"not a tiff " * 5000, content_type="image/tiff")
     code, err = run_cli(cli_args(world.stac_api_url, tmp_path), monkeypatch, capsys)
     assert code == 3, err
-    assert HIT in err and f"{srv.url}{FAULTY}" in blocks_of(tmp_path)[HIT]["message"]
+    message = blocks_of(tmp_path)[HIT]["message"]
+    assert HIT in err and f"AssetError: opening asset red of scene {ITEM} at {srv.url}{FAULTY}" \
+        in message and "truncated or corrupt" in message, message
     assert srv.count(FAULTY) <= 3, srv.log  # HEAD + a GET or two, not retried forever
     files = outputs(tmp_path)
     assert not of_block(files, HIT) and of_block(files, SPARED) == of_block(clean, SPARED)
@@ -204,6 +206,7 @@ def test_server_storm_or_stall_fails_the_block_then_a_rerun_finishes(fault, clea
     assert took < 60, f"the stalled build took {took:.0f} s: timeouts did not fire"
     blocks = blocks_of(tmp_path)
     assert blocks[HIT]["status"] == "failed" and ITEM in blocks[HIT]["message"]
+    assert blocks[HIT]["message"].startswith("AssetError:") and "rerun" in blocks[HIT]["message"]
     assert blocks[SPARED]["status"] == "ok"
     assert not of_block(outputs(tmp_path), HIT)
 
