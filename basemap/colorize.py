@@ -210,7 +210,7 @@ def colorize_array(
         model: a :class:`LoadedModel`, a weights path, or None for the shipped default.
         window: window side in px (a multiple of the model's downsampling factor).
         overlap: overlap between neighbouring windows in px (<= window / 2).
-        batch_size: windows per forward pass (default 16 on GPU, 2 on CPU).
+        batch_size: windows per forward pass (default 16 on GPU, 4 on CPU: best measured).
         progress: show a tqdm bar over windows.
 
     Returns:
@@ -234,7 +234,7 @@ def colorize_array(
         )
     if valid.shape != reflectance.shape[1:]:
         raise InputError(f"valid mask {valid.shape} does not match reflectance {reflectance.shape}")
-    batch_size = batch_size or (16 if model.device != "cpu" else 2)
+    batch_size = batch_size or (16 if model.device != "cpu" else 4)
     todo = [
         (wx, wy)
         for wx, wy in grid.windows(*bounds)

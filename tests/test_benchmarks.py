@@ -76,3 +76,30 @@ def test_onnx_runtime_path_matches_torch_and_is_batch_invariant(tmp_path):
     assert np.abs(a - b).max() < 0.01
     one = np.concatenate([fast.predict(x[i : i + 1]) for i in range(3)])
     np.testing.assert_array_equal(one, a)
+
+
+def test_tiles_vs_gdal_smoke(tmp_path):
+    """`basemap tiles` on a tiny synthetic COG (and gdal2tiles on it when installed)."""
+    r = run_script("tiles_vs_gdal.py", "--size", "256", "--zoom", "0-12", "--rounds", "1",
+                   "--processes", "1", tmp_path=tmp_path)
+    assert positive(r["basemap_s"]) and r["basemap_tiles"] >= 10 and r["basemap_empty_tiles"] == 0
+    assert positive(r["basemap_bytes"])
+    if r["gdal2tiles_s"] is not None:
+        assert positive(r["speedup"])
+        assert r["same_visible_tile_set"], (r["only_basemap"], r["only_gdal2tiles"])
+
+
+def test_pipeline_smoke(tmp_path, synth_world):
+    """Overhead and memory parts on the test world, in-process builds (--workers 0)."""
+    r = run_script("pipeline.py", "--preset", "test", "--catalog", str(synth_world),
+                   "--zoom", "13-14", "--window", "64", "--overlap", "16", "--block-size", "256",
+                   "--workers", "0", "--skip", "scaling", "--work", str(tmp_path / "work"),
+                   tmp_path=tmp_path, timeout=300)
+    large = r["large"]
+    assert positive(large["build_s"]) and positive(large["model_only_s"])
+    assert large["windows_run_by_blocks"] >= large["windows_global"] > 0
+    assert positive(large["overhead"]) and large["megapixels"] > 0
+    mem = r["memory"]
+    assert mem["peak_rss_large_mib"] > 50 and positive(mem["ratio"])
+    assert r["bbox_large"][2] - r["bbox_large"][0] == pytest.approx(
+        4 * (r["bbox_small"][2] - r["bbox_small"][0]))
