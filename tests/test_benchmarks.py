@@ -103,3 +103,29 @@ def test_pipeline_smoke(tmp_path, synth_world):
     assert mem["peak_rss_large_mib"] > 50 and positive(mem["ratio"])
     assert r["bbox_large"][2] - r["bbox_large"][0] == pytest.approx(
         4 * (r["bbox_small"][2] - r["bbox_small"][0]))
+
+
+def test_overlap_seams_smoke(tmp_path):
+    """Seam excess per overlap on one small uint16 scene with a tiny random model."""
+    import rasterio
+    import torch
+    from basemap.model.unet import Normalization, ResUNet, UNetConfig
+    from basemap.model.weights import save_weights
+
+    torch.manual_seed(0)
+    weights = save_weights(tmp_path / "w.pt", ResUNet(UNetConfig(base=8, levels=3)).eval(),
+                           Normalization())
+    rng = np.random.default_rng(0)
+    paths = []
+    for band in "rgb":
+        path = tmp_path / f"{band}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=320, height=320, count=1,
+                           dtype="uint16") as ds:
+            ds.write(rng.integers(300, 3000, (1, 320, 320)).astype("uint16"))
+        paths.append(str(path))
+    r = run_script("overlap_seams.py", "--weights", str(weights), "--window", "64",
+                   "--overlaps", "0,16", "--bands", ",".join(paths), tmp_path=tmp_path)
+    assert [row["overlap"] for row in r["rows"]] == [0, 16]
+    for row in r["rows"]:
+        assert positive(row["cost"]) and positive(row["s_per_mpx"])
+        assert positive(row["excess_max"])
