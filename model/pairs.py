@@ -129,28 +129,12 @@ def write_pair(out_dir: Path, dn: np.ndarray, target: np.ndarray, profile: dict,
     return out_dir
 
 
-def make_pairs(source: str, out: str | Path, grader: str = "auto", dn_offset: float = 0.0,
-               progress: bool = True) -> list[Path]:
-    """Grade every image of SOURCE (a STAC catalog/API, or a folder of GeoTIFFs) into pairs.
+def find_sources(source: str, dn_offset: float = 0.0) -> list[SourceImage]:
+    """The images of SOURCE: every item of a STAC catalog/API, or the GeoTIFFs of a folder.
 
-    Args:
-        source: STAC catalog JSON / API URL (all items), or a folder (3-band uint16 GeoTIFFs, or
-            sub-folders of B04/B03/B02 band files, optionally SCL).
-        out: output folder; one sub-folder per image.
-        grader: "auto" (the only built-in grader; hand-graded pairs are dropped in directly).
-        dn_offset: DN offset of folder images (STAC items carry their own).
-
-    Returns:
-        The pair folders written.
+    Raises:
+        ConfigError: nothing found.
     """
-    from basemap.model.grader import grade
-    from tqdm import tqdm
-
-    from basemap.stac import to_reflectance
-
-    if grader not in GRADERS:
-        raise InputError(f"unknown grader {grader!r}; choose one of {', '.join(GRADERS)}")
-    out = Path(out)
     folder = Path(source)
     if folder.is_dir():
         sources = list(_sources_from_folder(folder, dn_offset))
@@ -161,16 +145,52 @@ def make_pairs(source: str, out: str | Path, grader: str = "auto", dn_offset: fl
             f"no images found in {source}: give a STAC catalog, or a folder of 3-band uint16 "
             "GeoTIFFs / folders of B04, B03, B02 band files"
         )
+    return sources
+
+
+def make_pair(src: SourceImage, out: Path, grader: str = "auto") -> Path | None:
+    """Grade one image into OUT/<name>/ (None when it has no valid pixel)."""
+    from basemap.model.grader import grade
+
+    from basemap.stac import to_reflectance
+
+    if grader not in GRADERS:
+        raise InputError(f"unknown grader {grader!r}; choose one of {', '.join(GRADERS)}")
+    dn, profile, clear = read_source(src)
+    refl, valid = to_reflectance(dn, src.dn_offset)
+    if not valid.any():
+        return None
+    target, params = grade(refl, valid, clear)
+    extra = {"grader": grader, "source": list(src.bands), "dn_offset": src.dn_offset,
+             "params": params.to_dict()}  # fmt: skip
+    return write_pair(Path(out) / src.name, dn, target, profile, src.dn_offset, extra)
+
+
+def make_pairs(source: str, out: str | Path, grader: str = "auto", dn_offset: float = 0.0,
+               progress: bool = True) -> list[Path]:
+    """Grade every image of SOURCE (a STAC catalog/API, or a folder of GeoTIFFs) into pairs.
+
+    Args:
+        source: STAC catalog JSON / API URL (all items), or a folder (3-band uint16 GeoTIFFs, or
+            sub-folders of B04/B03/B02 band files, optionally SCL).
+        out: output folder; one sub-folder per image.
+        grader: "auto" (the only built-in grader; hand-graded pairs are dropped in directly).
+        dn_offset: DN offset of folder images (STAC items carry their own).
+        progress: tqdm bar over images.
+
+    Returns:
+        The pair folders written.
+    """
+    from tqdm import tqdm
+
+    if grader not in GRADERS:
+        raise InputError(f"unknown grader {grader!r}; choose one of {', '.join(GRADERS)}")
     written = []
-    for src in tqdm(sources, desc="pairs", unit="img", disable=not progress):
-        dn, profile, clear = read_source(src)
-        refl, valid = to_reflectance(dn, src.dn_offset)
-        if not valid.any():
-            continue
-        target, params = grade(refl, valid, clear)
-        extra = {"grader": grader, "source": list(src.bands), "dn_offset": src.dn_offset,
-                 "params": params.to_dict()}  # fmt: skip
-        written.append(write_pair(out / src.name, dn, target, profile, src.dn_offset, extra))
+    for src in tqdm(find_sources(source, dn_offset), desc="pairs", unit="img",
+                    disable=not progress):  # fmt: skip
+        folder = make_pair(src, Path(out), grader)
+        if folder is not None:
+            written.append(folder)
     return written
 
 

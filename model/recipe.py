@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from basemap.model.train import TrainConfig
 
 TRAIN_SEEDS = (1, 2, 3, 4, 5, 6, 7, 8)
 HELDOUT_SEEDS = (101, 102)
-RECIPE = TrainConfig(epochs=14, steps_per_epoch=250, batch=8, crop=128, lr=1e-3,
+RECIPE = TrainConfig(epochs=16, steps_per_epoch=250, batch=8, crop=128, lr=1e-3,
                      lambdas=(0.7, 0.3, 0.0), seed=0)  # fmt: skip
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -36,26 +35,24 @@ BIGEARTHNET = HERE / "data" / "bigearthnet"
 
 
 def synth_pairs(work: Path, seeds: tuple[int, ...]) -> Path:
-    """Make (or reuse) demo worlds for `seeds` and grade their usable items into WORK/pairs-*/."""
-    from basemap.model.pairs import make_pairs
+    """Make (or reuse) demo worlds for `seeds`; grade usable items into WORK/pairs-*/s<seed>/."""
+    from basemap.model.pairs import find_sources, make_pair
 
     from basemap.synth import make_world
 
     root = work / f"pairs-{'-'.join(map(str, seeds))}"
     for seed in seeds:
         dest = root / f"s{seed}"
-        if dest.is_dir():
+        if (dest / ".done").is_file():
             continue
-        catalog = make_world(work / f"world-{seed}", seed=seed, preset="demo", progress=False)
-        tmp = work / f"tmp-pairs-{seed}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        make_pairs(str(catalog), tmp, progress=False)
-        for p in sorted(tmp.iterdir()):
-            baseline = _baseline_of(catalog, p.name)
+        catalog = work / f"world-{seed}" / "catalog.json"
+        if not catalog.is_file():
+            make_world(catalog.parent, seed=seed, preset="demo", progress=False)
+        for src in find_sources(str(catalog)):
+            baseline = _baseline_of(catalog, src.name)
             if baseline is not None and baseline < "04.00":
-                dest.mkdir(parents=True, exist_ok=True)
-                p.rename(dest / p.name)
-        shutil.rmtree(tmp)
+                make_pair(src, dest)
+        (dest / ".done").touch()
     return root
 
 

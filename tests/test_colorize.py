@@ -105,9 +105,11 @@ def test_overlapping_windows_agree_in_the_middle_of_their_overlap():
     mid = 32  # the middle column of the 64-px overlap: weights 0.5 / 0.5
     a, b = left[:, :, 448 + mid], right[:, :, mid]
     blended = 0.5 * a + 0.5 * b
-    # Away from the top and bottom window edges (64 px), as the taper there is ~0 anyway.
-    err = np.abs(np.rint(blended) - np.rint(a))[:, 64:-64]
-    assert np.percentile(err, 99) <= 1.0, err.max()
+    # Away from the top and bottom window edges (64 px), where the taper is ~0 anyway. Measured
+    # with the shipped model: max 0.02 DN here, against ~25 DN at the windows' own edges.
+    for x in (a, b):
+        err = np.abs(blended - x)[:, 64:-64]
+        assert err.max() <= 1.0, err.max()
 
 
 def test_corrupt_and_mismatched_weights_give_clear_errors(tmp_path, tiny_weights):

@@ -34,7 +34,7 @@ def test_pairs_layout_from_stac(synth_pairs, synth_world):
             dn, rgb = i.read(), t.read()
         assert rgb[:, (dn == 0).any(axis=0)].max(initial=0) == 0  # nodata stays 0
         params = json.loads((f / "grade.json").read_text())["params"]
-        assert set(params) >= {"black", "white", "gamma", "saturation", "clahe_amount"}
+        assert set(params) >= {"black", "white", "gamma", "saturation", "clarity"}
 
 
 def test_a_tiny_model_learns(synth_pairs, tmp_path):
