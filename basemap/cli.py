@@ -299,14 +299,27 @@ def demo(out, seed, zoom, renderer, model_path, tile_format, composite, feather,
 @click.option("--size", type=int, default=1024, show_default=True,
               help="Side of the sample region in max-zoom pixels (multiple of 256), centred on "
               "a block corner.")
-def evaluate(out, against, report, size):
-    """Seam excess, clipped %, colourfulness, L* and cross-scene CIEDE2000 of a build vs other renderers."""
+@click.option("--at", default=None, metavar="LON,LAT",
+              help="Sample at the block corner nearest this point [default: the bounds' centre].")
+def evaluate(out, against, report, size, at):
+    """Seam excess, clipped %, colourfulness, L*, cross-scene dE: a build vs other renderers."""
+    from basemap.errors import InputError
     from basemap.evaluate import evaluate as run_evaluate
     from basemap.renderers import get_renderer
 
     for name in against:
         get_renderer(name)  # unknown names: exit 2 before any work
-    result = run_evaluate(out, against=tuple(against) or None, report=report, size=size)
+    point = None
+    if at is not None:
+        try:
+            lon, lat = (float(v) for v in at.split(","))
+        except ValueError:
+            raise InputError(
+                f"--at must be LON,LAT in degrees, e.g. --at 6.1,45.0 (got {at!r})"
+            ) from None
+        point = (lon, lat)
+    result = run_evaluate(out, against=tuple(against) or None, report=report, size=size,
+                          at=point)
     columns = {"seam_excess_window": "seam win", "seam_excess_block": "seam block",
                "seam_excess_tile": "seam tile", "clipped_pct": "clipped %",
                "colourfulness": "colourful", "mean_lightness": "mean L*",

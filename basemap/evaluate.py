@@ -163,8 +163,14 @@ def cross_scene_delta_e(renders: list[tuple[np.ndarray, np.ndarray]]) -> tuple[f
 # ---- the sample region -------------------------------------------------------------------------
 
 
-def sample_region(build: BuildInfo, size: int) -> Region:
-    """A size x size region centred on the block corner nearest the centre of the build's bounds.
+def sample_region(build: BuildInfo, size: int,
+                  at: tuple[float, float] | None = None) -> Region:
+    """A size x size region centred on the block corner nearest a point.
+
+    Args:
+        build: the build.
+        size: side in max-zoom pixels.
+        at: (lon, lat) of the point; default the centre of the build's bounds.
 
     Raises:
         InputError: when size is not a positive multiple of 256.
@@ -174,7 +180,8 @@ def sample_region(build: BuildInfo, size: int) -> Region:
     if size <= 0 or size % TILE:
         raise InputError(f"--size must be a positive multiple of 256, got {size}")
     w, s, e, n = build.bounds
-    cx, cy = lonlat_to_px((w + e) / 2, (s + n) / 2, build.zoom)
+    lon, lat = at if at is not None else ((w + e) / 2, (s + n) / 2)
+    cx, cy = lonlat_to_px(lon, lat, build.zoom)
     block = build.settings.block_size
     bx, by = round(cx / block) * block, round(cy / block) * block
     return Region(bx - size // 2, by - size // 2, bx + size // 2, by + size // 2)
@@ -260,7 +267,7 @@ def _has_weights(settings: BuildSettings) -> bool:
 
 
 def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | None = None,
-             size: int = 1024) -> dict:
+             size: int = 1024, at: tuple[float, float] | None = None) -> dict:
     """Measure a build and the other renderers on the same pixels; write the report.
 
     Args:
@@ -268,6 +275,7 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
         against: renderers to compare with (default: every other registered renderer).
         report: report folder (default OUT/report): report.json, index.html, PNGs.
         size: side of the sample region in max-zoom pixels (a multiple of 256).
+        at: (lon, lat) near which to sample (default: the centre of the build's bounds).
 
     Returns:
         The report's figures (also written to report/report.json).
@@ -287,7 +295,7 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
     renderers = {name: settings.make_renderer() if name == settings.renderer
                  else get_renderer(name, settings.model if name == "unet" else None)
                  for name in names}
-    region = sample_region(build, size)
+    region = sample_region(build, size, at)
     need = [r.input_region(region) for r in renderers.values()]
     pad = required_padding(settings.feather)
     read_region = Region(

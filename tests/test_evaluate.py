@@ -111,3 +111,6 @@ def test_evaluate_errors(tmp_path, eval_build):
     run = subprocess.run([BASEMAP, "evaluate", str(eval_build), "--against", "nope"],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "unknown renderer" in run.stderr
+    run = subprocess.run([BASEMAP, "evaluate", str(eval_build), "--at", "6.1"],
+                         capture_output=True, text=True)
+    assert run.returncode == 2 and "--at must be LON,LAT" in run.stderr
