@@ -141,13 +141,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         self._route(body=True)
 
-    def _route(self, body: bool) -> None:
+    def handle(self) -> None:
         try:
-            self._dispatch(body)
-        except (BrokenPipeError, ConnectionResetError):  # the browser cancelled (pan/zoom)
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):  # the browser went away (pan/zoom, close)
             self.close_connection = True
 
-    def _dispatch(self, body: bool) -> None:
+    def _route(self, body: bool) -> None:
         path = unquote(urlsplit(self.path).path)
         if path in ("/", "/index.html"):
             self._send_file(STATIC_DIR / "index.html", body)
