@@ -522,7 +522,7 @@ def render_tile(tile: Tile, preset: Preset, seed: int) -> list[TileScene]:
         refl = refl * (1 - cloud)[None] + cloud_refl * cloud[None]
         rng = np.random.default_rng([seed, tile.epsg, int(tile.x0), k])
         refl += rng.normal(0.0, 0.0015, refl.shape).astype(np.float32)
-        offset = 1000 if float(lay.dates[k][1]) >= 4.0 else 0
+        offset = 1000 if _raw_offset_in_dn(tile, lay, k) else 0
         dn = np.clip(np.rint(refl * 10000) + offset, 1, 65535).astype(np.uint16)
         dn[:, outside] = 0
         scl = scl_ground.copy()
@@ -596,6 +596,18 @@ _SCL_NAMES = {
 }
 
 
+def _raw_offset_in_dn(tile: Tile, lay: Layout, k: int) -> bool:
+    """Whether this item's pixels still carry ESA's +1000 DN (BOA_ADD_OFFSET not yet subtracted).
+
+    Baseline >= 04.00 products are shifted by +1000 DN. Earth Search v1 subtracted that shift from
+    the pixels of most of them and says so with ``earthsearch:boa_offset_applied: true`` (while its
+    ``raster:bands`` offset still reads -0.1: the known metadata bug, Element84/earth-search#9);
+    others kept ESA's raw pixels with the flag false. Both kinds are made here, one per zone, so
+    the offset rule is exercised on both: zone 31 keeps the raw pixels, zone 32 is harmonized.
+    """
+    return float(lay.dates[k][1]) >= 4.0 and tile.zone == 31
+
+
 def _item_dict(tile: Tile, lay: Layout, k: int, scene: TileScene, folder: Path) -> dict:
     when, baseline = lay.dates[k]
     day = when[:10].replace("-", "")
@@ -628,7 +640,7 @@ def _item_dict(tile: Tile, lay: Layout, k: int, scene: TileScene, folder: Path) 
         f"{baseline.replace('.', '')}_R108_T{tile.grid_code}_{day}T130000.SAFE",
         "datetime": when,
         "s2:sequence": "0",
-        "earthsearch:boa_offset_applied": new,
+        "earthsearch:boa_offset_applied": new and not _raw_offset_in_dn(tile, lay, k),
         "synth:generator": "basemap.synth",
         "updated": f"{when[:10]}T16:00:00.000000+00:00",
     }

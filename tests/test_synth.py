@@ -14,6 +14,7 @@ import rasterio.warp
 from rasterio.warp import Resampling, reproject
 from rio_cogeo.cogeo import cog_validate
 
+from basemap.stac import dn_offset_for
 from basemap.synth import Landscape, make_world, world_bbox
 
 CLEAR = (4, 5, 6, 11)  # SCL classes a compositor keeps (vegetation, not-vegetated, water, snow)
@@ -42,7 +43,7 @@ def _scl10(item: dict) -> np.ndarray:
 def _by(items: dict, zone: int, baseline_new: bool) -> list[dict]:
     return sorted(
         (d for d in items.values() if d["properties"]["mgrs:utm_zone"] == zone
-         and d["properties"]["earthsearch:boa_offset_applied"] == baseline_new),
+         and (d["properties"]["s2:processing_baseline"] >= "04.00") == baseline_new),
         key=lambda d: d["id"],
     )
 
@@ -98,28 +99,41 @@ def test_scl_has_real_classes_clouds_shadow_and_swath_edge(synth_world):
     assert any((_read(d, "red")[0] == 0).any() for d in items.values())
 
 
-def test_baseline_offset_in_dn(synth_world):
-    """Baseline >= 04.00 items carry +1000 DN; after the offset rule they agree with older ones."""
+@pytest.mark.parametrize(
+    "zone, flag, dn_shift",
+    [
+        (31, False, 1000),  # ESA's raw pixels: +1000 DN, flag false, the rule subtracts 1000
+        (32, True, 0),  # harmonized by Earth Search: flag true, raster:bands still says -0.1
+    ],
+)
+def test_baseline_offset_in_dn(synth_world, zone, flag, dn_shift):
+    """Baseline >= 04.00 items in both Earth Search forms; after the offset rule they agree."""
     items = _items(synth_world)
-    for zone in (31, 32):
-        old, new = _by(items, zone, False)[0], _by(items, zone, True)[0]
-        assert old["properties"]["s2:processing_baseline"] < "04.00"
-        assert new["properties"]["s2:processing_baseline"] >= "04.00"
-        assert old["assets"]["red"]["raster:bands"][0]["offset"] == 0
-        assert new["assets"]["red"]["raster:bands"][0]["offset"] == -0.1
-        assert old["properties"]["grid:code"] == new["properties"]["grid:code"]
-        clear = np.isin(_scl10(old), CLEAR) & np.isin(_scl10(new), CLEAR)
-        assert clear.sum() > 10_000
-        dn_old = _read(old, "red")[0][clear].astype(float)
-        dn_new = _read(new, "red")[0][clear].astype(float)
-        # the raw DN differ by about the offset (dates differ by haze and a few % gain)
-        assert abs(np.median(dn_new - dn_old) - 1000) < 150
-        # reflectance after the rule: the dates differ by haze (< 0.007 in red), gain (+-3%, i.e.
-        # < 0.012 on ground up to 0.4) and faint cirrus below the SCL threshold: median < 0.02,
-        # against 0.1 when the offset is ignored
-        diff = np.abs((dn_new - 1000) / 1e4 - dn_old / 1e4)
-        assert np.median(diff) < 0.02, np.median(diff)
-        assert np.median(np.abs(dn_new / 1e4 - dn_old / 1e4)) > 0.08
+    old, new = _by(items, zone, False)[0], _by(items, zone, True)[0]
+    assert old["properties"]["s2:processing_baseline"] < "04.00"
+    assert new["properties"]["s2:processing_baseline"] >= "04.00"
+    assert new["properties"]["earthsearch:boa_offset_applied"] is flag
+    assert old["assets"]["red"]["raster:bands"][0]["offset"] == 0
+    assert new["assets"]["red"]["raster:bands"][0]["offset"] == -0.1
+    assert old["properties"]["grid:code"] == new["properties"]["grid:code"]
+    offsets = [
+        dn_offset_for(d["properties"], d["assets"]["red"]["raster:bands"], "sentinel-2-l2a")
+        for d in (old, new)
+    ]
+    assert offsets == [0.0, -float(dn_shift)]
+    clear = np.isin(_scl10(old), CLEAR) & np.isin(_scl10(new), CLEAR)
+    assert clear.sum() > 10_000
+    dn_old = _read(old, "red")[0][clear].astype(float)
+    dn_new = _read(new, "red")[0][clear].astype(float)
+    # the raw DN differ by about the shift (dates differ by haze and a few % gain)
+    assert abs(np.median(dn_new - dn_old) - dn_shift) < 150
+    # reflectance after the rule: the dates differ by haze (< 0.007 in red), gain (+-3%, i.e.
+    # < 0.012 on ground up to 0.4) and faint cirrus below the SCL threshold: median < 0.02,
+    # against 0.1 when the wrong offset is applied
+    diff = np.abs((dn_new + offsets[1]) / 1e4 - (dn_old + offsets[0]) / 1e4)
+    assert np.median(diff) < 0.02, np.median(diff)
+    wrong = -1000.0 - offsets[1]  # the other reading of the metadata
+    assert np.median(np.abs((dn_new + wrong) / 1e4 - dn_old / 1e4)) > 0.08
 
 
 def test_tiles_in_two_zones_agree_on_clear_ground(synth_world):
@@ -139,11 +153,18 @@ def test_tiles_in_two_zones_agree_on_clear_ground(synth_world):
               dst_crs="EPSG:32631", src_nodata=0, dst_nodata=0, resampling=Resampling.nearest)
     both = np.isin(_scl10(a), CLEAR) & np.isin(scl_b, CLEAR) & (warped > 0) & (red_a > 0)
     assert both.sum() > 20_000  # the tiles overlap by most of their area
-    diff = np.abs(warped[both] - red_a[both].astype(np.float32)) / 1e4
+    # zone 31 keeps ESA's +1000 DN on this date, zone 32 is harmonized: compare reflectance
+    off_a, off_b = (
+        dn_offset_for(d["properties"], d["assets"]["red"]["raster:bands"], "sentinel-2-l2a")
+        for d in (a, b)
+    )
+    warped += off_b
+    red_a = red_a.astype(np.float32) + off_a
+    diff = np.abs(warped[both] - red_a[both]) / 1e4
     # bilinear resampling of 10 m texture across a ~2 deg grid rotation plus sensor noise
     # (sd 0.0015): a few thousandths; a different world or a shift would be ~0.03 and more
     assert np.median(diff) < 0.008, np.median(diff)
-    shifted = np.abs(warped[both] - np.roll(red_a, 3, axis=1)[both].astype(np.float32)) / 1e4
+    shifted = np.abs(warped[both] - np.roll(red_a, 3, axis=1)[both]) / 1e4
     assert np.median(shifted) > 2 * np.median(diff)  # the comparison can tell a 30 m shift
 
 
