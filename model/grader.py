@@ -14,7 +14,8 @@ Per image, from robust statistics of its valid, cloud-free pixels:
 
 Local contrast is translation-invariant on purpose: CLAHE (tried first) maps each pixel through
 the histograms of tiles anchored to the image's corners, a position-dependent effect that no
-window-local model can learn (it left ~3.5 CIEDE2000 after a per-image curve fit).
+window-local model can learn. (Measured: the same recipe scored a held-out mean CIEDE2000 of 5.39
+against CLAHE targets and 5.43 against clarity targets, so CLAHE was not what limits the model.)
 
 Because every parameter comes from the image's own content, two images of the same ground get
 different gradings -- exactly the patchiness a single learned model then removes.
