@@ -9,9 +9,11 @@
    against the auto grader's whole-image grading: MAE, mean CIEDE2000 and clipped pixels, for the
    model and for the classic renderers. Written to model/metrics.json.
 
-Only items with processing baseline < 04.00 are used: the synthetic world's newer items carry a DN
-offset that disagrees with their `earthsearch:boa_offset_applied` flag (see /work/team notes);
-the model works on reflectance, so the baseline itself does not matter to it.
+Only items with processing baseline < 04.00 are used (one date per world): when the shipped
+weights were trained, the synthetic world's newer items carried +1000 DN while flagged
+`earthsearch:boa_offset_applied: true`, which the offset rule rightly reads as already applied.
+basemap.synth fixed that in 0c41c42; the next retrain can drop the filter in `synth_pairs` and use
+every date. The model works on reflectance, so the baseline itself does not matter to it.
 """
 
 from __future__ import annotations

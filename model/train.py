@@ -187,7 +187,7 @@ def train(
     history: list[dict] = []
     start_epoch, elapsed = 0, 0.0
     if resume is not None:
-        ck = torch.load(resume, map_location=device, weights_only=False)
+        ck = torch.load(resume, map_location=device, weights_only=True)
         if ck["config"] != _config_dict(config):
             raise ConfigError(f"{resume} was written with another configuration: {ck['config']}")
         model.load_state_dict(ck["model"])
