@@ -184,9 +184,8 @@ def build_block(job: BlockJob) -> BlockResult:
     import rasterio
 
     from basemap.cog import cog_key, write_cog
-    from basemap.composite import Method, observation_mask
-    from basemap.read import MissingAssetError, gdal_env, read_scene
-    from basemap.stac import to_reflectance
+    from basemap.composite import Method
+    from basemap.read import gdal_env, observations
     from basemap.tiles import TileOutput, write_levels
 
     start = time.perf_counter()
@@ -199,20 +198,9 @@ def build_block(job: BlockJob) -> BlockResult:
     comp = Method(s.composite).compositor((region.height, region.width), s.feather)
     used, skipped = 0, []
     with rasterio.Env(**gdal_env()):
-        for scene in job.scenes:
-            try:
-                stack = read_scene(scene, region, rsettings)
-            except MissingAssetError as exc:
-                log.warning("block %s: skipping scene: %s", block.name, exc)
-                skipped.append(scene.id)
-                continue
-            if stack is None:
-                continue
-            refl, valid = to_reflectance(stack.dn, scene.dn_offset)
-            observed = observation_mask(valid, stack.scl)
-            if observed.any():
-                comp.add(refl, observed)
-                used += 1
+        for _, refl, observed in observations(job.scenes, region, rsettings, skipped):
+            comp.add(refl, observed)
+            used += 1
     refl, valid = comp.result()
     status = "degraded" if skipped else "ok"
     message = f"missing assets of {', '.join(skipped)}" if skipped else ""

@@ -205,24 +205,19 @@ def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
     """
     import rasterio
 
-    from basemap.composite import Method, observation_mask
-    from basemap.read import GDAL_ENV, read_scene
-    from basemap.stac import read_manifest, to_reflectance
+    from basemap.composite import Method
+    from basemap.read import gdal_env, observations
+    from basemap.stac import read_manifest
 
     settings = build.settings
     shape = (read_region.height, read_region.width)
     compositor = Method(settings.composite).compositor(shape, settings.feather)
     singles = []
-    with rasterio.Env(**GDAL_ENV):
-        for scene in read_manifest(build.manifest):  # manifest order: (datetime, id)
-            stack = read_scene(scene, read_region, settings.read_settings())
-            if stack is None:
-                continue
-            refl, valid = to_reflectance(stack.dn, scene.dn_offset)
-            observed = observation_mask(valid, stack.scl)
-            if observed.any():
-                compositor.add(refl, observed)
-                singles.append((scene.id, refl, observed))
+    scenes = read_manifest(build.manifest)  # manifest order: (datetime, id)
+    with rasterio.Env(**gdal_env()):
+        for scene, refl, observed in observations(scenes, read_region, settings.read_settings()):
+            compositor.add(refl, observed)
+            singles.append((scene.id, refl, observed))
     if not singles:
         raise ConfigError(f"no scene of {build.manifest} has pixels in {read_region}")
     composite, valid = compositor.result()

@@ -322,3 +322,36 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
             raise error
         scl = scl[0]
     return SceneStack(dn=dn, scl=scl)
+
+
+def observations(scenes, region: Region, settings: ReadSettings, skipped: list[str] | None = None):
+    """Yield (scene, reflectance, cloud-free mask) for each scene seen in `region`, in order.
+
+    The one recipe shared by the build and `basemap evaluate`: warp, DN to reflectance by the
+    scene's offset, SCL masks. A scene with pixels but no cloud-free one is not yielded.
+
+    Args:
+        scenes: :class:`basemap.stac.Scene` values, in manifest order.
+        region: chunk-aligned global pixels (see :func:`read_scene`).
+        settings: the warp settings.
+        skipped: when given, scenes with a missing asset are logged and their ids appended here
+            instead of raising :class:`MissingAssetError`.
+    """
+    from basemap.composite import observation_mask
+    from basemap.stac import to_reflectance
+
+    for scene in scenes:
+        try:
+            stack = read_scene(scene, region, settings)
+        except MissingAssetError as exc:
+            if skipped is None:
+                raise
+            log.warning("%s: skipping scene: %s", region, exc)
+            skipped.append(scene.id)
+            continue
+        if stack is None:
+            continue
+        refl, valid = to_reflectance(stack.dn, scene.dn_offset)
+        observed = observation_mask(valid, stack.scl)
+        if observed.any():
+            yield scene, refl, observed
