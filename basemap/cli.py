@@ -8,23 +8,29 @@ from __future__ import annotations
 
 import logging
 import sys
+import warnings
 
 import click
 
 from basemap import __version__
-from basemap.errors import BasemapError
+from basemap.errors import BasemapError, BasemapWarning
 from basemap.types import BBox, ZoomRange
 
 
 class BBoxParam(click.ParamType):
-    """W,S,E,N in degrees, validated (exit 2 naming the field)."""
+    """W,S,E,N in degrees, validated (exit 2 naming the field); clamping is said on stderr."""
 
     name = "W,S,E,N"
 
     def convert(self, value, param, ctx):
         if isinstance(value, BBox):
             return value
-        return BBox.parse(value)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", BasemapWarning)
+            bbox = BBox.parse(value)
+        for warning in caught:
+            click.echo(f"Warning: {warning.message}", err=True)
+        return bbox
 
 
 class ZoomParam(click.ParamType):
@@ -155,6 +161,78 @@ def pmtiles(out, output):
 
 
 @cli.command()
+@click.argument("out", type=click.Path(file_okay=False, exists=True))
+@click.option("--against", multiple=True, metavar="RENDERER",
+              help="Renderer to compare on the same pixels (repeat; default: all the others).")
+@click.option("--report", type=click.Path(file_okay=False), default=None,
+              help="Report folder [default: OUT/report].")
+@click.option("--size", type=int, default=1024, show_default=True,
+              help="Side of the sample region in max-zoom pixels (multiple of 256), centred on "
+              "a block corner.")
+@click.option("--at", default=None, metavar="LON,LAT",
+              help="Sample at the block corner nearest this point [default: the bounds' centre].")
+def evaluate(out, against, report, size, at):
+    """Seam excess, clipped %, colourfulness, L*, cross-scene dE: a build vs other renderers."""
+    from basemap.errors import InputError
+    from basemap.evaluate import evaluate as run_evaluate
+    from basemap.renderers import get_renderer
+
+    for name in against:
+        get_renderer(name)  # unknown names: exit 2 before any work
+    point = None
+    if at is not None:
+        try:
+            lon, lat = (float(v) for v in at.split(","))
+        except ValueError:
+            raise InputError(
+                f"--at must be LON,LAT in degrees, e.g. --at 6.1,45.0 (got {at!r})"
+            ) from None
+        point = (lon, lat)
+    result = run_evaluate(out, against=tuple(against) or None, report=report, size=size,
+                          at=point)
+    columns = {"seam_excess_window": "seam win", "seam_excess_block": "seam block",
+               "seam_excess_tile": "seam tile", "clipped_pct": "clipped %",
+               "colourfulness": "colourful", "mean_lightness": "mean L*",
+               "cross_scene_ciede2000": "x-scene dE"}
+    click.echo(f"{'':<18}" + "".join(f"{c:>11}" for c in columns.values()))
+    for name, fig in result["figures"].items():
+        click.echo(f"{name:<18}" + "".join(f"{fig.get(k, float('nan')):>11.3f}" for k in columns))
+    click.echo(f"Report: {result['report']}")
+
+
+@cli.command()
+@click.option("--world", is_flag=True, help="Plan the whole world (else give --bbox regions).")
+@click.option("--bbox", "regions", type=BBOX, multiple=True,
+              help="A region to plan, W,S,E,N (repeat for a list of regions).")
+@click.option("--zoom", type=click.IntRange(8, 16), default=14, show_default=True,
+              help="Max zoom: the grid the blocks live on.")
+@click.option("--block-size", type=int, default=None,
+              help="Block size in max-zoom pixels (default: the build's).")
+@click.option("--shard-size", type=int, default=8, show_default=True,
+              help="Shard side in blocks (a power of two); one shard = one `basemap build`.")
+@click.option("--land-only/--all", default=True, show_default=True,
+              help="Skip shards without land (coarse 0.25-degree mask shipped in the package).")
+@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
+              help="Write the shard list here as JSON (for `basemap world run`).")
+def plan(world, regions, zoom, block_size, shard_size, land_only, out):
+    """Split the world (or regions) into shards of blocks, each one resumable build run."""
+    import json
+    from pathlib import Path
+
+    from basemap import world as world_mod
+    from basemap.errors import InputError
+
+    if world == bool(regions):
+        raise InputError("give either --world or one or more --bbox regions")
+    p = world_mod.plan(zoom, block_size or world_mod.default_block_size(), shard_size,
+                       land_only, list(regions) or None)
+    if out:
+        p.write(Path(out))
+        click.echo(f"Wrote {out}: {len(p.shards)} shards of {shard_size}x{shard_size} blocks.")
+    click.echo(json.dumps(world_mod.summary(p) | {"shard_zoom": p.shard_zoom}, indent=1))
+
+
+@cli.command()
 @click.argument("out", type=click.Path(file_okay=False, path_type=str))
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
               help="World seed; the same seed writes the same bytes.")
@@ -172,6 +250,96 @@ def synth(out, seed, preset):
     catalog = make_world(Path(out), seed=seed, preset=preset)
     click.echo(f"catalog: {catalog}")
     click.echo(f"bbox: {world_bbox(preset)}")
+
+
+@cli.command()
+@click.argument("scheduler", metavar="ADDRESS")
+@click.option("--gpus", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True,
+              help="Advertise GPU=1 to Dask (auto: when torch sees a CUDA device).")
+@click.option("--nthreads", type=click.IntRange(1), default=2, show_default=True,
+              help="Task threads in this worker.")
+@click.option("--memory-limit", default="auto", show_default=True,
+              help="Memory per worker (e.g. 16GiB); over it the worker is restarted.")
+@click.option("--name", default=None, help="Worker name (default: Dask picks one).")
+def worker(scheduler, gpus, nthreads, memory_limit, name):
+    """Start a Dask worker for builds, connected to the scheduler at ADDRESS (tcp://host:8786)."""
+    import os
+
+    from basemap.world import worker_command
+
+    args = worker_command(scheduler, gpus, nthreads, memory_limit, name)
+    os.execv(args[0], args)
+
+
+@cli.command()
+@click.argument("source")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--grader", type=click.Choice(["auto"]), default="auto", show_default=True,
+              help="How targets are made: `auto` grades each whole image like an editor.")
+@click.option("--dn-offset", type=float, default=0.0, show_default=True,
+              help="DN offset of folder images (STAC items carry their own).")
+def pairs(source, out, grader, dn_offset):
+    """Make training pairs OUT/<name>/{input,target}.tif from SOURCE.
+
+    SOURCE is a STAC catalog / API (every item) or a folder of 3-band uint16 GeoTIFFs or of
+    B04/B03/B02 band files. Hand-graded pairs can be dropped into OUT in the same layout.
+    """
+    from basemap.model.pairs import make_pairs
+
+    written = make_pairs(source, out, grader=grader, dn_offset=dn_offset)
+    click.echo(f"{len(written)} pairs in {out}")
+
+
+@cli.command()
+@click.option("--pairs", "pairs_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of training pairs (see `basemap pairs`).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Weights file to write.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--steps", type=int, default=100, show_default=True, help="Steps per epoch.")
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--crop", type=int, default=128, show_default=True, help="Crop side (px).")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lambdas", default="0.6,0.2,0.2", show_default=True,
+              help="Weights m,l,f of MAE, Laplacian and VGG-19 feature losses (sum 1).")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False),
+              help="torchvision vgg19-dcbb9e9d.pth (else the torch hub cache); needed if f > 0.")
+@click.option("--resume", type=click.Path(exists=True, dir_okay=False),
+              help="Continue from a checkpoint (<out stem>.ckpt).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
+def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, resume, seed,
+          threads):
+    """Train the colorization U-Net on pairs; writes weights, checkpoint and plots beside OUT."""
+    import torch
+
+    from basemap.model.losses import parse_lambdas
+    from basemap.model.train import TrainConfig, train as run
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch=batch, crop=crop, lr=lr,
+                         lambdas=parse_lambdas(lambdas), seed=seed)
+    result = run(pairs_dir, out, config, vgg_weights=vgg_weights, resume=resume)
+    last = result["history"][-1]["val"]
+    click.echo(f"wrote {out} ({result['wall_s']:.0f} s): validation MAE {last['mae_dn']:.2f} DN; "
+               f"plots {result['loss']}, {result['samples']}")
+
+
+@cli.command()
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False),
+              help="Weights for the unet renderer (default: the shipped model).")
+@click.option("--renderer", default="unet", show_default=True,
+              type=click.Choice(["unet", "linear", "sh-l2a-optimized", "per-tile-stretch"]))
+@click.option("--dn-offset", type=float, default=0.0, show_default=True,
+              help="Added to DN before /10000: -1000 for processing baseline >= 04.00.")
+def colorize(src, dst, model_path, renderer, dn_offset):
+    """Colorize a 3-band (R,G,B) uint16 L2A GeoTIFF into an 8-bit COG with a mask."""
+    from basemap.colorize import colorize_file
+
+    colorize_file(src, dst, model_path=model_path, renderer=renderer, dn_offset=dn_offset)
+    click.echo(f"wrote {dst}")
 
 
 def _build_options(f):
@@ -288,168 +456,6 @@ def demo(out, seed, zoom, renderer, model_path, tile_format, composite, feather,
     summary = run_build(world_bbox("demo"), zoom, str(Path(out, "build")), settings,
                         str(catalog), workers=workers, scheduler=scheduler, progress=not quiet)
     _finish(summary)
-
-
-@cli.command()
-@click.argument("out", type=click.Path(file_okay=False, exists=True))
-@click.option("--against", multiple=True, metavar="RENDERER",
-              help="Renderer to compare on the same pixels (repeat; default: all the others).")
-@click.option("--report", type=click.Path(file_okay=False), default=None,
-              help="Report folder [default: OUT/report].")
-@click.option("--size", type=int, default=1024, show_default=True,
-              help="Side of the sample region in max-zoom pixels (multiple of 256), centred on "
-              "a block corner.")
-@click.option("--at", default=None, metavar="LON,LAT",
-              help="Sample at the block corner nearest this point [default: the bounds' centre].")
-def evaluate(out, against, report, size, at):
-    """Seam excess, clipped %, colourfulness, L*, cross-scene dE: a build vs other renderers."""
-    from basemap.errors import InputError
-    from basemap.evaluate import evaluate as run_evaluate
-    from basemap.renderers import get_renderer
-
-    for name in against:
-        get_renderer(name)  # unknown names: exit 2 before any work
-    point = None
-    if at is not None:
-        try:
-            lon, lat = (float(v) for v in at.split(","))
-        except ValueError:
-            raise InputError(
-                f"--at must be LON,LAT in degrees, e.g. --at 6.1,45.0 (got {at!r})"
-            ) from None
-        point = (lon, lat)
-    result = run_evaluate(out, against=tuple(against) or None, report=report, size=size,
-                          at=point)
-    columns = {"seam_excess_window": "seam win", "seam_excess_block": "seam block",
-               "seam_excess_tile": "seam tile", "clipped_pct": "clipped %",
-               "colourfulness": "colourful", "mean_lightness": "mean L*",
-               "cross_scene_ciede2000": "x-scene dE"}
-    click.echo(f"{'':<18}" + "".join(f"{c:>11}" for c in columns.values()))
-    for name, fig in result["figures"].items():
-        click.echo(f"{name:<18}" + "".join(f"{fig.get(k, float('nan')):>11.3f}" for k in columns))
-    click.echo(f"Report: {result['report']}")
-
-
-@cli.command()
-@click.option("--world", is_flag=True, help="Plan the whole world (else give --bbox regions).")
-@click.option("--bbox", "regions", type=BBOX, multiple=True,
-              help="A region to plan, W,S,E,N (repeat for a list of regions).")
-@click.option("--zoom", type=click.IntRange(8, 16), default=14, show_default=True,
-              help="Max zoom: the grid the blocks live on.")
-@click.option("--block-size", type=int, default=None,
-              help="Block size in max-zoom pixels (default: the build's).")
-@click.option("--shard-size", type=int, default=8, show_default=True,
-              help="Shard side in blocks (a power of two); one shard = one `basemap build`.")
-@click.option("--land-only/--all", default=True, show_default=True,
-              help="Skip shards without land (coarse 0.25-degree mask shipped in the package).")
-@click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
-              help="Write the shard list here as JSON (for `basemap world run`).")
-def plan(world, regions, zoom, block_size, shard_size, land_only, out):
-    """Split the world (or regions) into shards of blocks, each one resumable build run."""
-    import json
-    from pathlib import Path
-
-    from basemap import world as world_mod
-    from basemap.errors import InputError
-
-    if world == bool(regions):
-        raise InputError("give either --world or one or more --bbox regions")
-    p = world_mod.plan(zoom, block_size or world_mod.default_block_size(), shard_size,
-                       land_only, list(regions) or None)
-    if out:
-        p.write(Path(out))
-        click.echo(f"Wrote {out}: {len(p.shards)} shards of {shard_size}x{shard_size} blocks.")
-    click.echo(json.dumps(world_mod.summary(p) | {"shard_zoom": p.shard_zoom}, indent=1))
-
-
-@cli.command()
-@click.argument("scheduler", metavar="ADDRESS")
-@click.option("--gpus", type=click.Choice(["auto", "0", "1"]), default="auto", show_default=True,
-              help="Advertise GPU=1 to Dask (auto: when torch sees a CUDA device).")
-@click.option("--nthreads", type=click.IntRange(1), default=2, show_default=True,
-              help="Task threads in this worker.")
-@click.option("--memory-limit", default="auto", show_default=True,
-              help="Memory per worker (e.g. 16GiB); over it the worker is restarted.")
-@click.option("--name", default=None, help="Worker name (default: Dask picks one).")
-def worker(scheduler, gpus, nthreads, memory_limit, name):
-    """Start a Dask worker for builds, connected to the scheduler at ADDRESS (tcp://host:8786)."""
-    import os
-
-    from basemap.world import worker_command
-
-    args = worker_command(scheduler, gpus, nthreads, memory_limit, name)
-    os.execv(args[0], args)
-
-
-@cli.command()
-@click.argument("source")
-@click.argument("out", type=click.Path(file_okay=False))
-@click.option("--grader", type=click.Choice(["auto"]), default="auto", show_default=True,
-              help="How targets are made: `auto` grades each whole image like an editor.")
-@click.option("--dn-offset", type=float, default=0.0, show_default=True,
-              help="DN offset of folder images (STAC items carry their own).")
-def pairs(source, out, grader, dn_offset):
-    """Make training pairs OUT/<name>/{input,target}.tif from SOURCE.
-
-    SOURCE is a STAC catalog / API (every item) or a folder of 3-band uint16 GeoTIFFs or of
-    B04/B03/B02 band files. Hand-graded pairs can be dropped into OUT in the same layout.
-    """
-    from basemap.model.pairs import make_pairs
-
-    written = make_pairs(source, out, grader=grader, dn_offset=dn_offset)
-    click.echo(f"{len(written)} pairs in {out}")
-
-
-@cli.command()
-@click.option("--pairs", "pairs_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder of training pairs (see `basemap pairs`).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Weights file to write.")
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--steps", type=int, default=100, show_default=True, help="Steps per epoch.")
-@click.option("--batch", type=int, default=8, show_default=True)
-@click.option("--crop", type=int, default=128, show_default=True, help="Crop side (px).")
-@click.option("--lr", type=float, default=1e-3, show_default=True)
-@click.option("--lambdas", default="0.6,0.2,0.2", show_default=True,
-              help="Weights m,l,f of MAE, Laplacian and VGG-19 feature losses (sum 1).")
-@click.option("--vgg-weights", type=click.Path(dir_okay=False),
-              help="torchvision vgg19-dcbb9e9d.pth (else the torch hub cache); needed if f > 0.")
-@click.option("--resume", type=click.Path(exists=True, dir_okay=False),
-              help="Continue from a checkpoint (<out stem>.ckpt).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
-def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, resume, seed,
-          threads):
-    """Train the colorization U-Net on pairs; writes weights, checkpoint and plots beside OUT."""
-    import torch
-
-    from basemap.model.losses import parse_lambdas
-    from basemap.model.train import TrainConfig, train as run
-
-    if threads:
-        torch.set_num_threads(threads)
-    config = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch=batch, crop=crop, lr=lr,
-                         lambdas=parse_lambdas(lambdas), seed=seed)
-    result = run(pairs_dir, out, config, vgg_weights=vgg_weights, resume=resume)
-    last = result["history"][-1]["val"]
-    click.echo(f"wrote {out} ({result['wall_s']:.0f} s): validation MAE {last['mae_dn']:.2f} DN; "
-               f"plots {result['loss']}, {result['samples']}")
-
-
-@cli.command()
-@click.argument("src", type=click.Path(exists=True, dir_okay=False))
-@click.argument("dst", type=click.Path(dir_okay=False))
-@click.option("--model", "model_path", type=click.Path(dir_okay=False),
-              help="Weights for the unet renderer (default: the shipped model).")
-@click.option("--renderer", default="unet", show_default=True,
-              type=click.Choice(["unet", "linear", "sh-l2a-optimized", "per-tile-stretch"]))
-@click.option("--dn-offset", type=float, default=0.0, show_default=True,
-              help="Added to DN before /10000: -1000 for processing baseline >= 04.00.")
-def colorize(src, dst, model_path, renderer, dn_offset):
-    """Colorize a 3-band (R,G,B) uint16 L2A GeoTIFF into an 8-bit COG with a mask."""
-    from basemap.colorize import colorize_file
-
-    colorize_file(src, dst, model_path=model_path, renderer=renderer, dn_offset=dn_offset)
-    click.echo(f"wrote {dst}")
 
 
 @cli.group()
