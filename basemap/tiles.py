@@ -30,8 +30,9 @@ from basemap.grid import TILE_SIZE
 TILE_FORMATS = {"webp": "webp", "png": "png", "jpeg": "jpg"}
 #: Lossy quality of WebP and JPEG tiles.
 QUALITY = 90
-#: zlib level of PNG tiles (with the "Up" filter on every row, :func:`png_bytes`): ~2x faster
-#: than Pillow's adaptive filters + level 6, a few % more bytes (BENCHMARKS.md).
+#: zlib level of PNG tiles (with the "Up" filter on every row, :func:`png_bytes`): several times
+#: faster to encode than Pillow's adaptive filters at level 6, for ~5-15 % more bytes
+#: (BENCHMARKS.md).
 PNG_LEVEL = 2
 
 
