@@ -50,10 +50,6 @@ def test_per_tile_stretch_shows_seams(synth_world, tmp_path):
 
 @pytest.mark.slow
 def test_unet_borders_are_invisible(synth_world, tmp_path):
-    from basemap.model.weights import DEFAULT_WEIGHTS
-
-    if not DEFAULT_WEIGHTS.is_file():
-        pytest.skip(f"no shipped U-Net weights yet ({DEFAULT_WEIGHTS})")
     window, overlap = 128, 32
     _build(synth_world, tmp_path, renderer="unet", window=window, overlap=overlap)
     # window borders: both edges of the blend zones (phases 0 and overlap of the stride)

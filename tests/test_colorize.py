@@ -8,7 +8,7 @@ import pytest
 import rasterio
 import torch
 from basemap.model.unet import Normalization, ResUNet, UNetConfig
-from basemap.model.weights import DEFAULT_WEIGHTS, save_weights
+from basemap.model.weights import save_weights
 
 from basemap.colorize import LoadedModel, colorize_array, colorize_file, load_model
 from basemap.errors import WeightsError
@@ -92,7 +92,6 @@ def test_model_is_loaded_once_per_process(tiny_weights):
     assert load_model(tiny_weights, device="cpu") is load_model(tiny_weights, device="cpu")
 
 
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not trained yet")
 def test_overlapping_windows_agree_in_the_middle_of_their_overlap():
     """Window-locality of the shipped model on real data: two neighbouring 512-px windows give
     the same colour where they overlap, so blending has nothing to hide (invariant 3)."""
@@ -131,7 +130,6 @@ def test_corrupt_and_mismatched_weights_give_clear_errors(tmp_path, tiny_weights
         load_model(tmp_path / "missing.pt")
 
 
-@pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="shipped weights not trained yet")
 def test_colorize_real_29rkh_writes_a_valid_cog(tmp_path):
     from basemap.model.metrics import clipped_pct
     from rio_cogeo.cogeo import cog_validate
