@@ -1,4 +1,4 @@
-"""The `basemap` command line: a thin click group; each command maps its options onto one library call.
+"""The `basemap` command line: a thin click group; each command maps its options onto one call.
 
 Library modules are imported inside the commands so `basemap --help` stays fast and no work
 happens at import time.
@@ -293,7 +293,8 @@ def pairs(source, out, grader, dn_offset):
 @cli.command()
 @click.option("--pairs", "pairs_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder of training pairs (see `basemap pairs`).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Weights file to write.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Weights file to write.")
 @click.option("--epochs", type=int, default=10, show_default=True)
 @click.option("--steps", type=int, default=100, show_default=True, help="Steps per epoch.")
 @click.option("--batch", type=int, default=8, show_default=True)
@@ -313,7 +314,8 @@ def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, 
     import torch
 
     from basemap.model.losses import parse_lambdas
-    from basemap.model.train import TrainConfig, train as run
+    from basemap.model.train import TrainConfig
+    from basemap.model.train import train as run
 
     if threads:
         torch.set_num_threads(threads)

@@ -564,13 +564,13 @@ def _footprint(tile: Tile, lay: Layout, k: int) -> list[list[float]]:
     ys = np.concatenate([np.full(8, tile.y0 - e), tile.y0 - e + t * e, np.full(8, tile.y0),
                          tile.y0 - t * e])  # counter-clockwise from the south-west corner
     lon, lat = _transformer(tile.epsg, 4326).transform(xs, ys)
-    pts = list(zip((lon - LON0) * KX, (lat - LAT0) * KY))
+    pts = list(zip((lon - LON0) * KX, (lat - LAT0) * KY, strict=True))
     if k == 0:  # clip by the swath edge: inside is wx <= half_x * (0.8 + 0.25 * wy / half_y)
         def inside(p):
             return p[0] - lay.half_x * (0.80 + 0.25 * p[1] / lay.half_y)
 
         clipped = []
-        for a, b in zip(pts, pts[1:] + pts[:1]):
+        for a, b in zip(pts, pts[1:] + pts[:1], strict=True):
             fa, fb = inside(a), inside(b)
             if fa <= 0:
                 clipped.append(a)
@@ -614,7 +614,6 @@ def _item_dict(tile: Tile, lay: Layout, k: int, scene: TileScene, folder: Path) 
     platform = "sentinel-2a" if k % 2 == 0 else "sentinel-2b"
     item_id = f"S2{platform[-1].upper()}_{tile.grid_code}_{day}_0_L2A"
     new = float(baseline) >= 4.0
-    e = tile.size * 10.0
     counts = np.bincount(scene.scl.ravel(), minlength=12).astype(float)
     valid = counts[1:].sum()
     pct = {code: round(100.0 * counts[code] / max(valid, 1), 6) for code in range(1, 12)}

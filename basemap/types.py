@@ -38,7 +38,7 @@ class BBox:
             )
         names = ("west", "south", "east", "north")
         values = []
-        for name, part in zip(names, parts):
+        for name, part in zip(names, parts, strict=True):
             try:
                 value = float(part)
             except ValueError:

@@ -84,7 +84,7 @@ def test_tiles_vs_gdal_smoke(tmp_path):
                    "--processes", "1", tmp_path=tmp_path)
     assert positive(r["basemap_s"]) and r["basemap_tiles"] >= 10 and r["basemap_empty_tiles"] == 0
     assert positive(r["basemap_bytes"])
-    assert r["gdal2tiles_s"] is not None, "gdal2tiles.py not on PATH: run scripts/install-system-deps.sh"
+    assert r["gdal2tiles_s"] is not None, "no gdal2tiles.py: run scripts/install-system-deps.sh"
     assert positive(r["speedup"])
     assert r["same_visible_tile_set"], (r["only_basemap"], r["only_gdal2tiles"])
 

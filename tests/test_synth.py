@@ -172,7 +172,7 @@ def test_union_of_dates_is_mostly_clear_and_landscapes_present(synth_world):
     items = _items(synth_world)
     codes = set()
     for zone in (31, 32):
-        for old, new in zip(_by(items, zone, False), _by(items, zone, True)):
+        for old, new in zip(_by(items, zone, False), _by(items, zone, True), strict=True):
             clear = np.isin(_scl10(old), CLEAR) | np.isin(_scl10(new), CLEAR)
             assert clear.mean() > 0.85, (old["id"], clear.mean())
             codes |= set(np.unique(_read(old, "landcover")[0]).tolist())
