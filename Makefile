@@ -26,4 +26,5 @@ demo: install
 	$(BIN)/basemap demo $(DEMO_OUT)
 
 test: install system-deps
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
