@@ -22,6 +22,7 @@ import numpy as np
 import pystac
 import rasterio
 
+from basemap.stac import dn_offset_for
 from basemap.synth import Landscape, make_world
 
 BANDS = ("B04", "B03", "B02", "B08")
@@ -75,10 +76,11 @@ def synth_rows(catalog: Path) -> list[tuple[str, list[np.ndarray]]]:
         with rasterio.open(folder / "landcover.tif") as src:
             lc = src.read(1)
         clear = np.isin(scl, (4, 5, 6, 11))
-        offset = 1000 if d["properties"]["earthsearch:boa_offset_applied"] else 0
         for b, key in enumerate(ASSETS):
+            offset = dn_offset_for(d["properties"], d["assets"][key].get("raster:bands"),
+                                   "sentinel-2-l2a")
             with rasterio.open(folder / d["assets"][key]["href"]) as src:
-                dn = src.read(1).astype(np.int32) - offset
+                dn = src.read(1).astype(np.int32) + int(offset)
             for c in per_class:
                 per_class[c][b].append(dn[clear & (lc == c)])
     return [(f"synth: {Landscape(c).name.lower()}", [np.concatenate(v) for v in bands])
