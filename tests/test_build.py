@@ -244,6 +244,21 @@ def test_bad_input_exits_2_before_network(args, message, range_server, tmp_path,
     assert not (tmp_path / "o" / "tiles").exists()
 
 
+def test_unwritable_local_output_exits_2_before_any_work(range_server, tmp_path, monkeypatch,
+                                                         capsys):
+    """Row 19, local: --out under a regular file cannot be created; preflight says so, exit 2,
+    before the STAC source is asked anything (root ignores permission bits, so a file is used)."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    srv = range_server(tmp_path)
+    code, _, err = run_cli(["build", "--stac", srv.url, "--bbox", "5.99,45,6.01,45.01",
+                            "--out", str(blocker / "out"), "--renderer", "linear"],
+                           monkeypatch, capsys)
+    assert code == 2, err
+    assert "not writable" in err and "--out" in err
+    assert srv.count() == 0, "the preflight comes before any network call"
+
+
 def test_zero_items_exit_0_no_tiles(synth_world, tmp_path, monkeypatch, capsys):
     code, out, _ = run_cli(["build", "--stac", str(synth_world), "--bbox", "10,10,10.01,10.01",
                             "--out", str(tmp_path), "--renderer", "linear", "--workers", "0",
