@@ -22,6 +22,7 @@ from basemap.grid import ORIGIN_SHIFT, Block, lonlat_to_px, tile_bounds_mercator
 from basemap.synth import world_bbox
 from basemap.tiles import assemble, reduce2x
 from basemap.types import BBox, ZoomRange
+from tests.cli_runner import run_cli
 
 ZOOM = ZoomRange(12, 14)
 SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
@@ -206,18 +207,6 @@ def test_tokens_are_deterministic(full, synth_world):
 
 
 # ---- bad inputs (RELIABILITY.md rows 1-6, 13) ---------------------------------------------------
-
-
-def run_cli(args, monkeypatch, capsys):
-    """Run `basemap ARGS` in-process through basemap.cli.main (the console-script entry)."""
-    from basemap.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["basemap", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize(

@@ -28,6 +28,7 @@ import pytest
 from basemap.build import BuildSettings, build
 from basemap.ledger import RESUMED
 from basemap.types import BBox, ZoomRange
+from tests.cli_runner import run_cli
 
 ZOOM = ZoomRange(12, 14)
 SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
@@ -96,19 +97,6 @@ def cli_args(stac: str, out: Path, workers: int = 0) -> list[str]:
             "--workers", str(workers), "--quiet"]
 
 
-def run_cli(args: list[str], monkeypatch, capsys) -> tuple[int, str]:
-    """`basemap ARGS` in this process (the CLI's own exit-code mapping): (exit code, stderr)."""
-    from basemap.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["basemap", *args])
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    return code, capsys.readouterr().err
-
-
 # ---- rows 7, 8, 10: one asset misbehaves -------------------------------------------------------
 
 
@@ -165,7 +153,7 @@ def test_truncated_or_corrupt_cog_fails_its_block_naming_the_href(kind, clean, w
         srv.add_fault(FAULTY, "truncate", keep_bytes=100)
     else:  # a whole, well-served file that is not a TIFF
         srv.add_route(FAULTY, b"not a tiff " * 5000, content_type="image/tiff")
-    code, err = run_cli(cli_args(world.stac_api_url, tmp_path), monkeypatch, capsys)
+    code, _, err = run_cli(cli_args(world.stac_api_url, tmp_path), monkeypatch, capsys)
     assert code == 3, err
     message = blocks_of(tmp_path)[HIT]["message"]
     assert HIT in err and f"AssetError: opening asset red of scene {ITEM} at {srv.url}{FAULTY}" \
@@ -196,7 +184,7 @@ def test_server_storm_or_stall_fails_the_block_then_a_rerun_finishes(fault, clea
     srv = world.range_server
     srv.add_fault(FAULTY, **fault)
     t0 = time.monotonic()
-    code, err = run_cli(cli_args(world.stac_api_url, tmp_path), monkeypatch, capsys)
+    code, _, err = run_cli(cli_args(world.stac_api_url, tmp_path), monkeypatch, capsys)
     took = time.monotonic() - t0
     assert code == 3, err
     assert "1 block(s) failed" in err and HIT in err and "run the same command again" in err
@@ -211,7 +199,7 @@ def test_server_storm_or_stall_fails_the_block_then_a_rerun_finishes(fault, clea
     assert not of_block(outputs(tmp_path), HIT)
 
     srv.clear_faults()
-    code, err = run_cli(cli_args(world.stac_api_url, tmp_path), monkeypatch, capsys)
+    code, _, err = run_cli(cli_args(world.stac_api_url, tmp_path), monkeypatch, capsys)
     assert code == 0, err
     blocks = blocks_of(tmp_path)
     assert blocks[SPARED]["message"] == RESUMED  # not recomputed

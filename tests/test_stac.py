@@ -14,6 +14,7 @@ import pytest
 from basemap import stac
 from basemap.errors import AssetError, StacError
 from basemap.types import BBox
+from tests.cli_runner import run_cli
 from tests.mini_world import MINI_ITEMS, NO_BLUE_ID
 
 ES = "sentinel-2-l2a"
@@ -291,18 +292,6 @@ def test_page_error_persisting_is_a_stac_error(range_server, tmp_path):
 
 
 # ---- the CLI: rows 1-6 ---------------------------------------------------------------------------
-
-
-def run_cli(args, monkeypatch, capsys):
-    """Run `basemap ARGS` in-process through basemap.cli.main (the console-script entry)."""
-    from basemap.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["basemap", *args])
-    with pytest.raises(SystemExit) as exc:
-        main()
-        raise SystemExit(0)
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.mark.parametrize(
