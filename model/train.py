@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -306,8 +306,3 @@ def plot_samples(model, val, normalization: Normalization, path: Path, n: int = 
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
-
-
-def with_overrides(config: TrainConfig, **kw) -> TrainConfig:
-    """A copy of `config` with the non-None keyword values replaced."""
-    return replace(config, **{k: v for k, v in kw.items() if v is not None})
