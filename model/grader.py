@@ -1,24 +1,28 @@
-"""The `auto` grader: grades each WHOLE image the way an editor would, to make training targets.
+"""The `auto` grader (v2): grades each WHOLE image the way an editor would, to make training targets.
 
-Per image, from robust statistics of its valid, cloud-free pixels:
+Sentinel-2 L2A reflectance is already physically white-balanced (a white roof reflects the same in
+B04, B03 and B02), so the grade keeps the physics and corrects only what varies between scenes
+and should not show in a basemap. Per image, from its valid, cloud-free pixels:
 
-1. levels with a per-channel black point (dark-object subtraction: removes the additive blue
-   haze that luminance-only levels leave as a blue/purple cast) and a white point per channel
-   pulled part-way to neutral (white balance: ``WB_STRENGTH``);
-2. a midtone gamma that puts the median lightness at ``MID_TARGET``;
-3. local contrast ("clarity"): lightness minus its Gaussian blur (sigma ``CLARITY_SIGMA`` px),
-   added back with a strength set per image (stronger on flat images), faded out in highlights;
-4. saturation, stronger on dull images, limited per pixel so no channel leaves the gamut;
-5. a highlight roll-off (linear to a knee, then tanh), scaled so the brightest valid pixels
-   (snow, desert, cloud) stay below 255 instead of clipping.
+1. **haze** (per-channel black point): a path radiance ``h * HAZE_SHAPE`` (strongest in blue)
+   estimated from the darkest pixels and subtracted (:func:`estimate_haze`): bright ground
+   without dark objects (desert, snow) is not mistaken for haze, and water keeps
+   ``DARK_KEEP``: dark, never black (pixels at the DN floor, e.g. L1C's DN 1 edges, are ignored);
+2. **exposure**: one gain for all channels (white balance stays neutral), ``EXPOSURE`` times the
+   scene's median luminance pulled a fraction ``NORMALIZE`` of the way (in log) to ``Y_REF``,
+   so dark boreal scenes are lifted a little and deserts stay bright;
+3. **saturation** ``SATURATION`` around luminance in linear light, limited so no channel goes
+   negative;
+4. a **filmic highlight roll-off** in linear light (identity to ``KNEE``, then tanh towards 1),
+   then the sRGB transfer: farmland lands at L* in the mid 40s, desert near 75, snow and cloud
+   near 95 and never at 255;
+5. **local contrast** ("clarity"): display lightness minus its Gaussian blur (sigma
+   ``CLARITY_SIGMA`` px), added with a fixed strength and faded in highlights. It is
+   translation-invariant on purpose (CLAHE's tiles anchored to the image corners are a
+   position-dependent effect no window-local model can learn).
 
-Local contrast is translation-invariant on purpose: CLAHE (tried first) maps each pixel through
-the histograms of tiles anchored to the image's corners, a position-dependent effect that no
-window-local model can learn. (Measured: the same recipe scored a held-out mean CIEDE2000 of 5.39
-against CLAHE targets and 5.43 against clarity targets, so CLAHE was not what limits the model.)
-
-Because every parameter comes from the image's own content, two images of the same ground get
-different gradings -- exactly the patchiness a single learned model then removes.
+Only haze and exposure depend on the image, and both are bounded, so the targets of two images of
+the same ground differ far less than per-scene stretches do; the model learns one grading.
 """
 
 from __future__ import annotations
@@ -27,36 +31,52 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-#: Fraction of the per-channel white point kept (0 = no white balance, 1 = brightest -> grey).
-WB_STRENGTH = 0.5
-#: Median lightness after levels and gamma.
-MID_TARGET = 0.36
-#: Start of the highlight roll-off, and where the 99.5th percentile lands before it.
-KNEE = 0.78
-EXPOSURE = 0.9
-#: Output floor (keeps shadow detail off 0) and the value the brightest valid pixel maps to.
-FLOOR = 4 / 255
-TOP = 250 / 255
-#: Radius (Gaussian sigma, px) of the local-contrast blur.
+VERSION = 2
+#: Relative path radiance of B04, B03, B02 (lambda^-3, between aerosol ~lambda^-1.3 and Rayleigh
+#: lambda^-4, scaled to blue).
+HAZE_SHAPE = (0.4, 0.67, 1.0)
+#: Reflectance the darkest pixels keep in each channel (water dark, not black).
+DARK_KEEP = (0.005, 0.010, 0.010)
+#: Red reflectance below which the darkest pixels are taken as a dark object (see estimate_haze).
+DARK_RED = 0.04
+#: The largest blue path radiance removed.
+HAZE_MAX = 0.06
+#: Linear display gain at the reference luminance, and the reference (typical vegetated land).
+EXPOSURE = 2.3
+Y_REF = 0.07
+#: Fraction (in log) of the way from the scene's median luminance to Y_REF that exposure goes,
+#: and the largest gain either way.
+NORMALIZE = 0.25
+GAIN_LIMIT = 1.5
+SATURATION = 1.2
+#: Start of the highlight roll-off in linear display light.
+KNEE = 0.6
+#: Local contrast: strength and Gaussian sigma (px).
+CLARITY = 0.25
 CLARITY_SIGMA = 12.0
+#: Output floor and ceiling (8-bit): shadows keep detail, highlights never clip.
+FLOOR = 3 / 255
+TOP = 251 / 255
 #: SCL classes excluded from the statistics (nodata, defective, cloud shadow, clouds, cirrus).
 SCL_EXCLUDE = (0, 1, 3, 8, 9, 10)
 
 
 @dataclass(frozen=True)
 class GradeParams:
-    """The per-image grading parameters (recorded in the pair's tags)."""
+    """The per-image grading parameters (recorded in the pair's grade.json)."""
 
-    black: tuple[float, float, float]
-    white: tuple[float, float, float]
-    gamma: float
-    clarity: float
-    saturation: float
-    rolloff: float
+    haze: float
+    gain: float
+    version: int = VERSION
+
+    @property
+    def black(self) -> tuple[float, float, float]:
+        """The per-channel black point (R, G, B reflectance) the haze amounts to."""
+        return tuple(float(self.haze * s) for s in HAZE_SHAPE)  # type: ignore[return-value]
 
     def to_dict(self) -> dict:
-        """Plain dict (for GeoTIFF tags / JSON)."""
-        return asdict(self)
+        """Plain dict (for JSON)."""
+        return asdict(self) | {"black": list(self.black)}
 
 
 def _sample(values: np.ndarray, limit: int = 1_000_000) -> np.ndarray:
@@ -65,8 +85,24 @@ def _sample(values: np.ndarray, limit: int = 1_000_000) -> np.ndarray:
     return values[..., ::step]
 
 
-def _lightness(rgb: np.ndarray) -> np.ndarray:
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 709 luminance of linear RGB (3, ...)."""
     return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
+
+
+def estimate_haze(px: np.ndarray) -> float:
+    """Blue path radiance of pixels (3, N) reflectance, from their darkest pixels.
+
+    The dark-object level above ``DARK_KEEP``, in units of ``HAZE_SHAPE``, is trusted only when
+    what remains in red after removing it is dark (vegetation, water, shadow: below
+    ``DARK_RED``); it fades to nothing by twice that, so bright ground (desert, snow fields) is
+    not mistaken for haze.
+    """
+    dark = np.percentile(px, 0.5, axis=1)
+    shape = np.asarray(HAZE_SHAPE)
+    h = float(np.clip(np.min((dark - np.asarray(DARK_KEEP)) / shape), 0.0, HAZE_MAX))
+    residual_red = dark[0] - h * shape[0]
+    return h * float(np.clip((2 * DARK_RED - residual_red) / DARK_RED, 0.0, 1.0))
 
 
 def fit_params(
@@ -80,69 +116,49 @@ def fit_params(
         clear: bool (H, W) cloud-free pixels to take statistics from (None: all valid). Falls back
             to ``valid`` when fewer than 1% of the valid pixels are clear.
     """
-    stats = valid if clear is None else (valid & clear)
+    stats = (valid if clear is None else (valid & clear)) & (reflectance > 2e-4).all(axis=0)
     if stats.sum() < max(16, 0.01 * valid.sum()):
         stats = valid
     if not stats.any():
         raise ValueError("no valid pixels to grade")
     px = _sample(reflectance[:, stats].astype(np.float64))
-    black = np.percentile(px, 0.5, axis=1)
-    lifted = np.maximum(px - black[:, None], 0.0)
-    common = np.percentile(_lightness(lifted), 99.5)
-    own = np.percentile(lifted, 99.5, axis=1)
-    span = np.maximum(common, 1e-4) ** (1 - WB_STRENGTH) * np.maximum(own, 1e-4) ** WB_STRENGTH
-    v = lifted / span[:, None]
-    mid = float(np.clip(np.median(_lightness(v)), 1e-3, 0.99))
-    gamma = float(np.clip(np.log(MID_TARGET) / np.log(mid), 0.3, 1.2))
-    u = np.power(v, gamma)
-    y = _lightness(u)
-    contrast = float(np.std(np.clip(y, 0, 1)))
-    clarity = float(np.clip(0.9 - 2.5 * contrast, 0.2, 0.7))
-    chroma = float(np.median(u.max(axis=0) - u.min(axis=0)) / max(np.median(y), 1e-3))
-    saturation = float(np.clip(0.35 / max(chroma, 1e-3), 1.0, 1.4))
-    # The brightest valid pixel (clouds included) sets the roll-off so that it lands at TOP.
-    allpx = _sample(reflectance[:, valid].astype(np.float64))
-    brightest = np.percentile(
-        (np.maximum(allpx - black[:, None], 0) / span[:, None]) ** gamma, 99.99, axis=1
-    ).max()
-    z = np.arctanh((TOP - KNEE) / (1 - KNEE))
-    rolloff = float(max(1 - KNEE, (EXPOSURE * brightest - KNEE) / z))
-    return GradeParams(
-        black=tuple(float(b) for b in black),
-        white=tuple(float(b + s) for b, s in zip(black, span, strict=True)),
-        gamma=gamma,
-        clarity=clarity,
-        saturation=saturation,
-        rolloff=rolloff,
-    )
+    haze = estimate_haze(px)
+    dehazed = np.maximum(px - haze * np.asarray(HAZE_SHAPE)[:, None], 0.0)
+    median = max(float(np.median(luminance(dehazed))), 1e-3)
+    gain = float(np.clip((Y_REF / median) ** NORMALIZE, 1 / GAIN_LIMIT, GAIN_LIMIT))
+    return GradeParams(haze=haze, gain=gain)
+
+
+def tone(linear: np.ndarray) -> np.ndarray:
+    """Linear display light (>= 0) -> sRGB-encoded [0, 1): filmic roll-off above KNEE, sRGB."""
+    over = KNEE + (1 - KNEE) * np.tanh((linear - KNEE) / (1 - KNEE))
+    lin = np.where(linear <= KNEE, linear, over)
+    lin = np.maximum(lin, 0)
+    return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * np.power(lin, 1 / 2.4) - 0.055)
+
+
+def saturate(linear: np.ndarray, amount: float) -> np.ndarray:
+    """Scale chroma around luminance by `amount`, never pushing a channel below 0."""
+    y = luminance(linear)
+    d = linear - y[None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(d < 0, y[None] / -d, np.inf).min(axis=0)
+    s = np.minimum(amount, np.maximum(room, 1.0))
+    return y[None] + s[None] * d
 
 
 def apply_params(reflectance: np.ndarray, valid: np.ndarray, p: GradeParams) -> np.ndarray:
     """Grade an image with given parameters -> uint8 (3, H, W); invalid pixels are 0."""
     black = np.asarray(p.black, dtype=np.float32)[:, None, None]
-    span = np.asarray(p.white, dtype=np.float32)[:, None, None] - black
-    u = np.power(np.maximum(reflectance.astype(np.float32) - black, 0) / span, np.float32(p.gamma))
-    y = _lightness(u)
-    yc = np.clip(y, 0, 1)
-    fade = np.clip((1.0 - y) / 0.3, 0, 1)  # leave highlights to the roll-off
-    u = u + (p.clarity * fade * detail(yc, valid))[None]
-    u = np.maximum(u, 0)
-    y = _lightness(u)
-    d = u - y[None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(d < 0, y[None] / -d, np.inf).min(axis=0)  # keep every channel >= 0
-    s = np.minimum(p.saturation, np.maximum(room, 1.0))
-    u = y[None] + s[None] * d
-    out = _rolloff(EXPOSURE * u, p.rolloff)
-    rgb = np.rint(255 * (FLOOR + (1 - FLOOR) * out)).clip(0, 255).astype(np.uint8)
+    linear = np.maximum(reflectance.astype(np.float32) - black, 0) * np.float32(EXPOSURE * p.gain)
+    display = tone(saturate(linear, SATURATION)).astype(np.float32)
+    y = luminance(display)
+    fade = np.clip((0.92 - y) / 0.25, 0, 1)  # leave highlights to the roll-off
+    display = display + (CLARITY * fade * detail(y, valid))[None]
+    out = FLOOR + (TOP - FLOOR) * np.clip(display, 0, 1)
+    rgb = np.rint(255 * out).clip(0, 255).astype(np.uint8)
     rgb[:, ~valid] = 0
     return rgb
-
-
-def _rolloff(x: np.ndarray, scale: float) -> np.ndarray:
-    """Identity up to KNEE, then ``KNEE + (1-KNEE) tanh((x-KNEE)/scale)``: never reaches 1."""
-    over = KNEE + (1 - KNEE) * np.tanh(np.maximum(x - KNEE, 0) / scale)
-    return np.where(x <= KNEE, np.maximum(x, 0), over)
 
 
 def grade(

@@ -1,14 +1,16 @@
-"""The training loss: lambda_m * MAE + lambda_l * Laplacian error + lambda_f * VGG-19 features.
+"""The training loss: lambda_m * MAE + lambda_l * Laplacian error + lambda_f * feature error.
 
 After Corpetti, Cusson & Lefebvre (IGARSS 2023). All terms are computed on RGB in [0, 1] and only
-over valid pixels; the lambdas sum to 1.
+over valid pixels; the lambdas sum to 1. The feature network is VGG-16 with HED's weights
+(:mod:`basemap.model.hed`, the default) or ImageNet VGG-19 (:mod:`basemap.model.vgg`, the paper's,
+for users who have its weights file). Each layer's squared error is divided by the target's mean
+squared activation, so layers of different scale weigh alike.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from basemap.model.vgg import VGG19Features
 from torch import nn
 
 from basemap.errors import InputError
@@ -43,14 +45,16 @@ def laplacian(x: torch.Tensor) -> torch.Tensor:
 class ColorizationLoss(nn.Module):
     """The weighted sum of the three terms; ``forward`` returns (total, {term: value})."""
 
-    def __init__(
-        self, lambdas: tuple[float, float, float], vgg: VGG19Features | None = None
-    ) -> None:
+    def __init__(self, lambdas: tuple[float, float, float], features: nn.Module | None = None,
+                 feature_crops: int | None = None) -> None:  # fmt: skip
+        """`feature_crops`: compare features on the first N crops of a batch only (the feature
+        network costs ~4x the U-Net on a CPU); None: all."""
         super().__init__()
         self.lambdas = parse_lambdas(lambdas)
-        if self.lambdas[2] > 0 and vgg is None:
-            raise InputError("lambda_f > 0 needs a VGG19Features network")
-        self.vgg = vgg
+        self.feature_crops = feature_crops
+        if self.lambdas[2] > 0 and features is None:
+            raise InputError("lambda_f > 0 needs a feature network")
+        self.features = features
 
     def forward(
         self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
@@ -65,12 +69,15 @@ class ColorizationLoss(nn.Module):
         lap = lap_err.sum() / (3 * inner.sum().clamp_min(1.0))
         total = lm * mae + ll * lap
         parts = {"mae": mae.item(), "laplacian": lap.item(), "vgg": 0.0}
-        if lf > 0 and self.vgg is not None:
-            feats_p = self.vgg(pred * mask)
-            feats_t = self.vgg(target * mask)
+        if lf > 0 and self.features is not None:
+            k = slice(0, self.feature_crops)
+            feats_p = self.features((pred * mask)[k])
+            with torch.no_grad():
+                feats_t = self.features((target * mask)[k])
             pairs = zip(feats_p, feats_t, strict=True)
-            vgg = sum(F.mse_loss(a, b) for a, b in pairs) / len(feats_p)
-            total = total + lf * vgg
-            parts["vgg"] = vgg.item()
+            feat = sum(F.mse_loss(a, b) / b.pow(2).mean().clamp_min(1e-6) for a, b in pairs)
+            feat = feat / len(feats_p)
+            total = total + lf * feat
+            parts["vgg"] = feat.item()
         parts["total"] = total.item()
         return total, parts

