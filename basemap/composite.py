@@ -1,161 +1,223 @@
-"""Cloud masks and per-pixel compositing of the scenes covering a block.
+"""Per-pixel compositing of the scenes covering a block, with no holes.
 
-A scene's pixel is an **observation** when it has data (DN != 0 in every band) and its SCL class
-is not rejected (:data:`REJECTED_SCL`: nodata, saturated, cloud shadow, cloud medium/high, thin
-cirrus). Observations are combined per pixel in the manifest's fixed order (datetime, id), so the
-floating-point result never depends on the order the scenes were read in. Methods
-(:class:`Method`, the ``--composite`` option):
+Each scene's pixel has data (``valid``), may be **accepted** (an accepted SCL class, farther than
+the cloud buffer from cloud and shadow) and has a **quality** (:mod:`basemap.quality`).
+Observations are added in the manifest's fixed order (datetime, id), so the floating-point
+result never depends on the order the scenes were read in. Methods (:data:`METHODS`, the
+``--composite`` option), over the accepted observations of each pixel:
 
-* ``mean`` (default): **feathered** weighted mean. Each observation is weighted by
-  ``min(1, d / feather)``, ``d`` being its Euclidean distance in pixels to the nearest pixel of the
-  same scene that is not an observation (scene edge, zone edge, cloud, shadow). Weights ramp from
-  ~0 at every edge, so the number of observations changing at a scene edge makes no step.
-* ``median``: the per-band median of the observations (no feathering; steps at edges remain).
-* ``first``: the first observation in manifest order (oldest first; steps at edges remain).
+* ``mean``: the quality-weighted mean (quality ramps from 0 at footprint edges and cloud
+  buffers, so the number of observations changing makes no step);
+* ``best``: weights ``quality ** BEST_POWER``: the best observation wins, and where two are
+  about as good they blend, so a change of winner makes no step (Earth Engine's
+  ``qualityMosaic``, feathered);
+* ``quartile``: the per-band first quartile (Sentinel Hub's cloudless mosaic, CDSE quarterly
+  mosaics): darker than the median, so cloud wisps and haze that the masks miss lose;
+* ``median``: the per-band median; ``medoid``: the observation closest (L1, all bands) to all
+  the others, a real pixel rather than a per-band mix (S2Mosaic); ``first``: the oldest.
 
-The distance transform is exact and capped at ``feather``: computed on a region padded by at least
-``feather + 1`` pixels, its values inside do not depend on how the region was cut out
-(:func:`required_padding`).
+**No holes**: where a pixel has data but no accepted observation, it is filled with the per-band
+first quartile of its rejected observations (Sentinel Hub's rule), and marked filled. Only pixels
+no scene covers stay transparent. :class:`Composite` records per pixel how many observations
+were used and whether it was filled.
 """
 
 from __future__ import annotations
 
-from enum import Enum
+from dataclasses import dataclass
 
 import numpy as np
 
-#: SCL classes that are never observations: 0 nodata, 1 saturated/defective, 3 cloud shadow,
-#: 8 cloud medium probability, 9 cloud high probability, 10 thin cirrus.
-REJECTED_SCL = (0, 1, 3, 8, 9, 10)
+from basemap.quality import REJECTED_SCL, accepted_mask, required_padding
+
+__all__ = ["METHODS", "METHOD_NAMES", "REJECTED_SCL", "Composite", "compositor",
+           "observation_mask", "required_padding"]  # fmt: skip
+
+#: Exponent of the quality weights of ``best``.
+BEST_POWER = 8
 
 
 def observation_mask(valid: np.ndarray, scl: np.ndarray | None) -> np.ndarray:
-    """Pixels that are observations: valid DN and an accepted SCL class (when there is SCL)."""
-    if scl is None:
-        return valid.copy()
-    return valid & ~np.isin(scl, REJECTED_SCL)
+    """Pixels with data and an accepted SCL class (when there is SCL)."""
+    return accepted_mask(valid, scl)
 
 
-def required_padding(feather: int) -> int:
-    """Pixels of context the feather weights need around the pixels they are used for."""
-    return feather + 1 if feather > 0 else 0
+@dataclass(frozen=True)
+class Composite:
+    """A block's composite: reflectance (3, H, W) float32 (0 where not valid), valid (H, W),
+    count (H, W) uint8 accepted observations used, filled (H, W) filled from rejected ones."""
+
+    reflectance: np.ndarray
+    valid: np.ndarray
+    count: np.ndarray
+    filled: np.ndarray
 
 
-def feather_weights(observed: np.ndarray, feather: int) -> np.ndarray:
-    """Weights ``min(1, d / feather)`` (float32, 0 where not observed).
+def _quantile(stack: np.ndarray, mask: np.ndarray, q: float) -> np.ndarray:
+    """Per-band q-quantile (linear interpolation) over the observations where `mask`.
 
-    Exact for pixels at least :func:`required_padding` pixels inside the array.
+    stack (N, 3, H, W) float32, mask (N, H, W); 0 where a pixel has no observation.
     """
-    if feather <= 0:
-        return observed.astype(np.float32)
-    if observed.all():
-        return np.ones(observed.shape, dtype=np.float32)
-    if not observed.any():
-        return np.zeros(observed.shape, dtype=np.float32)
-    from scipy.ndimage import distance_transform_edt
-
-    d = distance_transform_edt(observed)
-    return np.minimum(d / feather, 1.0).astype(np.float32)
+    data = np.where(mask[:, None], stack, np.inf)
+    data.sort(axis=0)
+    n = mask.sum(axis=0)
+    pos = np.maximum(n - 1, 0) * q
+    lo = np.floor(pos).astype(np.intp)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    frac = (pos - lo).astype(np.float32)
+    a = np.take_along_axis(data, lo[None, None], axis=0)[0]
+    b = np.take_along_axis(data, hi[None, None], axis=0)[0]
+    with np.errstate(invalid="ignore"):  # inf - inf where a pixel has no observation
+        out = a + (b - a) * frac
+    out[:, n == 0] = 0.0
+    return out.astype(np.float32)
 
 
 class Compositor:
-    """Base of the compositing methods: add observations in manifest order, then `result()`."""
+    """Adds observations in manifest order; :meth:`result` gives the :class:`Composite`.
 
-    def __init__(self, shape: tuple[int, int], feather: int) -> None:
+    Subclasses implement :meth:`_add` (accepted observations) and :meth:`_combine`.
+    """
+
+    stacked = False
+
+    def __init__(self, shape: tuple[int, int]) -> None:
         self.shape = shape
-        self.feather = feather
+        self.count = np.zeros(shape, np.uint8)
+        self.layers: list[np.ndarray] = []  # accepted stack (stacked methods only)
+        self.masks: list[np.ndarray] = []
+        self.rejected: list[np.ndarray] = []  # reflectance * 10000 as uint16, for the fill
+        self.rejected_masks: list[np.ndarray] = []
 
-    def add(self, reflectance: np.ndarray, observed: np.ndarray) -> None:
-        """Add one scene: reflectance (3, H, W) float32 and its observation mask (H, W)."""
+    def add(self, reflectance: np.ndarray, valid: np.ndarray, accepted: np.ndarray,
+            quality: np.ndarray) -> None:  # fmt: skip
+        """Add one scene: reflectance (3, H, W) float32, its data, accepted and quality maps."""
+        self.count += accepted
+        if self.stacked:
+            self.layers.append(reflectance.astype(np.float32, copy=False))
+            self.masks.append(accepted)
+        else:
+            self._add(reflectance, accepted, quality)
+        rejected = valid & ~accepted
+        if rejected.any():
+            self.rejected.append(np.clip(np.rint(reflectance * 10000), 0, 65535).astype(np.uint16))
+            self.rejected_masks.append(rejected)
+
+    def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray) -> None:
         raise NotImplementedError
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """(reflectance (3, H, W) float32, 0 where invalid; valid (H, W) bool)."""
+    def _combine(self) -> tuple[np.ndarray, np.ndarray]:
+        """(reflectance, pixels that got a value) from the accepted observations."""
         raise NotImplementedError
 
+    def result(self) -> Composite:
+        """The composite, holes filled from the rejected observations."""
+        out, got = self._combine()
+        filled = np.zeros(self.shape, bool)
+        if self.rejected:
+            masks = np.stack(self.rejected_masks) & ~got[None]
+            if masks.any():
+                stack = np.stack(self.rejected).astype(np.float32) / 10000
+                fill = _quantile(stack, masks, 0.25)
+                filled = masks.any(axis=0)
+                out[:, filled] = fill[:, filled]
+        valid = got | filled
+        out[:, ~valid] = 0.0
+        return Composite(out, valid, np.where(got, self.count, 0).astype(np.uint8), filled)
 
-class FeatheredMean(Compositor):
-    """Weighted mean, weights ramping from the edges of each scene's observations."""
 
-    def __init__(self, shape, feather):
-        super().__init__(shape, feather)
-        self.acc = np.zeros((3, *shape), dtype=np.float64)
-        self.wsum = np.zeros(shape, dtype=np.float64)
+class WeightedMean(Compositor):
+    """Mean weighted by quality ** power over the accepted observations."""
 
-    def add(self, reflectance, observed):
-        w = feather_weights(observed, self.feather)
+    power = 1
+
+    def __init__(self, shape):
+        super().__init__(shape)
+        self.acc = np.zeros((3, *shape), np.float64)
+        self.wsum = np.zeros(shape, np.float64)
+
+    def _add(self, reflectance, accepted, quality):
+        w = np.where(accepted, quality, 0.0) ** self.power
         self.acc += reflectance * w
         self.wsum += w
 
-    def result(self):
-        valid = self.wsum > 0
-        out = np.zeros((3, *self.shape), dtype=np.float32)
-        np.divide(self.acc, self.wsum, out=out, where=valid, casting="unsafe")
-        return out, valid
+    def _combine(self):
+        got = self.wsum > 0
+        out = np.zeros((3, *self.shape), np.float32)
+        np.divide(self.acc, self.wsum, out=out, where=got, casting="unsafe")
+        return out, got
 
 
-class Median(Compositor):
-    """Per-band median of the observations."""
+class Best(WeightedMean):
+    """The best observation wins; near-ties blend (no steps where the winner changes)."""
 
-    def __init__(self, shape, feather):
-        super().__init__(shape, feather)
-        self.layers: list[np.ndarray] = []
-
-    def add(self, reflectance, observed):
-        layer = reflectance.astype(np.float32, copy=True)
-        layer[:, ~observed] = np.nan
-        self.layers.append(layer)
-
-    def result(self):
-        if not self.layers:
-            return np.zeros((3, *self.shape), np.float32), np.zeros(self.shape, bool)
-        stack = np.stack(self.layers)
-        valid = ~np.isnan(stack[:, 0]).all(axis=0)
-        with np.errstate(all="ignore"):
-            import warnings
-
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)
-                out = np.nanmedian(stack, axis=0)
-        out[:, ~valid] = 0.0
-        return out.astype(np.float32), valid
+    power = BEST_POWER
 
 
 class First(Compositor):
-    """The first observation in manifest order."""
+    """The first accepted observation in manifest order."""
 
-    def __init__(self, shape, feather):
-        super().__init__(shape, feather)
-        self.out = np.zeros((3, *shape), dtype=np.float32)
-        self.valid = np.zeros(shape, dtype=bool)
+    def __init__(self, shape):
+        super().__init__(shape)
+        self.out = np.zeros((3, *shape), np.float32)
+        self.got = np.zeros(shape, bool)
 
-    def add(self, reflectance, observed):
-        take = observed & ~self.valid
+    def _add(self, reflectance, accepted, quality):
+        take = accepted & ~self.got
         self.out[:, take] = reflectance[:, take]
-        self.valid |= take
+        self.got |= take
 
-    def result(self):
-        return self.out, self.valid
-
-
-class Method(str, Enum):
-    """Compositing methods (the ``--composite`` choices); the value is the CLI name."""
-
-    MEAN = "mean"
-    MEDIAN = "median"
-    FIRST = "first"
-
-    def compositor(self, shape: tuple[int, int], feather: int) -> Compositor:
-        """A fresh compositor of this method."""
-        return {"mean": FeatheredMean, "median": Median, "first": First}[self.value](
-            shape, feather
-        )
-
-    @property
-    def uses_feather(self) -> bool:
-        """Only the mean is feathered (the others need no padding for it)."""
-        return self is Method.MEAN
+    def _combine(self):
+        return self.out, self.got
 
 
-#: CLI choices, the default first.
-METHOD_NAMES = tuple(m.value for m in Method)
+class Quantile(Compositor):
+    """A per-band quantile of the accepted observations."""
+
+    stacked = True
+    q = 0.5
+
+    def _combine(self):
+        if not self.layers:
+            return np.zeros((3, *self.shape), np.float32), np.zeros(self.shape, bool)
+        masks = np.stack(self.masks)
+        return _quantile(np.stack(self.layers), masks, self.q), masks.any(axis=0)
+
+
+class FirstQuartile(Quantile):
+    """The per-band first quartile."""
+
+    q = 0.25
+
+
+class Medoid(Compositor):
+    """The accepted observation with the least summed L1 distance to the others."""
+
+    stacked = True
+
+    def _combine(self):
+        if not self.layers:
+            return np.zeros((3, *self.shape), np.float32), np.zeros(self.shape, bool)
+        stack, masks = np.stack(self.layers), np.stack(self.masks)
+        cost = np.zeros(masks.shape, np.float32)
+        for i in range(len(stack)):
+            for j in range(len(stack)):
+                if i != j:
+                    cost[i] += np.abs(stack[i] - stack[j]).sum(axis=0) * masks[j]
+        cost[~masks] = np.inf
+        pick = np.argmin(cost, axis=0)  # ties: the first in manifest order
+        out = np.take_along_axis(stack, pick[None, None], axis=0)[0]
+        return out.astype(np.float32), masks.any(axis=0)
+
+
+#: name -> compositor class; the CLI's ``--composite`` choices, the default first.
+METHODS: dict[str, type[Compositor]] = {
+    "mean": WeightedMean, "best": Best, "quartile": FirstQuartile, "median": Quantile,
+    "medoid": Medoid, "first": First,
+}  # fmt: skip
+METHOD_NAMES = tuple(METHODS)
+
+
+def compositor(method: str, shape: tuple[int, int]) -> Compositor:
+    """A fresh compositor of `method` for a region of `shape`."""
+    return METHODS[method](shape)

@@ -1,0 +1,99 @@
+"""Per-observation quality: how much a scene's pixel can be trusted as a view of the ground.
+
+A pure, window-local function of one scene's pixels (so a block's bytes do not depend on how the
+build was split): the product of three scores in [0, 1],
+
+- **footprint edge**: ``min(1, d_edge / feather)``, ``d_edge`` the distance (px) to the nearest
+  pixel without data of the same scene (footprints and zone edges are trimmed softly);
+- **cloud distance**: ``min(1, (d_cloud - CLOUD_BUFFER) / CLOUD_RAMP)``, ``d_cloud`` the distance
+  to the nearest pixel SCL flags as cloud, cirrus or shadow. Pixels within ``CLOUD_BUFFER`` px are
+  rejected outright: SCL under-detects cloud edges and the shadows next to them by a few pixels
+  (the buffer dilates the mask, as S2Mosaic and EOX cloudless do);
+- **haze**: ``1`` for a clear pixel, falling to ``HAZE_FLOOR`` as the haze-optimised index
+  ``HOT = B02 - 0.5 * B04`` (Zhang et al. 2002) rises from ``HOT_CLEAR`` to ``HOT_HAZE``: thin
+  cloud and haze brighten blue far more than red, clear land rarely passes 0.06, while deserts
+  and rock (red > blue) never trigger it. Snow (SCL 11) is exempt.
+
+Distances are exact Euclidean transforms capped at their ramps, so values at least
+:func:`required_padding` px inside the array do not depend on where it was cut.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: SCL classes that are never observations: 0 nodata, 1 saturated/defective, 3 cloud shadow,
+#: 8 cloud medium probability, 9 cloud high probability, 10 thin cirrus.
+REJECTED_SCL = (0, 1, 3, 8, 9, 10)
+#: The subset that are clouds or their shadows (distance is measured from them).
+CLOUDY_SCL = (3, 8, 9, 10)
+SNOW_SCL = 11
+#: Px within which a cloud/shadow pixel rejects an observation, and the ramp after it.
+CLOUD_BUFFER = 4
+CLOUD_RAMP = 24
+#: HOT (B02 - 0.5 B04 reflectance) of a clear pixel and of a hazy one; the haze score's floor.
+HOT_CLEAR, HOT_HAZE = 0.06, 0.16
+HAZE_FLOOR = 0.05
+
+
+def required_padding(feather: int) -> int:
+    """Pixels of context the scores need around the pixels they are used for."""
+    return max(feather, CLOUD_BUFFER + CLOUD_RAMP) + 1
+
+
+def _capped_distance(inside: np.ndarray, cap: int) -> np.ndarray:
+    """Distance (px) from each pixel of `inside` to the nearest pixel outside it, capped."""
+    if inside.all():
+        return np.full(inside.shape, float(cap), np.float32)
+    if not inside.any():
+        return np.zeros(inside.shape, np.float32)
+    from scipy.ndimage import distance_transform_edt
+
+    return np.minimum(distance_transform_edt(inside), cap).astype(np.float32)
+
+
+def edge_score(valid: np.ndarray, feather: int) -> np.ndarray:
+    """``min(1, d_edge / feather)`` (1 everywhere valid when feather is 0)."""
+    if feather <= 0:
+        return valid.astype(np.float32)
+    return _capped_distance(valid, feather) / np.float32(feather)
+
+
+def cloud_score(scl: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """0 within CLOUD_BUFFER px of a cloud/shadow pixel, ramping to 1 over CLOUD_RAMP px."""
+    if scl is None:
+        return np.ones(shape, np.float32)
+    clear = ~np.isin(scl, CLOUDY_SCL)
+    d = _capped_distance(clear, CLOUD_BUFFER + CLOUD_RAMP)
+    return np.clip((d - CLOUD_BUFFER) / CLOUD_RAMP, 0.0, 1.0).astype(np.float32)
+
+
+def haze_score(reflectance: np.ndarray, scl: np.ndarray | None) -> np.ndarray:
+    """1 for clear pixels, down to HAZE_FLOOR for hazy ones (by HOT); snow is exempt."""
+    hot = reflectance[2] - 0.5 * reflectance[0]
+    s = np.clip((HOT_HAZE - hot) / (HOT_HAZE - HOT_CLEAR), HAZE_FLOOR, 1.0).astype(np.float32)
+    if scl is not None:
+        s[scl == SNOW_SCL] = 1.0
+    return s
+
+
+def accepted_mask(valid: np.ndarray, scl: np.ndarray | None) -> np.ndarray:
+    """Pixels with data whose SCL class is not rejected (before the cloud buffer)."""
+    if scl is None:
+        return valid.copy()
+    return valid & ~np.isin(scl, REJECTED_SCL)
+
+
+def observation_quality(
+    reflectance: np.ndarray, valid: np.ndarray, scl: np.ndarray | None, feather: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(accepted (H, W) bool, quality (H, W) float32 in [0, 1]) of one scene's pixels.
+
+    Accepted: data, an accepted SCL class, and farther than CLOUD_BUFFER px from cloud/shadow.
+    Quality is the product of the three scores (0 where there is no data).
+    """
+    cloud = cloud_score(scl, valid.shape)
+    accepted = accepted_mask(valid, scl) & (cloud > 0)
+    quality = edge_score(valid, feather) * cloud * haze_score(reflectance, scl)
+    quality[~valid] = 0.0
+    return accepted, quality.astype(np.float32)
