@@ -40,7 +40,7 @@ def synth_pairs(work: Path, seeds: tuple[int, ...]) -> Path:
     """Make (or reuse) demo worlds for `seeds`; grade usable items into WORK/pairs-*/s<seed>/."""
     from basemap.model.pairs import find_sources, make_pair
 
-    from basemap.synth import make_world
+    from basemap.synth.world import make_world
 
     root = work / f"pairs-{'-'.join(map(str, seeds))}"
     for seed in seeds:
@@ -81,9 +81,11 @@ def evaluate_pairs(pairs_root: Path, model_path: Path) -> dict:
     from basemap.model.metrics import image_metrics
     from basemap.model.pairs import find_pairs, load_pair
 
-    from basemap.colorize import colorize_array, load_model
-    from basemap.renderers import Region, get_renderer
-    from basemap.windows import WindowGrid
+    from basemap.grid import Region
+    from basemap.render.base import get_renderer
+    from basemap.render.inference import load_model
+    from basemap.render.unet import colorize_array
+    from basemap.render.windows import WindowGrid
 
     model = load_model(model_path, device="cpu")
     grid = WindowGrid()

@@ -10,7 +10,7 @@ def synth_world(tmp_path_factory):
     Returns the path of its static STAC catalog (OUT/catalog.json); items live under
     OUT/sentinel-2-l2a/<item-id>/ with relative COG hrefs. Treat it as read-only.
     """
-    from basemap.synth import make_world
+    from basemap.synth.world import make_world
 
     return make_world(tmp_path_factory.mktemp("synth_world"), seed=0, preset="test")
 
@@ -134,8 +134,9 @@ def xyz_build(tmp_path_factory):
 def small_build(synth_world, tmp_path_factory):
     """A clean, uninterrupted build of the test world (linear renderer, 512-px blocks, z12-14,
     PNG tiles, in-process). Returns (out_dir, BuildSettings, ZoomRange). Read-only: copy it."""
-    from basemap.build import BuildSettings, build
-    from basemap.synth import world_bbox
+    from basemap.block import BuildSettings
+    from basemap.build import build
+    from basemap.synth.tiles import world_bbox
     from basemap.types import ZoomRange
 
     settings = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)

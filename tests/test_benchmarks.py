@@ -61,7 +61,7 @@ def test_onnx_runtime_path_matches_torch_and_is_batch_invariant(tmp_path):
     import torch
     from basemap.model.unet import Normalization, ResUNet, UNetConfig
 
-    from basemap.colorize import LoadedModel, onnx_session, prepare_net
+    from basemap.render.inference import LoadedModel, onnx_session, prepare_net
 
     torch.manual_seed(0)
     net = prepare_net(ResUNet(UNetConfig(base=8, levels=3)).eval(), "cpu")

@@ -17,10 +17,11 @@ import rasterio
 from PIL import Image
 from rio_cogeo.cogeo import cog_validate
 
-from basemap.build import BlockJob, BuildSettings, build
+from basemap.block import BlockJob, BuildSettings
+from basemap.build import build
 from basemap.grid import ORIGIN_SHIFT, Block, lonlat_to_px, tile_bounds_mercator
-from basemap.synth import world_bbox
-from basemap.tiles import assemble, reduce2x
+from basemap.output.tiles import assemble, reduce2x
+from basemap.synth.tiles import world_bbox
 from basemap.types import BBox, ZoomRange
 from tests.cli_runner import run_cli
 
@@ -187,8 +188,8 @@ def test_tokens_are_deterministic(full, synth_world):
     """Dask keys come from __dask_tokenize__: equal in two processes for equal jobs."""
     from dask.base import tokenize
 
-    from basemap.stac import read_manifest
-    from basemap.storage import LocalStorage
+    from basemap.output.storage import LocalStorage
+    from basemap.stac.manifest import read_manifest
 
     scenes = tuple(read_manifest(full[0] / "manifest.json"))
     job = BlockJob(Block(4232, 2946, 512, 14), scenes, SETTINGS, LocalStorage("/x"))

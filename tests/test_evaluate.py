@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from basemap.evaluate import MIN_OVERLAP_PX, colourfulness, cross_scene_delta_e, mean_lightness
+from basemap.qa.colour import MIN_OVERLAP_PX, colourfulness, cross_scene_delta_e, mean_lightness
 
 BASEMAP = str(Path(sys.executable).with_name("basemap"))
 
@@ -64,7 +64,7 @@ def test_cross_scene_delta_e():
 def eval_build(synth_world, tmp_path_factory):
     """A real `basemap build` of the synthetic test world: linear, PNG tiles (lossless), blocks of
     512 px and windows of 256/32 px so that every kind of border crosses a small sample."""
-    from basemap.synth import world_bbox
+    from basemap.synth.tiles import world_bbox
 
     out = tmp_path_factory.mktemp("eval") / "out"
     run = subprocess.run(

@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from basemap.build import BuildSettings, build
+from basemap.block import BuildSettings
+from basemap.build import build
 from basemap.ledger import RESUMED
 from basemap.types import BBox, ZoomRange
 from tests.cli_runner import run_cli
@@ -124,7 +125,7 @@ def test_asset_404_skips_the_item_and_marks_the_block_degraded(clean, world, tmp
         monkeypatch.setenv(k, v)
     srv = world.range_server
     srv.add_fault(FAULTY, "status", status=404)
-    with caplog.at_level("WARNING", logger="basemap.build"):
+    with caplog.at_level("WARNING", logger="basemap.read"):
         summary = build(BBOX, ZOOM, str(tmp_path), SETTINGS, world.stac_api_url, workers=0,
                         progress=False)
     assert summary.blocks == {"ok": 1, "degraded": 1} and not summary.failed, summary.text()

@@ -9,8 +9,8 @@ import pytest
 from pmtiles.reader import MmapSource, Reader, all_tiles
 
 from basemap.errors import ConfigError
-from basemap.pmtiles_io import read_archive_info, read_tile, write_pmtiles
-from basemap.tileset import find_layers, read_tileset
+from basemap.output.layers import find_layers, read_tileset
+from basemap.output.pmtiles import read_archive_info, read_tile, write_pmtiles
 
 BASEMAP = str(Path(sys.executable).with_name("basemap"))
 

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from basemap.errors import InputError
-from basemap.renderers import RENDERER_NAMES, Region, get_renderer
+from basemap.grid import Region
+from basemap.render.base import RENDERER_NAMES, get_renderer
 
 CLASSIC = ["linear", "sh-l2a-optimized", "per-tile-stretch"]
 

@@ -20,10 +20,13 @@ from pathlib import Path
 
 import pytest
 
-from basemap.build import BuildSettings, build
-from basemap.ledger import LEASE_KEY, RESUMED, Lease, LeaseHeldError
-from basemap.storage import LocalStorage
-from basemap.synth import world_bbox
+from basemap.block import BuildSettings
+from basemap.build import build
+from basemap.errors import LeaseHeldError
+from basemap.lease import LEASE_KEY, Lease
+from basemap.ledger import RESUMED
+from basemap.output.storage import LocalStorage
+from basemap.synth.tiles import world_bbox
 from basemap.types import ZoomRange
 
 ZOOM = ZoomRange(12, 14)

@@ -13,12 +13,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from basemap.s3 import S3Storage
 
 from basemap.build import build
-from basemap.errors import ConfigError
-from basemap.ledger import LEASE_KEY, RESUMED, Lease, LeaseHeldError
-from basemap.s3 import S3Storage
-from basemap.synth import world_bbox
+from basemap.errors import ConfigError, LeaseHeldError
+from basemap.lease import LEASE_KEY, Lease
+from basemap.ledger import RESUMED
+from basemap.synth.tiles import world_bbox
 
 
 def local_tree(root: Path) -> dict[str, str]:

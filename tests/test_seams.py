@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from basemap.seams import boundary_steps, luminance, seam_excess
+from basemap.qa.seams import boundary_steps, luminance, seam_excess
 
 
 def _texture(h=512, w=512, seed=0):

@@ -15,9 +15,9 @@ import pytest
 import requests
 from PIL import Image
 
-from basemap.pmtiles_io import write_pmtiles
-from basemap.serve import serve_in_thread
-from basemap.tileset import read_tileset
+from basemap.output.layers import read_tileset
+from basemap.output.pmtiles import write_pmtiles
+from basemap.viewer.serve import serve_in_thread
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 BASEMAP = str(Path(sys.executable).with_name("basemap"))

@@ -16,7 +16,8 @@ import pytest
 import rasterio
 from rasterio.windows import Window
 
-from basemap import stac
+from basemap.stac.search import _pages
+from basemap.stac.search import search as stac_search
 from basemap.types import BBox
 from tests.servers import GDAL_TEST_ENV
 
@@ -66,7 +67,7 @@ def test_rustac_lacks_query_so_cloud_filter_runs_on_client(stac_api, mini_world)
     with pytest.warns(Warning):
         raw = list(client.search(bbox=KH_BOX, query={"eo:cloud_cover": {"lte": 10}}).items())
     assert raw == []
-    assert [s.id for s in stac.search(url, BBox(*KH_BOX), max_cloud=10)] == [
+    assert [s.id for s in stac_search(url, BBox(*KH_BOX), max_cloud=10)] == [
         "S2A_29RKH_20200219_0_L2A"]
 
 
@@ -75,7 +76,7 @@ def test_rustac_paginates(stac_api, mini_world):
     from pystac_client import Client
 
     url = stac_api(mini_world)
-    pages = list(stac._pages(Client.open(url).search(bbox=[-180, -90, 180, 90], limit=2), url))
+    pages = list(_pages(Client.open(url).search(bbox=[-180, -90, 180, 90], limit=2), url))
     assert len(pages) == 3
     assert sum(len(p["features"]) for p in pages) == 6
 
@@ -187,7 +188,7 @@ def test_gdal_retries_through_a_503(range_server, mini_world):
 
 def test_served_mini_world_assets_read_over_http(served_mini_world):
     api, srv, catalog = served_mini_world
-    scenes = stac.search(api, BBox(*KH_BOX), "2020-02-19")
+    scenes = stac_search(api, BBox(*KH_BOX), "2020-02-19")
     assert [s.id for s in scenes] == ["S2A_29RKH_20200219_0_L2A"]
     href = scenes[0].href("red")
     local = catalog.parent / Path(href.split(srv.url + "/", 1)[1])
@@ -198,12 +199,12 @@ def test_served_mini_world_assets_read_over_http(served_mini_world):
 
 def test_synth_world_two_zones_static_equals_api(served_world):
     """The synthetic world (both UTM zones) searched locally and through rustac: same ids."""
-    from basemap.synth import world_bbox
+    from basemap.synth.tiles import world_bbox
 
     api, srv, catalog = served_world
     box = world_bbox("test")
-    local = stac.search(str(catalog), box)
-    remote = stac.search(api, box, collection="sentinel-2-l2a")
+    local = stac_search(str(catalog), box)
+    remote = stac_search(api, box, collection="sentinel-2-l2a")
     assert {s.epsg for s in local} == {32631, 32632}
     assert [s.id for s in remote] == [s.id for s in local]
     assert all(s.href("red").startswith(srv.url + "/") for s in remote)
@@ -216,13 +217,13 @@ def test_synth_world_two_zones_static_equals_api(served_world):
                 and (dt is None or s.datetime[:10] == (dates[-1] if dt.endswith("..")
                                                         else dates[0]))]
         assert want, "each filter case must keep something"
-        assert [s.id for s in stac.search(str(catalog), box, dt, cloud)] == want
-        assert [s.id for s in stac.search(api, box, dt, cloud)] == want
+        assert [s.id for s in stac_search(str(catalog), box, dt, cloud)] == want
+        assert [s.id for s in stac_search(api, box, dt, cloud)] == want
 
 
 def test_cli_synth_then_search_lists_both_zones(tmp_path, stac_api):
     """`basemap synth W --seed 1 --preset test` then `basemap search --stac W/catalog.json`."""
-    from basemap.synth import world_bbox
+    from basemap.synth.tiles import world_bbox
 
     exe = [sys.executable, "-c", "from basemap.cli import main; main()"]
     subprocess.run([*exe, "synth", str(tmp_path / "w"), "--seed", "1", "--preset", "test"],

@@ -11,8 +11,11 @@ import sys
 import numpy as np
 import pytest
 
-from basemap import stac
 from basemap.errors import AssetError, StacError
+from basemap.stac.manifest import read_manifest, write_manifest
+from basemap.stac.radiometry import dn_offset_for, to_reflectance
+from basemap.stac.scene import Scene, scene_from_item
+from basemap.stac.search import search as stac_search
 from basemap.types import BBox
 from tests.cli_runner import run_cli
 from tests.mini_world import MINI_ITEMS, NO_BLUE_ID
@@ -66,19 +69,19 @@ RB0 = [{"nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": 0}]
     ],
 )
 def test_dn_offset_rule(props, bands, collection, expected):
-    assert stac.dn_offset_for(props, bands, collection) == expected
+    assert dn_offset_for(props, bands, collection) == expected
 
 
 def test_dn_offset_rejects_odd_raster_bands_offset():
     with pytest.raises(StacError, match="neither -0.1 nor 0"):
-        stac.dn_offset_for({}, [{"scale": 0.0001, "offset": -0.2}], C1)
+        dn_offset_for({}, [{"scale": 0.0001, "offset": -0.2}], C1)
 
 
 def test_real_earthsearch_item_offset():
     """The real 29RKH item (baseline 02.14, flag false) has no offset."""
     item = json.loads((__import__("pathlib").Path(__file__).parent / "data" /
                        "earthsearch_29RKH_item.json").read_text())
-    scene = stac.scene_from_item(item)
+    scene = scene_from_item(item)
     assert scene.dn_offset == 0.0
     assert scene.epsg == 32629 and scene.grid_code == "MGRS-29RKH"
     assert scene.href("red").endswith("/B04.tif") and scene.href("scl").endswith("/SCL.tif")
@@ -96,7 +99,7 @@ def test_planetary_computer_asset_names():
         "assets": {k: {"href": f"https://pc.example/{k}.tif"}
                    for k in ("B02", "B03", "B04", "B08", "SCL", "visual")},
     }
-    scene = stac.scene_from_item(item)
+    scene = scene_from_item(item)
     assert dict(scene.assets) == {"red": "https://pc.example/B04.tif",
                                   "green": "https://pc.example/B03.tif",
                                   "blue": "https://pc.example/B02.tif",
@@ -110,19 +113,19 @@ def test_planetary_computer_asset_names():
 
 def test_to_reflectance_offset_clip_and_mask():
     dn = np.array([[[0, 500, 1000, 3000, 30000]]] * 3, dtype=np.uint16)
-    refl, valid = stac.to_reflectance(dn, -1000.0)
+    refl, valid = to_reflectance(dn, -1000.0)
     assert refl.dtype == np.float32 and refl.shape == (3, 1, 5)
     assert valid.tolist() == [[False, True, True, True, True]]
     # (DN-1000)/1e4: 500 -> -0.05 clipped to 0; 3000 -> 0.2; 30000 -> 2.9 clipped to 1.5.
     np.testing.assert_allclose(refl[0, 0], [0.0, 0.0, 0.0, 0.2, 1.5], atol=1e-7)
-    refl0, _ = stac.to_reflectance(dn, 0.0)
+    refl0, _ = to_reflectance(dn, 0.0)
     np.testing.assert_allclose(refl0[0, 0], [0.0, 0.05, 0.1, 0.3, 1.5], atol=1e-7)
 
 
 def test_to_reflectance_dn0_in_one_band_invalidates_pixel():
     dn = np.full((3, 2, 2), 2000, np.uint16)
     dn[1, 0, 0] = 0
-    refl, valid = stac.to_reflectance(dn, 0.0)
+    refl, valid = to_reflectance(dn, 0.0)
     assert not valid[0, 0] and valid.sum() == 3
     assert (refl[:, 0, 0] == 0).all() and not np.isnan(refl).any()
 
@@ -130,7 +133,7 @@ def test_to_reflectance_dn0_in_one_band_invalidates_pixel():
 @pytest.mark.parametrize("dtype", ["float32", "uint8", "bool"])
 def test_to_reflectance_wrong_dtype(dtype):
     with pytest.raises(AssetError, match="expected Sentinel-2 DN as uint16"):
-        stac.to_reflectance(np.ones((3, 2, 2), dtype=dtype), 0.0)
+        to_reflectance(np.ones((3, 2, 2), dtype=dtype), 0.0)
 
 
 # ---- Scene: Dask tokens and manifest -----------------------------------------------------------
@@ -142,7 +145,7 @@ def _scene(**kw):
                 assets=(("red", "r.tif"), ("green", "g.tif"), ("blue", "b.tif")),
                 dn_offset=0.0, processing_baseline="02.14", cloud_cover=1.5, grid_code=None)
     base.update(kw)
-    return stac.Scene(**base)
+    return Scene(**base)
 
 
 def test_scene_dask_token_deterministic():
@@ -159,9 +162,9 @@ def test_scene_dask_token_deterministic():
 
 
 def test_manifest_roundtrip(tmp_path, mini_world):
-    scenes = stac.search(str(mini_world), BBox(-180, -90, 180, 90))
-    path = stac.write_manifest(scenes, tmp_path / "m" / "manifest.json")
-    assert stac.read_manifest(path) == scenes
+    scenes = stac_search(str(mini_world), BBox(-180, -90, 180, 90))
+    path = write_manifest(scenes, tmp_path / "m" / "manifest.json")
+    assert read_manifest(path) == scenes
     assert not list(path.parent.glob("*.tmp"))
 
 
@@ -195,8 +198,8 @@ CASES = [
 @pytest.mark.parametrize(("bbox", "dt", "cloud", "expected"), CASES)
 def test_search_static_and_api_agree(served_mini_world, bbox, dt, cloud, expected):
     box = BBox.parse(bbox)
-    local = stac.search(str(served_mini_world.catalog_path), box, dt, cloud)
-    api = stac.search(served_mini_world.stac_api_url, box, dt, cloud, collection=ES,
+    local = stac_search(str(served_mini_world.catalog_path), box, dt, cloud)
+    api = stac_search(served_mini_world.stac_api_url, box, dt, cloud, collection=ES,
                       backoff_factor=0.01, timeout=5)
     assert _ids(local) == expected
     assert _ids(api) == expected
@@ -208,7 +211,7 @@ def test_search_static_and_api_agree(served_mini_world, bbox, dt, cloud, expecte
 
 
 def test_offsets_in_mini_world(mini_world):
-    scenes = {s.id: s for s in stac.search(str(mini_world), BBox(-180, -90, 180, 90))}
+    scenes = {s.id: s for s in stac_search(str(mini_world), BBox(-180, -90, 180, 90))}
     assert scenes["S2A_29RKH_20200219_0_L2A"].dn_offset == 0.0  # 02.14
     assert scenes["S2B_29RKH_20220610_0_L2A"].dn_offset == 0.0  # 04.00, offset applied
     assert scenes["S2A_60KYF_20230301_0_L2A"].dn_offset == -1000.0  # 05.09, not applied
@@ -216,7 +219,7 @@ def test_offsets_in_mini_world(mini_world):
 
 def test_item_without_blue_is_skipped_and_logged(mini_world, caplog):
     with caplog.at_level(logging.WARNING, logger="basemap.stac"):
-        scenes = stac.search(str(mini_world), BBox(-180, -90, 180, 90))
+        scenes = stac_search(str(mini_world), BBox(-180, -90, 180, 90))
     assert NO_BLUE_ID not in _ids(scenes)
     assert len(scenes) == len(MINI_ITEMS) - 1
     assert any(NO_BLUE_ID in r.getMessage() and "'blue'" in r.getMessage()
@@ -226,8 +229,8 @@ def test_item_without_blue_is_skipped_and_logged(mini_world, caplog):
 def test_search_single_item_and_itemcollection(tmp_path, mini_world):
     item = next(mini_world.parent.rglob("S2A_29RLH_20210505_0_L2A.json"))
     box = BBox.parse(KH_BOX)
-    assert _ids(stac.search(str(item), box)) == ["S2A_29RLH_20210505_0_L2A"]
-    assert stac.search(str(item), box)[0].href("red") == str(item.parent / "B04.tif")
+    assert _ids(stac_search(str(item), box)) == ["S2A_29RLH_20210505_0_L2A"]
+    assert stac_search(str(item), box)[0].href("red") == str(item.parent / "B04.tif")
 
 
 # ---- pagination: page errors retried, loops detected (RELIABILITY row 12) ------------------------
@@ -267,7 +270,7 @@ def test_pagination_loop_detected(range_server, mini_world, tmp_path):
     url = _fake_api(srv, {"/api/search": _page(items[:1], f"{srv.url}/api/search2"),
                           "/api/search2": _page(items[1:2], f"{srv.url}/api/search2")})
     with pytest.raises(StacError, match="loops"):
-        stac.search(url, BBox.parse(KH_BOX), backoff_factor=0.01, timeout=5)
+        stac_search(url, BBox.parse(KH_BOX), backoff_factor=0.01, timeout=5)
     assert srv.count("/api/search2") <= 3  # stopped promptly, no endless paging
 
 
@@ -277,7 +280,7 @@ def test_page_error_is_retried(range_server, mini_world, tmp_path):
     url = _fake_api(srv, {"/api/search": _page(items[:1], f"{srv.url}/api/search2"),
                           "/api/search2": _page(items[1:2])})
     srv.add_fault("/api/search2", "status", status=503, times=2)
-    scenes = stac.search(url, BBox.parse(KH_BOX), backoff_factor=0.01, timeout=5)
+    scenes = stac_search(url, BBox.parse(KH_BOX), backoff_factor=0.01, timeout=5)
     assert _ids(scenes) == ["S2A_29RKH_20200219_0_L2A", "S2A_29RLH_20210505_0_L2A"]
     assert srv.count("/api/search2") == 3
 
@@ -287,7 +290,7 @@ def test_page_error_persisting_is_a_stac_error(range_server, tmp_path):
     url = _fake_api(srv, {"/api/search": _page([])})
     srv.add_fault("/api/search", "status", status=503)
     with pytest.raises(StacError, match="failed"):
-        stac.search(url, BBox.parse(KH_BOX), backoff_factor=0.01, timeout=5)
+        stac_search(url, BBox.parse(KH_BOX), backoff_factor=0.01, timeout=5)
     assert srv.count("/api/search") == 6  # the first try and 5 retries
 
 

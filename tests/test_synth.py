@@ -14,8 +14,10 @@ import rasterio.warp
 from rasterio.warp import Resampling, reproject
 from rio_cogeo.cogeo import cog_validate
 
-from basemap.stac import dn_offset_for
-from basemap.synth import Landscape, make_world, world_bbox
+from basemap.stac.radiometry import dn_offset_for
+from basemap.synth.ground import Landscape
+from basemap.synth.tiles import world_bbox
+from basemap.synth.world import make_world
 
 CLEAR = (4, 5, 6, 11)  # SCL classes a compositor keeps (vegetation, not-vegetated, water, snow)
 

@@ -5,8 +5,9 @@ import io
 import numpy as np
 from PIL import Image
 
-from basemap.storage import LocalStorage
-from basemap.tiles import TileOutput, assemble, encode, reduce2x, write_levels
+from basemap.output.pyramid import write_levels
+from basemap.output.storage import LocalStorage
+from basemap.output.tiles import TileOutput, assemble, encode, reduce2x
 
 
 def test_reduce2x_is_the_alpha_weighted_mean():

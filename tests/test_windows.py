@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from basemap.errors import InputError
-from basemap.windows import WindowGrid, blend
+from basemap.render.windows import WindowGrid, blend
 
 
 @settings(max_examples=40, deadline=None)

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from basemap import grid, world
+from basemap import grid
 from basemap.cli import cli
 from basemap.errors import InputError, PartialBuildError
 from basemap.types import BBox
+from basemap.world import plan as world
 
 
 def test_land_mask_knows_land_from_ocean():
@@ -94,8 +95,8 @@ def test_world_run_builds_shards_then_an_exact_low_zoom_pyramid(small_build, syn
     max-zoom pixels; every low zoom is the exact 2x reduction of its children (PNG: lossless)."""
     from PIL import Image
 
-    from basemap.synth import world_bbox
-    from basemap.tiles import assemble, reduce2x
+    from basemap.output.tiles import assemble, reduce2x
+    from basemap.synth.tiles import world_bbox
 
     reference, settings, _ = small_build
     plan_path = tmp_path / "plan.json"

@@ -21,11 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from basemap.errors import ConfigError
+from basemap.output.media import PMTILES_TYPES, tile_media_type
 
-#: Tile file extension -> HTTP content type (the formats the build writes).
-TILE_CONTENT_TYPES = {
-    "webp": "image/webp", "png": "image/png", "jpg": "image/jpeg", "jpeg": "image/jpeg",
-}
 #: How deep below OUT tile sets are looked for (0 = OUT itself).
 MAX_DEPTH = 2
 _SKIP_DIRS = {"report", "tiles"}
@@ -48,7 +45,7 @@ class Tileset:
     @property
     def content_type(self) -> str:
         """HTTP content type of the tiles."""
-        return TILE_CONTENT_TYPES[self.ext]
+        return tile_media_type(self.ext)
 
     def tile_path(self, z: int, x: int, y: int) -> Path:
         """Path of tile z/x/y (which may not exist)."""
@@ -85,7 +82,7 @@ def read_tileset(tilejson_path: Path) -> Tileset:
     tiles_dir = root / "tiles"
     if match and "://" not in match.group("prefix") and not match.group("prefix").startswith("/"):
         tiles_dir = (root / match.group("prefix")).resolve()
-    if ext not in TILE_CONTENT_TYPES:
+    if ext not in PMTILES_TYPES:
         raise ConfigError(
             f"{tilejson_path}: cannot tell the tile format from its 'tiles' template "
             f"{templates[:1]}; expected .../{{z}}/{{x}}/{{y}}.webp|png|jpg"

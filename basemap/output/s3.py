@@ -1,4 +1,4 @@
-"""S3-compatible output (``--out s3://bucket/prefix``), the same interface as LocalStorage.
+"""S3-compatible output (``--out s3://bucket/prefix``), a :class:`basemap.output.storage.Storage`.
 
 Every object is published by ONE PUT of its complete bytes (S3 makes an object visible only when
 its upload completes, so a crash never leaves half an object under a final key), with the content
@@ -18,30 +18,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from basemap.errors import ConfigError
-
-#: Content types by file suffix: what browsers and GIS clients expect from a tile/COG host.
-CONTENT_TYPES = {
-    ".webp": "image/webp",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".tif": "image/tiff; application=geotiff; profile=cloud-optimized",
-    ".json": "application/json",
-    ".geojson": "application/geo+json",
-    ".pmtiles": "application/vnd.pmtiles",
-    ".html": "text/html; charset=utf-8",
-    ".vrt": "application/xml",
-}
-
-
-def content_type(key: str) -> str:
-    """The Content-Type stored with ``key`` (by suffix; binary when unknown)."""
-    return CONTENT_TYPES.get(Path(key).suffix.lower(), "application/octet-stream")
-
-
-class PreconditionFailed(FileExistsError):
-    """A create-only write found the key already there."""
+from basemap import config
+from basemap.errors import ConfigError, PreconditionFailed
+from basemap.output.media import media_type
 
 
 @lru_cache(maxsize=4)
@@ -50,7 +29,7 @@ def _filesystem(endpoint: str | None):
     import s3fs
 
     kwargs = {"endpoint_url": endpoint} if endpoint else {}
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    region = config.s3_region()
     if region:
         kwargs["region_name"] = region
     return s3fs.S3FileSystem(client_kwargs=kwargs, skip_instance_cache=True,
@@ -85,8 +64,7 @@ class S3Storage:
     @property
     def fs(self):
         """This process's s3fs filesystem (endpoint from AWS_ENDPOINT_URL, if set)."""
-        return _filesystem(os.environ.get("AWS_ENDPOINT_URL_S3") or
-                           os.environ.get("AWS_ENDPOINT_URL"))
+        return _filesystem(config.s3_endpoint())
 
     def _full(self, key: str) -> str:
         return f"{self.bucket}/{self.prefix}/{key}" if self.prefix else f"{self.bucket}/{key}"
@@ -98,18 +76,6 @@ class S3Storage:
     def url(self, key: str) -> str:
         """``s3://bucket/prefix/key``."""
         return "s3://" + self._full(key)
-
-    def http_url(self, key: str) -> str:
-        """The plain HTTP(S) URL of ``key`` on the endpoint (path style), for web clients."""
-        endpoint = (os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-                    or f"https://{self.bucket}.s3.amazonaws.com")
-        if endpoint.endswith(".s3.amazonaws.com"):
-            return f"{endpoint}/{self._full(key).split('/', 1)[1]}"
-        return f"{endpoint.rstrip('/')}/{self._full(key)}"
-
-    def exists(self, key: str) -> bool:
-        """True when ``key`` has been published."""
-        return self.fs.exists(self._full(key))
 
     def size(self, key: str) -> int | None:
         """Size in bytes of a published key, None when absent."""
@@ -124,7 +90,7 @@ class S3Storage:
 
     def write_bytes(self, key: str, data: bytes) -> None:
         """Publish ``data`` under ``key`` with one PUT and its content type."""
-        self.fs.pipe_file(self._full(key), data, ContentType=content_type(key))
+        self.fs.pipe_file(self._full(key), data, ContentType=media_type(key))
 
     def create_only(self, key: str, data: bytes) -> None:
         """Publish ``data`` only if ``key`` does not exist yet (conditional PUT).
@@ -134,7 +100,7 @@ class S3Storage:
         """
         try:
             self.fs.pipe_file(self._full(key), data, mode="create",
-                              ContentType=content_type(key))
+                              ContentType=media_type(key))
         except OSError as exc:
             if "pre-condition" in str(exc).lower() or "precondition" in str(exc).lower():
                 raise PreconditionFailed(self.url(key)) from exc
@@ -166,6 +132,9 @@ class S3Storage:
         path = Path(tempfile.gettempdir(), "basemap-scratch")
         path.mkdir(parents=True, exist_ok=True)
         return str(path)
+
+    def clean_scratch(self) -> None:
+        """Nothing to do: the local scratch folder is shared by every S3 output of the machine."""
 
     def check_writable(self) -> None:
         """Preflight before any compute: probe a PUT and a DELETE under the prefix.

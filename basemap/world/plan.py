@@ -1,4 +1,5 @@
-"""World-scale planning: the global block grid cut into shards, each one resumable `build` run.
+"""World-scale planning (`basemap plan`): the global block grid cut into shards, each one
+resumable `build` run.
 
 A shard is a square of `shard_size` x `shard_size` blocks on the global Web Mercator grid at the
 max zoom (blocks as in the build). Its bbox is pulled in by a fraction of a pixel from the block
@@ -7,7 +8,7 @@ shards without a land block (by the coarse mask shipped in basemap/data) are ski
 
 Each shard builds zooms `shard_zoom(...)`..max: from the zoom where a shard is one tile upwards,
 so the tiles of different shards never overlap. The low zooms (0..shard_zoom-1) are one final
-pyramid step over the whole output, run after every shard has finished.
+pyramid step over the whole output, run after every shard has finished (:mod:`basemap.world.run`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from basemap import grid
+from basemap import config, grid
 from basemap.errors import InputError
 from basemap.types import BBox
 
@@ -98,13 +99,6 @@ class Plan:
             ) from exc
 
 
-def default_block_size() -> int:
-    """The build's default block size, so a shard's blocks are the build's blocks."""
-    from basemap.build import BuildSettings
-
-    return BuildSettings().block_size
-
-
 def shard_zoom(zoom: int, block_size: int, shard_size: int) -> int:
     """Zoom at which one shard of `shard_size`**2 blocks is one 256-px tile."""
     tiles = shard_size * block_size // TILE
@@ -151,7 +145,7 @@ def land_blocks(zoom: int, block_size: int, margin_cells: int = 1) -> np.ndarray
 
 def plan(
     zoom: int = 14,
-    block_size: int = 4096,
+    block_size: int = config.BLOCK_SIZE,
     shard_size: int = 8,
     land_only: bool = True,
     regions: list[BBox] | None = None,
@@ -207,155 +201,3 @@ def summary(p: Plan) -> dict:
         # Each zoom below has a quarter of the tiles above it (at most): a geometric series.
         "tiles_all_zooms_upper_bound": round(p.land_blocks * tiles_per_block * 4 / 3),
     }
-
-
-def worker_command(scheduler: str, gpus: str, nthreads: int, memory_limit: str,
-                   name: str | None = None) -> list[str]:
-    """The `dask worker` command line of a build worker.
-
-    A worker with a GPU advertises the Dask resource ``GPU=1`` (inference tasks ask for it) and
-    runs one thread per task slot; run one worker (container, pod) per GPU.
-
-    Raises:
-        InputError: ``gpus`` is not 0, 1 or "auto".
-    """
-    import sys
-
-    if gpus == "auto":
-        try:
-            import torch
-
-            count = min(1, torch.cuda.device_count())
-        except ImportError:
-            count = 0
-    elif gpus in ("0", "1"):
-        count = int(gpus)
-    else:
-        raise InputError(f"--gpus must be 0, 1 or auto (got {gpus!r}); run one worker per GPU")
-    args = [sys.executable, "-m", "distributed.cli.dask_worker", scheduler,
-            "--nthreads", str(nthreads), "--memory-limit", memory_limit]
-    if count:
-        args += ["--resources", "GPU=1"]
-    if name:
-        args += ["--name", name]
-    return args
-
-
-# ---- running a plan ------------------------------------------------------------------------------
-
-SHARDS_PREFIX = "ledger/shards"
-
-
-def run_shards(plan: Plan, out: str, settings, stac: str, indices: list[int] | None = None,
-               pyramid: bool = True, **build_kwargs) -> list[str]:
-    """Build shards of a plan into one output, one resumable `build` each, then the pyramid.
-
-    Args:
-        plan: the shard plan.
-        out: the output (folder or s3://).
-        settings: :class:`basemap.build.BuildSettings` (its block size is the plan's).
-        stac: STAC source.
-        indices: which shards (default: all), e.g. a Kubernetes Job's completion index.
-        pyramid: build zooms 0..shard_zoom-1 at the end (needs every shard finished).
-        build_kwargs: collection, datetime, max_cloud, workers, scheduler, progress.
-
-    Returns:
-        Failed blocks and missing pyramid tiles, named (empty when everything is done).
-    """
-    from dataclasses import replace
-
-    from basemap.build import build
-    from basemap.storage import open_storage
-    from basemap.types import ZoomRange
-
-    settings = replace(settings, block_size=plan.block_size)
-    zoom = ZoomRange(plan.shard_zoom, plan.zoom)
-    storage = open_storage(out)
-    chosen = plan.shards if indices is None else [_shard_at(plan, i) for i in indices]
-    failed: list[str] = []
-    for shard in chosen:
-        summary = build(BBox(*shard.bbox), zoom, out, settings, stac, **build_kwargs)
-        failed += [f"{shard.id}: {f}" for f in summary.failed]
-        storage.write_bytes(f"{SHARDS_PREFIX}/{shard.id}.json", json.dumps(
-            {"shard": shard.id, "failed": summary.failed, "blocks": summary.blocks}).encode())
-    if pyramid:
-        failed += world_pyramid(plan, out, settings.tile_format)
-    return failed
-
-
-def _shard_at(plan: Plan, index: int) -> Shard:
-    if not 0 <= index < len(plan.shards):
-        raise InputError(f"--index {index} is outside the plan's {len(plan.shards)} shards")
-    return plan.shards[index]
-
-
-def world_pyramid(plan: Plan, out: str, tile_format: str = "webp") -> list[str]:
-    """Zooms 0..shard_zoom-1 over every shard, by exact 2x reduction (the build's own rule).
-
-    Each shard's tile at shard_zoom is rebuilt losslessly from its blocks' root tiles kept in the
-    ledger (never from lossy encoded tiles), then reduced level by level. A shard that has not
-    finished (no record, or failed blocks) is a hole: its ancestors are NOT built (never read as
-    transparent) and are reported. Memory: one RGBA tile per finished shard with data.
-
-    Returns:
-        The tiles that could not be built, named, with the reason.
-    """
-    from basemap.ledger import Ledger
-    from basemap.storage import open_storage
-    from basemap.tiles import TileOutput, assemble, reduce2x
-
-    storage = open_storage(out)
-    ledger = Ledger(storage)
-    tiles = TileOutput(storage, tile_format)
-    levels = int(math.log2(plan.shard_size))
-    rz = plan.shard_zoom + levels  # the blocks' root zoom
-    level: dict[tuple[int, int], np.ndarray | None] = {}
-    broken: set[tuple[int, int]] = set()
-    problems: list[str] = []
-    for shard in plan.shards:
-        sx, sy = shard.blocks[0] // plan.shard_size, shard.blocks[1] // plan.shard_size
-        try:
-            record = json.loads(storage.read_bytes(f"{SHARDS_PREFIX}/{shard.id}.json"))
-        except FileNotFoundError:
-            record = None
-        if record is None or record["failed"]:
-            broken.add((sx, sy))
-            problems.append(f"shard {shard.id} is not finished: its ancestor tiles are not built")
-            continue
-        roots = {}
-        for by in range(shard.blocks[1], shard.blocks[3]):
-            for bx in range(shard.blocks[0], shard.blocks[2]):
-                roots[(bx, by)] = ledger.root(f"{rz}/{bx}/{by}")
-        tile = _reduce_square(roots, shard.blocks[0], shard.blocks[1], plan.shard_size,
-                              assemble, reduce2x)
-        if tile is not None:
-            level[(sx, sy)] = tile
-    z = plan.shard_zoom
-    while z > 0:
-        z -= 1
-        parents = {(x // 2, y // 2) for x, y in [*level, *broken]}
-        nxt, nbroken = {}, set()
-        for px, py in sorted(parents):
-            kids = [(2 * px + dx, 2 * py + dy) for dy in (0, 1) for dx in (0, 1)]
-            if any(k in broken for k in kids):
-                nbroken.add((px, py))
-                continue
-            tile = reduce2x(assemble(tuple(level.get(k) for k in kids)))
-            if tiles.write(z, px, py, tile):
-                nxt[(px, py)] = tile
-        level, broken = nxt, nbroken
-    return problems
-
-
-def _reduce_square(roots, x0, y0, n, assemble, reduce2x):
-    """The one tile an n x n square of root tiles (dict (x, y) -> RGBA or None) reduces to."""
-    level = {(x - x0, y - y0): t for (x, y), t in roots.items() if t is not None}
-    while n > 1:
-        n //= 2
-        level = {
-            (px, py): reduce2x(assemble(tuple(level.get((2 * px + dx, 2 * py + dy))
-                                              for dy in (0, 1) for dx in (0, 1))))
-            for px in range(n) for py in range(n)
-            if any((2 * px + dx, 2 * py + dy) in level for dy in (0, 1) for dx in (0, 1))
-        }
-    return level.get((0, 0))

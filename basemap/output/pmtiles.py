@@ -13,12 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from basemap.errors import ConfigError
-from basemap.tileset import Tileset
-
-#: Tile file extension -> PMTiles tile type name.
-_TILE_TYPES = {"png": "PNG", "jpg": "JPEG", "jpeg": "JPEG", "webp": "WEBP"}
-#: PMTiles tile type name -> HTTP content type (for the viewer).
-ARCHIVE_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+from basemap.output.layers import Tileset
+from basemap.output.media import PMTILES_TYPES
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ def write_pmtiles(tileset: Tileset, output: Path) -> ArchiveInfo:
     tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
     w, s, e, n = tileset.bounds
     header = {
-        "tile_type": TileType[_TILE_TYPES[tileset.ext]],
+        "tile_type": TileType[PMTILES_TYPES[tileset.ext]],
         "tile_compression": Compression.NONE,  # webp/png/jpeg are compressed already
         "min_lon_e7": int(w * 1e7),
         "min_lat_e7": int(s * 1e7),
@@ -95,7 +91,7 @@ def read_archive_info(path: Path) -> ArchiveInfo:
     except Exception as exc:  # the reader raises bare exceptions for bad magic/version
         raise ConfigError(f"{path} is not a readable PMTiles v3 archive ({exc!r})") from exc
     tile_type = header["tile_type"].name
-    if tile_type not in ARCHIVE_CONTENT_TYPES:
+    if tile_type not in PMTILES_TYPES.values():
         raise ConfigError(f"{path} holds {tile_type} tiles; the viewer shows PNG, JPEG or WEBP")
     return ArchiveInfo(
         path=Path(path),

@@ -1,11 +1,4 @@
-"""Renderers: reflectance (3, H, W) float32 -> 8-bit RGB, one class per method, in one registry.
-
-Every renderer works on the global pixel grid: `input_region(region)` says which input pixels it
-needs to render `region` exactly, and `render` returns only `region`. Pixel-wise renderers need no
-context; window-based ones (the U-Net, the per-tile stretch) need their whole windows, which live
-on the global grid, so a pixel's value never depends on how the work was split.
-
-The classic renderings (S2_L2A.md) are baselines to compare the U-Net against:
+"""The classic renderings (docs/design.md; S2_L2A.md in the design notes): baselines for the U-Net.
 
 - ``linear``: reflectance 0-0.25 -> 0-255 (the TCI / sen2r look; clips deserts and snow).
 - ``sh-l2a-optimized``: Sentinel Hub "L2A Optimized" (also the CDSE cloudless mosaics).
@@ -15,64 +8,14 @@ The classic renderings (S2_L2A.md) are baselines to compare the U-Net against:
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import ClassVar, Protocol
+from typing import ClassVar
 
 import numpy as np
 
-from basemap.errors import InputError
+from basemap.grid import Region
 
 
-@dataclass(frozen=True)
-class Region:
-    """A half-open rectangle [x0, x1) x [y0, y1) of global pixels."""
-
-    x0: int
-    y0: int
-    x1: int
-    y1: int
-
-    @property
-    def width(self) -> int:
-        """Number of columns."""
-        return self.x1 - self.x0
-
-    @property
-    def height(self) -> int:
-        """Number of rows."""
-        return self.y1 - self.y0
-
-    def aligned_out(self, step: int) -> Region:
-        """The smallest region containing this one whose edges are multiples of `step`."""
-        return Region(
-            (self.x0 // step) * step,
-            (self.y0 // step) * step,
-            -(-self.x1 // step) * step,
-            -(-self.y1 // step) * step,
-        )
-
-    def slices(self, origin: tuple[int, int]) -> tuple[slice, slice]:
-        """(rows, cols) slices of this region in an array whose top-left global pixel is origin."""
-        ox, oy = origin
-        return slice(self.y0 - oy, self.y1 - oy), slice(self.x0 - ox, self.x1 - ox)
-
-
-class Renderer(Protocol):
-    """What the build and `basemap colorize` need from a rendering method."""
-
-    name: str
-
-    def input_region(self, region: Region) -> Region:
-        """Global-pixel region of input needed to render `region` exactly."""
-
-    def render(
-        self, reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int], region: Region
-    ) -> np.ndarray:
-        """Render `region` to uint8 (3, h, w) from input covering `input_region(region)`."""
-
-
-def _to_uint8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def to_uint8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Scale [0, 1] floats to uint8 (round half up), zero where not valid."""
     out = np.clip(np.floor(values * 255.0 + 0.5), 0, 255).astype(np.uint8)
     out[:, ~valid] = 0
@@ -95,7 +38,7 @@ class PixelwiseRenderer:
         rows, cols = region.slices(origin)
         refl = reflectance[:, rows, cols].astype(np.float32, copy=False)
         mask = valid[rows, cols]
-        return _to_uint8(self.transfer(refl), mask)
+        return to_uint8(self.transfer(refl), mask)
 
     def transfer(self, reflectance: np.ndarray) -> np.ndarray:
         """Reflectance (3, h, w) -> display values in [0, 1]."""
@@ -163,41 +106,6 @@ class PerTileStretch:
                 hi = np.percentile(pixels, self.high, axis=1)[:, None, None]
                 scaled = (refl - lo) / np.maximum(hi - lo, 1e-6)
                 out_rows, out_cols = tile.slices((full.x0, full.y0))
-                out[:, out_rows, out_cols] = _to_uint8(scaled, mask)
+                out[:, out_rows, out_cols] = to_uint8(scaled, mask)
         rows, cols = region.slices((full.x0, full.y0))
         return out[:, rows, cols]
-
-
-def _unet(model_path: str | None) -> Renderer:
-    """The learned renderer (torch is imported only when it is asked for)."""
-    from basemap.colorize import UNetRenderer
-
-    return UNetRenderer(model_path)
-
-
-#: name -> factory(model_path) for every renderer; the CLI's choices come from here.
-_REGISTRY: dict[str, Callable[[str | None], Renderer]] = {
-    "unet": _unet,
-    LinearRenderer.name: lambda model_path: LinearRenderer(),
-    SentinelHubL2AOptimized.name: lambda model_path: SentinelHubL2AOptimized(),
-    PerTileStretch.name: lambda model_path: PerTileStretch(),
-}
-
-
-#: Renderer names, the default first (the CLI's click.Choice).
-RENDERER_NAMES: tuple[str, ...] = tuple(_REGISTRY)
-
-
-def get_renderer(name: str, model_path: str | None = None) -> Renderer:
-    """Build the renderer called `name`.
-
-    Raises:
-        InputError: for an unknown name, listing the known ones.
-    """
-    try:
-        factory = _REGISTRY[name]
-    except KeyError:
-        raise InputError(
-            f"unknown renderer {name!r}; choose one of: {', '.join(RENDERER_NAMES)}"
-        ) from None
-    return factory(model_path)

@@ -6,37 +6,53 @@ block corner, so block, window and tile borders all cross it):
 - the **tiles as delivered** (decoded from OUT/tiles at max zoom);
 - each **renderer** (the build's and every ``--against`` one) rendering the same composite: the
   region's scenes are re-read and composited exactly as a block does it (basemap.read +
-  basemap.composite, settings from OUT/build.json), then rendered with ``get_renderer(name)``.
+  basemap.composite, settings from OUT/build.json), then rendered with ``get_renderer(name)`` on
+  the build's window grid.
 
-Figures per rendering: seam excess at window, block and tile borders (basemap.seams), clipped
+Figures per rendering: seam excess at window, block and tile borders (basemap.qa.seams), clipped
 pixels (% of valid pixels with a channel at 0 or 255), colourfulness (Hasler & Suesstrunk 2003,
 M3) and mean CIELAB L*. Per renderer also the **cross-scene consistency**: for every two
 acquisitions that overlap in the region, each is rendered alone and the mean CIEDE2000 between the
 two renderings is taken over the pixels both observe (lower = a pixel's colour depends less on
-which scene it came from). Colour maths (sRGB -> Lab, CIEDE2000) come from basemap.model.metrics.
+which scene it came from). Colour maths: :mod:`basemap.qa.colour`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
+import rasterio
+from PIL import Image
 
-from basemap.errors import ConfigError, InputError
-from basemap.renderers import RENDERER_NAMES, Region
+from basemap import config
+from basemap.block import BuildSettings
+from basemap.build import check_weights
+from basemap.composite import Method, required_padding
+from basemap.errors import ConfigError, InputError, WeightsError
+from basemap.grid import Region, lonlat_to_px
+from basemap.model.metrics import clipped_pct
+from basemap.output.layers import read_tileset
+from basemap.qa.colour import (
+    MIN_OVERLAP_PX,
+    colourfulness,
+    cross_scene_delta_e,
+    mean_lightness,
+)
+from basemap.qa.report import write_report
+from basemap.qa.seams import seam_excess
+from basemap.read import observations
+from basemap.render.base import RENDERER_NAMES, get_renderer
+from basemap.stac.manifest import read_manifest
 
-if TYPE_CHECKING:
-    from basemap.build import BuildSettings
+__all__ = ["MIN_OVERLAP_PX", "colourfulness", "cross_scene_delta_e", "mean_lightness", "evaluate"]
 
 log = logging.getLogger(__name__)
 
 TILE = 256
-#: Pairs of scenes sharing fewer observed pixels than this are not compared.
-MIN_OVERLAP_PX = 1024
 
 
 @dataclass(frozen=True)
@@ -71,9 +87,6 @@ def read_build(out: Path) -> BuildInfo:
     Raises:
         ConfigError: when either is missing or unreadable.
     """
-    from basemap.build import BuildSettings
-    from basemap.tileset import read_tileset
-
     out = Path(out)
     if not (out / "build.json").exists() and (out / "build" / "build.json").exists():
         out = out / "build"
@@ -92,24 +105,6 @@ def read_build(out: Path) -> BuildInfo:
 # ---- measures ----------------------------------------------------------------------------------
 
 
-def colourfulness(rgb: np.ndarray, valid: np.ndarray) -> float:
-    """Hasler & Suesstrunk (2003) colourfulness M3 of the valid pixels of uint8 (3, H, W)."""
-    r, g, b = (rgb[i][valid].astype(np.float64) for i in range(3))
-    if r.size == 0:
-        return 0.0
-    rg = r - g
-    yb = 0.5 * (r + g) - b
-    return float(np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()))
-
-
-def mean_lightness(rgb: np.ndarray, valid: np.ndarray) -> float:
-    """Mean CIELAB L* (D65, rgb read as sRGB) of the valid pixels."""
-    from basemap.model.metrics import srgb_to_lab
-
-    pixels = rgb[:, valid]
-    return float(srgb_to_lab(pixels)[0].mean()) if pixels.shape[1] else 0.0
-
-
 def rendering_figures(rgb: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
                       build: BuildInfo) -> dict[str, float]:
     """Seam excess at window/block/tile borders, clipped %, colourfulness and mean L*.
@@ -117,9 +112,6 @@ def rendering_figures(rgb: np.ndarray, valid: np.ndarray, origin: tuple[int, int
     Window borders: both edges of the windows' blend zones (global phases 0 and ``overlap``
     modulo the stride); the worse is reported.
     """
-    from basemap.model.metrics import clipped_pct
-    from basemap.seams import seam_excess
-
     def excess(period: int, phase: int = 0) -> float:
         return float(seam_excess(rgb, valid, period, phase, origin=origin))
 
@@ -132,32 +124,6 @@ def rendering_figures(rgb: np.ndarray, valid: np.ndarray, origin: tuple[int, int
         "colourfulness": colourfulness(rgb, valid),
         "mean_lightness": mean_lightness(rgb, valid),
     }
-
-
-def cross_scene_delta_e(renders: list[tuple[np.ndarray, np.ndarray]]) -> tuple[float, int]:
-    """Mean CIEDE2000 between every two single-scene renderings where both observe a pixel.
-
-    Args:
-        renders: (rgb uint8 (3, H, W), observed (H, W)) per scene, all on the same pixels.
-
-    Returns:
-        (mean CIEDE2000 over all compared pixels of all pairs, number of pairs compared); NaN and 0
-        when no two scenes share MIN_OVERLAP_PX observed pixels.
-    """
-    from basemap.model.metrics import ciede2000, srgb_to_lab
-
-    total, count, pairs = 0.0, 0, 0
-    for i in range(len(renders)):
-        for j in range(i + 1, len(renders)):
-            both = renders[i][1] & renders[j][1]
-            n = int(both.sum())
-            if n < MIN_OVERLAP_PX:
-                continue
-            de = ciede2000(srgb_to_lab(renders[i][0][:, both]), srgb_to_lab(renders[j][0][:, both]))
-            total += float(de.sum())
-            count += n
-            pairs += 1
-    return (total / count if count else float("nan")), pairs
 
 
 # ---- the sample region -------------------------------------------------------------------------
@@ -175,8 +141,6 @@ def sample_region(build: BuildInfo, size: int,
     Raises:
         InputError: when size is not a positive multiple of 256.
     """
-    from basemap.grid import lonlat_to_px
-
     if size <= 0 or size % TILE:
         raise InputError(f"--size must be a positive multiple of 256, got {size}")
     w, s, e, n = build.bounds
@@ -203,18 +167,12 @@ def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
     Raises:
         ConfigError: when the manifest is missing or no scene has pixels in the region.
     """
-    import rasterio
-
-    from basemap.composite import Method
-    from basemap.read import gdal_env, observations
-    from basemap.stac import read_manifest
-
     settings = build.settings
     shape = (read_region.height, read_region.width)
     compositor = Method(settings.composite).compositor(shape, settings.feather)
     singles = []
     scenes = read_manifest(build.manifest)  # manifest order: (datetime, id)
-    with rasterio.Env(**gdal_env()):
+    with rasterio.Env(**config.gdal_env()):
         for scene, refl, observed in observations(scenes, read_region, settings.read_settings()):
             compositor.add(refl, observed)
             singles.append((scene.id, refl, observed))
@@ -226,10 +184,6 @@ def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
 
 def read_tiles(build: BuildInfo, region: Region) -> tuple[np.ndarray, np.ndarray]:
     """The delivered max-zoom tiles over a tile-aligned region: (rgb uint8, alpha > 0)."""
-    from PIL import Image
-
-    from basemap.tileset import read_tileset
-
     ts = read_tileset(build.out / "tilejson.json")
     rgba = np.zeros((4, region.height, region.width), dtype=np.uint8)
     for ty in range(region.y0 // TILE, region.y1 // TILE):
@@ -249,11 +203,6 @@ def read_tiles(build: BuildInfo, region: Region) -> tuple[np.ndarray, np.ndarray
 
 def _has_weights(settings: BuildSettings) -> bool:
     """Whether the U-Net's weights file (the build's --model, or the shipped one) exists."""
-    from dataclasses import replace
-
-    from basemap.build import check_weights
-    from basemap.errors import WeightsError
-
     try:
         check_weights(replace(settings, renderer="unet"))
     except WeightsError:
@@ -275,10 +224,6 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
     Returns:
         The report's figures (also written to report/report.json).
     """
-    from basemap.composite import required_padding
-    from basemap.renderers import get_renderer
-    from basemap.report import write_report
-
     build = read_build(out)
     settings = build.settings
     names = [settings.renderer] + [n for n in (against or RENDERER_NAMES) if n != settings.renderer]
@@ -286,9 +231,8 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
         log.warning("evaluate: no U-Net weights (%s); comparing without `unet`",
                     settings.model or "the shipped default")
         names.remove("unet")
-    # The build's own renderer exactly as built (its window grid); the others as registered.
-    renderers = {name: settings.make_renderer() if name == settings.renderer
-                 else get_renderer(name, settings.model if name == "unet" else None)
+    renderers = {name: get_renderer(name, model=settings.model if name == "unet" else None,
+                                    window=settings.window, overlap=settings.overlap)
                  for name in names}
     region = sample_region(build, size, at)
     need = [r.input_region(region) for r in renderers.values()]
@@ -299,10 +243,28 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
     ).aligned_out(settings.chunk)
     log.info("evaluate: sample %s, reading %s", region, read_region)
     inputs = read_sample(build, read_region)
+    images, figures = _measure(build, renderers, inputs, region)
+    result = {
+        "build": str(build.out),
+        "renderer": settings.renderer,
+        "zoom": build.zoom,
+        "region": [region.x0, region.y0, region.x1, region.y1],
+        "borders": {"window": build.stride, "window_overlap": settings.overlap,
+                    "block": settings.block_size, "tile": TILE},
+        "scenes": [sid for sid, _, _ in inputs.scenes],
+        "figures": figures,
+    }
+    folder = Path(report) if report else build.out / "report"
+    result["report"] = str(folder / "index.html")
+    write_report(folder, result, images)
+    return result
+
+
+def _measure(build: BuildInfo, renderers: dict, inputs: SampleInputs, region: Region):
+    """The tiles as built and every renderer on the sample: (images, figures) by rendering."""
     rows, cols = region.slices(inputs.origin)
     valid = inputs.valid[rows, cols]
     origin = (region.x0, region.y0)
-
     images: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     figures: dict[str, dict] = {}
     tiles_rgb, tiles_valid = read_tiles(build, region)
@@ -320,17 +282,4 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
         de, pairs = cross_scene_delta_e(singles)
         figures[name]["cross_scene_ciede2000"] = de
         figures[name]["cross_scene_pairs"] = pairs
-    result = {
-        "build": str(build.out),
-        "renderer": settings.renderer,
-        "zoom": build.zoom,
-        "region": [region.x0, region.y0, region.x1, region.y1],
-        "borders": {"window": build.stride, "window_overlap": settings.overlap,
-                    "block": settings.block_size, "tile": TILE},
-        "scenes": [sid for sid, _, _ in inputs.scenes],
-        "figures": figures,
-    }
-    folder = Path(report) if report else build.out / "report"
-    result["report"] = str(folder / "index.html")
-    write_report(folder, result, images)
-    return result
+    return images, figures

@@ -1,4 +1,4 @@
-"""XYZ tiles: encoding, and the pyramid by exact alpha-aware 2x reduction (invariant 6).
+"""XYZ tiles: keys, encoding, and the exact alpha-aware 2x reduction (docs/design.md, invariant 6).
 
 Tiles are 256 px, keyed ``tiles/{z}/{x}/{y}.{ext}`` (Google/OSM scheme). Every lower zoom comes
 from the four children above it, reduced from their lossless uint8 RGBA pixels (never from the
@@ -20,14 +20,17 @@ and Pillow read the content, not the extension).
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
 
 from basemap.grid import TILE_SIZE
+from basemap.output.media import TILE_FORMATS
+from basemap.output.storage import Storage
 
-#: --tile-format -> file extension.
-TILE_FORMATS = {"webp": "webp", "png": "png", "jpeg": "jpg"}
 #: Lossy quality of WebP and JPEG tiles.
 QUALITY = 90
 #: zlib level of PNG tiles (with the "Up" filter on every row, :func:`png_bytes`): several times
@@ -82,7 +85,6 @@ def encode(rgba: np.ndarray, fmt: str) -> bytes | None:
     alpha = rgba[3]
     if not alpha.any():
         return None
-    from PIL import Image
 
     opaque = bool((alpha == 255).all())
     pixels = np.moveaxis(rgba[:3] if opaque else rgba, 0, -1)
@@ -105,9 +107,6 @@ def png_bytes(pixels: np.ndarray) -> bytes:
     A fixed filter instead of per-row adaptive choice, numpy instead of a per-row loop: the
     encoding is dominated by zlib alone.
     """
-    import struct
-    import zlib
-
     h, w, c = pixels.shape
     raw = np.ascontiguousarray(pixels).reshape(h, w * c)
     rows = np.empty((h, w * c + 1), dtype=np.uint8)
@@ -128,7 +127,7 @@ def png_bytes(pixels: np.ndarray) -> bytes:
 class TileOutput:
     """Where and how tiles are written (frozen: crosses Dask boundaries)."""
 
-    storage: object  # basemap.storage.LocalStorage (any object with write_bytes(key, data))
+    storage: Storage
     fmt: str = "webp"
 
     @property
@@ -146,54 +145,3 @@ class TileOutput:
 
     def __dask_tokenize__(self) -> tuple:
         return ("basemap.tiles.TileOutput", self.storage, self.fmt)
-
-
-def write_levels(
-    rgba: np.ndarray, tx: int, ty: int, z: int, zmin: int, out: TileOutput
-) -> tuple[dict[int, int], np.ndarray]:
-    """Write the tiles of a tile-aligned RGBA array from zoom ``z`` down to ``zmin``.
-
-    Args:
-        rgba: (4, n*256, n*256) uint8, n a power of two; its top-left tile is (tx, ty) at ``z``.
-        tx, ty, z: the top-left tile.
-        zmin: the lowest zoom to write (levels below the array's single root tile are left to
-            :func:`pyramid_tile`).
-        out: where to write.
-
-    Returns:
-        (tiles written per zoom, the RGBA of the lowest level computed).
-    """
-    counts: dict[int, int] = {}
-    level = rgba
-    while True:
-        n = level.shape[1] // TILE_SIZE
-        counts[z] = 0
-        for j in range(n):
-            for i in range(n):
-                rows = slice(j * TILE_SIZE, (j + 1) * TILE_SIZE)
-                tile = level[:, rows, i * TILE_SIZE : (i + 1) * TILE_SIZE]
-                counts[z] += out.write(z, tx + i, ty + j, tile)
-        if n == 1 or z == zmin:
-            return counts, level
-        level = reduce2x(level)
-        tx, ty, z = tx // 2, ty // 2, z - 1
-
-
-def pyramid_tile(
-    z: int, x: int, y: int, children: tuple, out: TileOutput
-) -> np.ndarray | None:
-    """Dask task: build tile (z, x, y) from its four children at z+1 and write it.
-
-    Args:
-        children: four values (top-left, top-right, bottom-left, bottom-right), each an RGBA
-            (4, 256, 256) array, None (an empty child), or an object with an ``rgba`` attribute
-            (a block result).
-
-    Returns:
-        The tile's RGBA, or None when it is empty (nothing written).
-    """
-    arrays = tuple(getattr(c, "rgba", c) for c in children)
-    if all(a is None for a in arrays):
-        return None
-    tile = reduce2x(assemble(arrays))
-    return tile if out.write(z, x, y, tile) else None

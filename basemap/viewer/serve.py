@@ -2,10 +2,10 @@
 
 Routes (all answers carry ``Access-Control-Allow-Origin: *``):
 
-- ``/``: the viewer page (basemap/static/index.html; Leaflet and pmtiles JS are vendored under
-  basemap/static/vendor/, nothing is loaded from a CDN);
+- ``/``: the viewer page (basemap/viewer/static/index.html; Leaflet and pmtiles JS are vendored
+  under basemap/viewer/static/vendor/, nothing is loaded from a CDN);
 - ``/static/...``: the viewer's assets;
-- ``/layers.json``: the layers found in OUT (see basemap/tileset.py for the convention), with
+- ``/layers.json``: the layers found in OUT (see basemap/output/layers.py for the convention), with
   their tile URL templates on this server, bounds and zooms;
 - ``/tilejson/<n>.json``: layer n's TileJSON with absolute tile URLs on this server (for QGIS or
   any other web map);
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import logging
-import mimetypes
 import re
 import threading
 from functools import partial
@@ -30,24 +29,13 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from basemap.errors import ConfigError
+from basemap.output.layers import find_layers
+from basemap.output.media import media_type
+from basemap.output.pmtiles import read_archive_info
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
-#: Content types by file suffix; anything else is application/octet-stream.
-CONTENT_TYPES = {
-    ".webp": "image/webp",
-    ".png": "image/png",
-    ".jpg": "image/jpeg",
-    ".jpeg": "image/jpeg",
-    ".json": "application/json",
-    ".pmtiles": "application/vnd.pmtiles",
-    ".html": "text/html; charset=utf-8",
-    ".js": "text/javascript; charset=utf-8",
-    ".css": "text/css; charset=utf-8",
-    ".tif": "image/tiff",
-    ".svg": "image/svg+xml",
-}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1 << 16
 
@@ -56,11 +44,8 @@ def describe_layers(out: Path) -> list[dict]:
     """The viewer's layer list: one entry per tile set or archive found under OUT.
 
     Raises:
-        ConfigError: when OUT holds no tile set (see basemap.tileset.find_layers).
+        ConfigError: when OUT holds no tile set (see basemap.output.layers.find_layers).
     """
-    from basemap.pmtiles_io import read_archive_info
-    from basemap.tileset import find_layers
-
     out = Path(out).resolve()
     tilesets, archives = find_layers(out)
     layers = []
@@ -213,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
             status = HTTPStatus.PARTIAL_CONTENT
         length = end - start + 1
         self.send_response(status)
-        self.send_header("Content-Type", _content_type(path))
+        self.send_header("Content-Type", media_type(path.name))
         self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", etag)
@@ -254,13 +239,6 @@ def _host_port(server) -> str:
     """'host:port' a server listens on."""
     host, port = server.server_address[:2]
     return f"{host}:{port}"
-
-
-def _content_type(path: Path) -> str:
-    suffix = path.suffix.lower()
-    if suffix in CONTENT_TYPES:
-        return CONTENT_TYPES[suffix]
-    return mimetypes.guess_type(path.name)[0] or "application/octet-stream"
 
 
 def make_server(out: Path, port: int = 8000, host: str = "127.0.0.1") -> ThreadingHTTPServer:

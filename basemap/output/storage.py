@@ -1,4 +1,5 @@
-"""Where outputs go: one small interface over a local folder or an s3:// bucket (basemap.s3).
+"""Where outputs go: one interface (:class:`Storage`) over a local folder or an s3:// bucket
+(:mod:`basemap.output.s3`).
 
 Keys are relative, "/"-separated paths such as ``tiles/14/8465/5859.webp``. Every write is
 atomic: the bytes go to a temporary name in the same folder, then one rename publishes them, so a
@@ -11,11 +12,51 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from basemap.errors import ConfigError
+from basemap.output.s3 import S3Storage
 
 #: Folder (inside the output) for files being written before they are published.
 SCRATCH = ".tmp"
+
+
+class Storage(Protocol):
+    """What the pipeline needs from an output (frozen and picklable: it crosses Dask)."""
+
+    @property
+    def root(self) -> str:
+        """The output, as given (folder path or s3:// URL)."""
+
+    def path(self, key: str) -> Path | str:
+        """Where ``key`` is, for messages and summaries."""
+
+    def size(self, key: str) -> int | None:
+        """Size in bytes of a published key, None when absent."""
+
+    def read_bytes(self, key: str) -> bytes:
+        """The bytes of a published key (FileNotFoundError when absent)."""
+
+    def write_bytes(self, key: str, data: bytes) -> None:
+        """Publish ``data`` under ``key`` atomically."""
+
+    def put_file(self, key: str, local_path: str | os.PathLike) -> None:
+        """Publish a finished local file (from :meth:`scratch_dir`) under ``key``."""
+
+    def create_only(self, key: str, data: bytes) -> None:
+        """Publish only if ``key`` does not exist: FileExistsError otherwise (the run lease)."""
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (no error when absent)."""
+
+    def scratch_dir(self) -> str:
+        """A local folder for temporary files."""
+
+    def clean_scratch(self) -> None:
+        """Remove the scratch folder when it is empty (nothing to do on S3)."""
+
+    def check_writable(self) -> None:
+        """Preflight: ConfigError (exit 2) when the output cannot be written."""
 
 
 @dataclass(frozen=True)
@@ -28,13 +69,12 @@ class LocalStorage:
         """The local path of ``key``."""
         return Path(self.root, *key.split("/"))
 
-    def url(self, key: str) -> str:
-        """A URL for ``key`` (file:// for local folders)."""
-        return self.path(key).resolve().as_uri()
-
-    def exists(self, key: str) -> bool:
-        """True when ``key`` has been published."""
-        return self.path(key).is_file()
+    def size(self, key: str) -> int | None:
+        """Size in bytes of a published key, None when absent."""
+        try:
+            return self.path(key).stat().st_size
+        except FileNotFoundError:
+            return None
 
     def read_bytes(self, key: str) -> bytes:
         """The bytes of a published key."""
@@ -80,7 +120,7 @@ class LocalStorage:
     def create_only(self, key: str, data: bytes) -> None:
         """Publish ``data`` only if ``key`` does not exist (O_EXCL): FileExistsError otherwise.
 
-        Used by the run lease (basemap.ledger.Lease); S3Storage does the same with If-None-Match.
+        Used by the run lease (basemap.lease.Lease); S3Storage does the same with If-None-Match.
         """
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -125,7 +165,7 @@ class LocalStorage:
             ) from exc
 
 
-def open_storage(out: str | os.PathLike):
+def open_storage(out: str | os.PathLike) -> Storage:
     """The storage for an ``--out`` value.
 
     Raises:
@@ -133,8 +173,6 @@ def open_storage(out: str | os.PathLike):
     """
     text = str(out)
     if text.startswith("s3://"):
-        from basemap.s3 import S3Storage
-
         return S3Storage.from_url(text)
     if "://" in text:
         scheme = text.split("://", 1)[0]

@@ -5,7 +5,7 @@ global pixels ``[k*stride, k*stride + window)`` on each axis, with ``stride = wi
 Each window's output is weighted by a separable taper that ramps from ~0 at the window edge to 1
 over ``overlap`` pixels; the ramps of two neighbouring windows are complementary, so the weights of
 all windows covering a pixel sum to 1. A pixel's value therefore depends only on the windows that
-cover it, never on how the work was split into regions (DESIGN.md invariants 2-4).
+cover it, never on how the work was split into regions (docs/design.md, invariants 2-4).
 """
 
 from __future__ import annotations
