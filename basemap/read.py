@@ -29,6 +29,8 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
 
 from basemap.composite import observation_mask
 from basemap.config import gdal_env
@@ -147,9 +149,6 @@ def _asset_error(exc: Exception, href: str, scene_id: str, key: str, doing: str)
 
 
 def _open(href: str, scene_id: str, key: str):
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
     try:
         return rasterio.open(href)
     except RasterioIOError as exc:
@@ -238,8 +237,6 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
         MissingAssetError: an asset does not exist (the caller skips the scene).
         AssetError: an asset cannot be read (corrupt, unexpected dtype, ...).
     """
-    from rasterio.errors import RasterioIOError
-
     if region != chunk_aligned(region, settings.chunk):
         raise ValueError(f"{region} is not aligned to the {settings.chunk}-px warp chunks")
     chunks = [
@@ -276,20 +273,24 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
         raise error
     if not touched:
         return None
-    scl = None
-    if any(k == "scl" for k, _ in scene.assets):
-        ds = _open(scene.href("scl"), scene.id, "scl")
-        try:
-            scl, _ = _warp_asset([ds], chunks, region, settings, RESAMPLING["scl"], "uint8")
-        except RasterioIOError as exc:
-            error = _asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
-        finally:
-            ds.close()
-        if error is not None:
-            _forget(scene.href("scl"))
-            raise error
-        scl = scl[0]
-    return SceneStack(dn=dn, scl=scl)
+    has_scl = any(k == "scl" for k, _ in scene.assets)
+    return SceneStack(dn=dn, scl=_read_scl(scene, chunks, region, settings) if has_scl else None)
+
+
+def _read_scl(scene, chunks: list[Region], region: Region, settings: ReadSettings) -> np.ndarray:
+    """The scene's SCL classes warped onto ``region`` (nearest), (H, W) uint8."""
+    error = None
+    ds = _open(scene.href("scl"), scene.id, "scl")
+    try:
+        scl, _ = _warp_asset([ds], chunks, region, settings, RESAMPLING["scl"], "uint8")
+    except RasterioIOError as exc:
+        error = _asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
+    finally:
+        ds.close()
+    if error is not None:
+        _forget(scene.href("scl"))
+        raise error
+    return scl[0]
 
 
 def observations(scenes, region: Region, settings: ReadSettings, skipped: list[str] | None = None):

@@ -10,7 +10,7 @@ Per round (``--rounds``, interleaved so slow drifts of a shared machine hit ever
   passes of ``batch`` windows of ``--window`` px; Mpx/s of network input, GFLOP/s from the FLOPs
   per pixel (``torch.utils.flop_counter.FlopCounterMode``: convolutions, 2 FLOPs per MAC), and
   that over the round's peak;
-* the production path: :func:`basemap.colorize.colorize_array` on a ``--region`` px square
+* the production path: :func:`basemap.render.unet.colorize_array` on a ``--region`` px square
   (windows on the global grid, input prep, tapered blend, uint8), Mpx/s of blended output.
 
 Reported: medians over rounds. A variant's output is checked against the plain eager model
@@ -109,7 +109,7 @@ def make_runner(name: str, net, window: int, batch: int):
 
 
 def _ort_runner(net, window: int, batch: int):
-    """The production ONNX Runtime session (basemap.colorize.onnx_session)."""
+    """The production ONNX Runtime session (basemap.render.inference.onnx_session)."""
     import torch
     from basemap.model.unet import Normalization
 
@@ -189,7 +189,7 @@ def peak_gflops(n: int, repeat: int, device: str, dtype_name: str = "float32") -
 
 
 def production_model(net_desc: str, net, backend: str):
-    """A :class:`basemap.colorize.LoadedModel` as ``load_model`` makes it on CPU."""
+    """A :class:`basemap.render.inference.LoadedModel` as ``load_model`` makes it on CPU."""
     import torch
     from basemap.model.unet import Normalization
 

@@ -4,8 +4,8 @@
         --json benchmarks/results/seams.json
 
 For each overlap in ``--overlaps``, each scene is colorized whole with the production path
-(:func:`basemap.colorize.colorize_array`, windows on a grid starting at the scene's top-left),
-then :func:`basemap.seams.seam_excess` is measured at the window-border families: period
+(:func:`basemap.render.unet.colorize_array`, windows on a grid starting at the scene's top-left),
+then :func:`basemap.qa.seams.seam_excess` is measured at the window-border families: period
 ``stride``, phases 0 (where a window starts) and ``overlap`` (where the previous one ends); the
 worse of the two is the scene's excess. Excess <= 1 means the window borders are no more visible
 than columns picked at random. Reported per overlap: the cost, seconds per output Mpx, and the

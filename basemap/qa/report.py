@@ -2,7 +2,7 @@
 
 Files written under the report folder:
 
-- ``report.json``: every figure (see basemap.evaluate);
+- ``report.json``: every figure (see basemap.qa.evaluate);
 - ``crops.png``: the same pixels side by side, one panel per rendering (tiles as built first);
 - ``block_corner.png``: a zoomed crop across a block corner (dashed: the block borders);
 - ``figures.png``: the numbers as bar charts;

@@ -1,4 +1,4 @@
-"""The classic renderings (docs/design.md; S2_L2A.md in the design notes): baselines for the U-Net.
+"""The classic renderings (docs/s2-l2a.md, "classic renderings"): baselines for the U-Net.
 
 - ``linear``: reflectance 0-0.25 -> 0-255 (the TCI / sen2r look; clips deserts and snow).
 - ``sh-l2a-optimized``: Sentinel Hub "L2A Optimized" (also the CDSE cloudless mosaics).

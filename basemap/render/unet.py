@@ -69,15 +69,7 @@ def colorize_array(
         )
     x0, y0, x1, y1 = bounds = _bounds(region)
     ox, oy = origin
-    need = grid.input_bounds(*bounds)
-    have = (ox, oy, ox + reflectance.shape[2], oy + reflectance.shape[1])
-    if need[0] < have[0] or need[1] < have[1] or need[2] > have[2] or need[3] > have[3]:
-        raise InputError(
-            f"reflectance covers global px {have}, but the windows for region {bounds} need "
-            f"{need}: read WindowGrid({window}, {overlap}).input_bounds(region)"
-        )
-    if valid.shape != reflectance.shape[1:]:
-        raise InputError(f"valid mask {valid.shape} does not match reflectance {reflectance.shape}")
+    _check_inputs(reflectance, valid, origin, bounds, grid)
     batch_size = batch_size or (16 if model.device != "cpu" else 4)
     todo = [
         (wx, wy)
@@ -96,6 +88,21 @@ def colorize_array(
     keep = valid[y0 - oy : y1 - oy, x0 - ox : x1 - ox] & covered
     out[:, ~keep] = 0
     return out
+
+
+def _check_inputs(reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
+                  bounds: tuple[int, int, int, int], grid: WindowGrid) -> None:
+    """InputError unless the arrays cover every window touching ``bounds`` and match."""
+    ox, oy = origin
+    need = grid.input_bounds(*bounds)
+    have = (ox, oy, ox + reflectance.shape[2], oy + reflectance.shape[1])
+    if need[0] < have[0] or need[1] < have[1] or need[2] > have[2] or need[3] > have[3]:
+        raise InputError(
+            f"reflectance covers global px {have}, but the windows for region {bounds} need "
+            f"{need}: read WindowGrid({grid.window}, {grid.overlap}).input_bounds(region)"
+        )
+    if valid.shape != reflectance.shape[1:]:
+        raise InputError(f"valid mask {valid.shape} does not match reflectance {reflectance.shape}")
 
 
 def _run_windows(

@@ -60,6 +60,17 @@ def _elevation(wx, wy, lay: Layout, seed: int) -> np.ndarray:
 
 def ground(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int, coarse: dict) -> Ground:
     """Evaluate the ground at world metres (wx, wy). `coarse` holds smooth fields pre-sampled."""
+    lc, pid, edge = _landcover(wx, wy, lay, seed, coarse)
+    refl = np.zeros((4,) + wx.shape, np.float32)
+    base = np.array([REFLECTANCE[Landscape(k)] for k in range(1, len(Landscape) + 1)], np.float32)
+    for b in range(4):
+        refl[b] = base[lc - 1, b]
+
+    return _texture(wx, wy, seed, coarse, lc, pid, edge, refl)
+
+
+def _landcover(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int, coarse: dict):
+    """(land cover codes, parcel id hash, distance to the parcel border in metres)."""
     u, v = wx / lay.half_x, wy / lay.half_y
     warp_u = u + 0.12 * (coarse["warp_a"] - 0.5)
     warp_v = v + 0.12 * (coarse["warp_b"] - 0.5)
@@ -95,13 +106,12 @@ def ground(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int, coarse: dict)
     river_w = 22.0 + 14.0 * coarse["warp_a"]
     river = (np.abs(wx - river_x) < river_w / 2) & (v > -0.45) & (elev < 0.8)
     lc[(rl < 1.0) | river] = Landscape.WATER
+    return lc, pid, edge
 
-    refl = np.zeros((4,) + wx.shape, np.float32)
-    base = np.array([REFLECTANCE[Landscape(k)] for k in range(1, len(Landscape) + 1)], np.float32)
-    for b in range(4):
-        refl[b] = base[lc - 1, b]
 
-    # Per-parcel and per-class variation, then multi-scale texture.
+def _texture(wx, wy, seed: int, coarse: dict, lc, pid, edge, refl) -> Ground:
+    """Per-parcel and per-class variation, multi-scale texture and hillshade on the base
+    reflectance of each class."""
     t_fine = fbm(wx, wy, 60.0, 3, seed * 31 + 7)
     t_mid = coarse["texture"]
     crop = lc == Landscape.CROP
@@ -137,6 +147,7 @@ def ground(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int, coarse: dict)
     hill = np.where(water, 1.0, shade).astype(np.float32)
     refl *= hill[None]
     return Ground(lc, np.clip(refl, 0.001, 1.2).astype(np.float32), hill)
+
 
 def coarse_fields(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int) -> dict:
     """Smooth fields of the ground (scales >= ~200 m), cheap to evaluate on a coarse lattice."""

@@ -57,15 +57,45 @@ _SCL_NAMES = {
 }
 
 def item_dict(tile: Tile, lay: Layout, k: int, scene: TileScene, folder: Path) -> dict:
+    """The Earth-Search-v1-shaped STAC item of one tile on date k (asset hrefs under folder)."""
     when, baseline = lay.dates[k]
     day = when[:10].replace("-", "")
     platform = "sentinel-2a" if k % 2 == 0 else "sentinel-2b"
     item_id = f"S2{platform[-1].upper()}_{tile.grid_code}_{day}_0_L2A"
+    props = _properties(tile, lay, k, scene, platform)
+    assets = _assets(tile, folder, float(baseline) >= 4.0)
+    ring = _footprint(tile, lay, k)
+    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
+    return {
+        "type": "Feature",
+        "stac_version": "1.0.0",
+        "stac_extensions": [
+            "https://stac-extensions.github.io/mgrs/v1.0.0/schema.json",
+            "https://stac-extensions.github.io/view/v1.0.0/schema.json",
+            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
+            "https://stac-extensions.github.io/eo/v1.0.0/schema.json",
+            "https://stac-extensions.github.io/grid/v1.0.0/schema.json",
+            "https://stac-extensions.github.io/projection/v1.0.0/schema.json",
+        ],
+        "id": item_id,
+        "properties": props,
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "bbox": [min(lons), min(lats), max(lons), max(lats)],
+        "links": [],
+        "assets": assets,
+        "collection": "sentinel-2-l2a",
+    }
+
+
+def _properties(tile: Tile, lay: Layout, k: int, scene: TileScene, platform: str) -> dict:
+    """The item's properties: Earth Search v1's, with SCL statistics of the scene."""
+    when, baseline = lay.dates[k]
+    day = when[:10].replace("-", "")
     new = float(baseline) >= 4.0
     counts = np.bincount(scene.scl.ravel(), minlength=12).astype(float)
     valid = counts[1:].sum()
     pct = {code: round(100.0 * counts[code] / max(valid, 1), 6) for code in range(1, 12)}
-    props = {
+    return {
         "created": (dt.datetime.fromisoformat(when[:19]) + dt.timedelta(hours=3)).isoformat()
         + ".000Z",
         "platform": platform,
@@ -91,6 +121,10 @@ def item_dict(tile: Tile, lay: Layout, k: int, scene: TileScene, folder: Path) -
         "synth:generator": "basemap.synth",
         "updated": f"{when[:10]}T16:00:00.000000+00:00",
     }
+
+
+def _assets(tile: Tile, folder: Path, new: bool) -> dict:
+    """The item's assets: the four 10 m bands, SCL at 20 m and the landcover ground truth."""
     offset = -0.1 if new else 0.0
     transform10 = [10.0, 0.0, tile.x0, 0.0, -10.0, tile.y0]
     assets = {}
@@ -119,24 +153,4 @@ def item_dict(tile: Tile, lay: Layout, k: int, scene: TileScene, folder: Path) -
         "raster:bands": [{"nodata": 0, "data_type": "uint8", "spatial_resolution": 10}],
         "roles": ["metadata"],
     }
-    ring = _footprint(tile, lay, k)
-    lons, lats = [p[0] for p in ring], [p[1] for p in ring]
-    return {
-        "type": "Feature",
-        "stac_version": "1.0.0",
-        "stac_extensions": [
-            "https://stac-extensions.github.io/mgrs/v1.0.0/schema.json",
-            "https://stac-extensions.github.io/view/v1.0.0/schema.json",
-            "https://stac-extensions.github.io/raster/v1.1.0/schema.json",
-            "https://stac-extensions.github.io/eo/v1.0.0/schema.json",
-            "https://stac-extensions.github.io/grid/v1.0.0/schema.json",
-            "https://stac-extensions.github.io/projection/v1.0.0/schema.json",
-        ],
-        "id": item_id,
-        "properties": props,
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
-        "bbox": [min(lons), min(lats), max(lons), max(lats)],
-        "links": [],
-        "assets": assets,
-        "collection": "sentinel-2-l2a",
-    }
+    return assets

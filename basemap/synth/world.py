@@ -54,7 +54,6 @@ def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | N
     Returns:
         The path of OUT/catalog.json.
     """
-
     lay = layout(preset)
     if not isinstance(seed, int) or seed < 0:
         raise InputError(f"--seed must be a whole number >= 0 (got {seed!r})")
@@ -79,6 +78,13 @@ def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | N
             items.append(pystac.Item.from_dict(raw[-1]))
             bar.update()
     bar.close()
+    _write_catalog(out, coll_dir, items, raw, preset, seed)
+    return out / "catalog.json"
+
+
+def _write_catalog(out: Path, coll_dir: Path, items: list, raw: list[dict], preset: Preset,
+                   seed: int) -> None:
+    """The collection and the self-contained static catalog of the items, items kept as made."""
     lons = [c for it in items for c in it.bbox[0::2]]
     lats = [c for it in items for c in it.bbox[1::2]]
     times = sorted(it.datetime for it in items)
@@ -104,4 +110,3 @@ def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | N
         for asset in d["assets"].values():
             asset["href"] = "./" + Path(asset["href"]).name
         path.write_text(json.dumps(d, indent=2) + "\n")
-    return out / "catalog.json"

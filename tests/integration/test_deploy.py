@@ -16,7 +16,7 @@ import yaml
 
 from basemap.cli import cli
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILES = sorted((ROOT / "docker").glob("Dockerfile.*"))
 MANIFESTS = sorted((ROOT / "workflows" / "k8s").glob("*.yaml"))
 COMPOSE = ROOT / "docker" / "compose.yaml"
@@ -120,10 +120,10 @@ def test_k8s_manifests_run_real_commands_on_our_images():
 
 
 def test_every_basemap_command_named_in_docs_exists():
-    """`basemap <cmd> [<sub>]` in docker/, workflows/ and README must resolve in the CLI."""
+    """`basemap <cmd> [<sub>]` in docker/, workflows/, docs/ and README must resolve in the CLI."""
     texts = [p.read_text() for p in [*(ROOT / "docker").iterdir(), *(ROOT / "workflows").rglob("*")]
              if p.is_file() and p.suffix in (".md", ".yaml", ".conf", ".py", "")]
-    texts.append((ROOT / "README.md").read_text())
+    texts += [p.read_text() for p in [ROOT / "README.md", *(ROOT / "docs").glob("*.md")]]
     named = set()
     for text in texts:
         # In code: at the start of a line (shell blocks) or after a backtick (inline code).

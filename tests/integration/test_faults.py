@@ -1,4 +1,4 @@
-"""Faults during `basemap build` (RELIABILITY.md rows 7-11, 16-18 and 24), for real.
+"""Faults during `basemap build` (docs/reliability.md, rows 7-11, 16-18 and 24), for real.
 
 Every test builds a small part of the synthetic test world (two 512-px blocks, z12-14, the
 `linear` renderer, PNG tiles) and compares it with a clean build of the same blocks. Assets come
@@ -29,7 +29,7 @@ from basemap.block import BuildSettings
 from basemap.build import build
 from basemap.ledger import RESUMED
 from basemap.types import BBox, ZoomRange
-from tests.cli_runner import run_cli
+from tests.support.cli_runner import run_cli
 
 ZOOM = ZoomRange(12, 14)
 SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
@@ -84,7 +84,7 @@ def clean(synth_world, tmp_path_factory):
 @pytest.fixture
 def world(synth_world):
     """The synthetic world served by a fresh Range server + STAC API (new URLs for GDAL)."""
-    from tests.servers import serve_catalog
+    from tests.support.servers import serve_catalog
 
     served, stop = serve_catalog(synth_world)
     yield served
@@ -300,8 +300,8 @@ def test_worker_over_its_memory_limit_fails_the_block_after_allowed_failures(cle
 
     marker = tmp_path / "victim"
     env = {
-        "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(Path(__file__).with_name(
-            "fault_plugin.py"))]),
+        "DASK_DISTRIBUTED__WORKER__PRELOAD": json.dumps([str(Path(__file__).parents[1] / "support"
+                                                     / "fault_plugin.py")]),
         "FAULT_HOG_MARKER": str(marker), "FAULT_HOG_MB": "1200",
         "BASEMAP_WORKER_MEMORY": "800MB",
     }

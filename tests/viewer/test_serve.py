@@ -19,7 +19,7 @@ from basemap.output.layers import read_tileset
 from basemap.output.pmtiles import write_pmtiles
 from basemap.viewer.serve import serve_in_thread
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 BASEMAP = str(Path(sys.executable).with_name("basemap"))
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -195,7 +195,7 @@ def test_viewer_side_by_side(browser, cli_server):
     assert any("/linear/" in u for _, u in tiles) and any("/unet/" in u for _, u in tiles)
     _screenshot(page, "side-by-side")
     # Each half shows its own renderer: the fixture's linear set has blue 40, the unet set blue
-    # 200 (tests/xyz_build.py); the centres of the two halves must differ by most of that.
+    # 200 (tests/support/xyz_build.py); the centres of the two halves must differ by most of that.
     rgb = np.asarray(Image.open(ARTIFACTS / "serve-side-by-side.png").convert("RGB"), float)
     left, right = rgb[280:320, 180:220, 2].mean(), rgb[280:320, 580:620, 2].mean()
     assert right - left > 120, (left, right)

@@ -66,3 +66,12 @@ def test_unknown_renderer_lists_choices():
     with pytest.raises(InputError, match="linear"):
         get_renderer("nope")
     assert RENDERER_NAMES[0] == "unet"
+
+
+def test_get_renderer_honours_model_window_and_overlap():
+    r = get_renderer("unet", model="w.pt", window=256, overlap=32)
+    assert (r.model_path, r.grid.window, r.grid.overlap) == ("w.pt", 256, 32)
+    assert get_renderer("unet").grid.window == 512  # the shipped model's grid by default
+    with pytest.raises(InputError, match="overlap"):
+        get_renderer("unet", window=64, overlap=40)
+    assert RENDERER_NAMES[0] == "unet"  # the default, first in the CLI's choices

@@ -1,4 +1,4 @@
-"""Resume and exactly-once output (RELIABILITY.md rows 20, 21, 22, 23).
+"""Resume and exactly-once output (docs/reliability.md, rows 20, 21, 22, 23).
 
 A `basemap build` subprocess is SIGKILLed after some blocks finished; the rerun recomputes only
 the rest and the final tree is byte-identical to a clean run's. Two runs on one output don't

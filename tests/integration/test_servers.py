@@ -1,5 +1,5 @@
-"""The test servers themselves (tests/servers.py): rustac STAC API, the HTTP Range server and its
-faults, GDAL /vsicurl/ reads through it, and the served synthetic world."""
+"""The test servers themselves (tests/support/servers.py): rustac STAC API, the HTTP Range server
+and its faults, GDAL /vsicurl/ reads through it, and the served synthetic world."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from rasterio.windows import Window
 from basemap.stac.search import _pages
 from basemap.stac.search import search as stac_search
 from basemap.types import BBox
-from tests.servers import GDAL_TEST_ENV
+from tests.support.servers import GDAL_TEST_ENV
 
 KH_BOX = [-11.9, 24.4, -10.9, 25.2]
 

@@ -1,10 +1,10 @@
 """A Dask worker preload for the fault tests: one block task grows its worker past its memory limit.
 
-Used by tests/test_faults.py through Dask's own configuration, in the environment of a real
-``basemap build`` subprocess (so the build's own LocalCluster loads it in every worker process,
+Used by tests/integration/test_faults.py through Dask's own configuration, in the environment of a
+real ``basemap build`` subprocess (so the build's own LocalCluster loads it in every worker process,
 restarted ones included)::
 
-    DASK_DISTRIBUTED__WORKER__PRELOAD='["/path/to/tests/fault_plugin.py"]'
+    DASK_DISTRIBUTED__WORKER__PRELOAD='["/path/to/tests/support/fault_plugin.py"]'
     FAULT_HOG_MARKER=/tmp/x/victim     # the first block task's key is written here
     FAULT_HOG_MB=900                   # how much the victim allocates (above the memory limit)
 

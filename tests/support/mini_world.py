@@ -15,7 +15,7 @@ import numpy as np
 import rasterio
 from affine import Affine
 
-TEMPLATE = Path(__file__).parent / "data" / "earthsearch_29RKH_item.json"
+TEMPLATE = Path(__file__).parents[1] / "data" / "earthsearch_29RKH_item.json"
 ASSET_FILES = {"red": "B04.tif", "green": "B03.tif", "blue": "B02.tif", "nir": "B08.tif",
                "scl": "SCL.tif"}
 COG_SIZE = 64

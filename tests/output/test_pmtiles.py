@@ -26,7 +26,7 @@ def test_archive_holds_the_xyz_bytes(xyz_build, tmp_path, renderer):
         reader = Reader(get)
         metadata = reader.metadata()
         header = reader.header()
-    assert len(xyz) == 8  # 2 + 2 + 4 tiles at z8-10 (tests/xyz_build.py)
+    assert len(xyz) == 8  # 2 + 2 + 4 tiles at z8-10 (tests/support/xyz_build.py)
     assert packed == xyz  # same tiles, same bytes: nothing re-encoded
     for (z, x, y), data in xyz.items():  # random access through the directory too
         assert read_tile(info.path, z, x, y) == data
