@@ -14,9 +14,10 @@ from basemap.output.storage import LocalStorage, Storage, open_storage
 METHODS = [n for n, v in vars(Storage).items() if callable(v) and not n.startswith("_")]
 
 
-@pytest.mark.parametrize("cls", [LocalStorage, S3Storage])
-def test_both_backends_implement_the_protocol(cls):
-    assert "root" in dir(cls)
+@pytest.mark.parametrize("storage", [LocalStorage("/x"), S3Storage("bucket", "p")])
+def test_both_backends_implement_the_protocol(storage):
+    assert isinstance(storage.root, str)
+    cls = type(storage)
     for name in METHODS:
         assert callable(getattr(cls, name, None)), f"{cls.__name__} lacks {name}"
         want = list(inspect.signature(getattr(Storage, name)).parameters)
