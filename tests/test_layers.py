@@ -163,3 +163,16 @@ def test_modules_and_functions_stay_small():
                 if length > MAX_FUNCTION_LINES:
                     big.append(f"{name}.{node.name}: {length} lines")
     assert not big, big
+
+
+@pytest.mark.parametrize(("marker", "home"), [
+    ("cog_translate(", "basemap.output.cog"),  # the one COG writer
+    ('"image/webp"', "basemap.output.media"),  # the one media-type table
+    ('"tilejson": "3.0.0"', "basemap.output.tilejson"),  # the one TileJSON builder
+    ("// 2, y // 2", "basemap.output.pyramid"),  # the one pyramid level loop
+    ("os.environ", "basemap.config"),  # the one reader of the environment
+])
+def test_one_implementation_of_each_thing(marker, home):
+    found = {name for name, path in MODULES.items()
+             if not name.startswith("basemap.model") and marker in path.read_text()}
+    assert found == {home}
