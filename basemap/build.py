@@ -8,10 +8,8 @@ The run, top to bottom (:func:`build`):
    renderer, the feathering and the warp need), so a block's inputs never depend on the bbox it
    was planned from; freeze the items into ``OUT/manifest.json``. Keep the blocks that intersect an
    item footprint.
-4. Per block, one pure task (:func:`build_block`: (block, frozen scenes, settings) -> files): warp
-   every touching scene (:mod:`basemap.read`), composite (:mod:`basemap.composite`), render on
-   the global window grid (:mod:`basemap.renderers`), write a validated COG (:mod:`basemap.cog`)
-   and the block's tiles from the max zoom down to its root tile (:mod:`basemap.tiles`).
+4. Per block, one task (:mod:`basemap.block`: (block, frozen scenes, settings) -> files, skipped
+   when the ledger has it).
 5. The pyramid above the blocks, from child tiles across blocks (:mod:`basemap.graph`).
 6. ``OUT/mosaic.vrt``, ``OUT/tilejson.json`` and ``OUT/build.json``, then a summary.
 
@@ -26,203 +24,36 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass, field, fields
-from pathlib import Path
+from dataclasses import dataclass, field, fields, replace
 
-import numpy as np
-
-from basemap import __version__
-from basemap.errors import BasemapError, InputError
+from basemap import __version__, config
+from basemap.block import BlockJob, BuildSettings, read_region
+from basemap.composite import REJECTED_SCL
+from basemap.errors import BasemapError, WeightsError
+from basemap.graph import dask_client, run_graph
 from basemap.grid import (
     TILE_SIZE,
     Block,
-    Region,
     bbox_regions,
-    check_block_size,
-    expand,
     footprint_px_rings,
     plan_blocks,
     region_lonlat_bounds,
     ring_intersects,
     union,
 )
-from basemap.ledger import freeze_manifest
+from basemap.lease import Lease
+from basemap.ledger import clean_temp_files, file_sha256, freeze_manifest
+from basemap.output.cog import write_vrt
+from basemap.output.storage import open_storage
+from basemap.output.tilejson import ATTRIBUTION, tilejson
+from basemap.output.tiles import TileOutput
+from basemap.read import RESAMPLING
+from basemap.stac.manifest import manifest_bytes
+from basemap.stac.scene import Scene
+from basemap.stac.search import check_max_cloud, parse_datetime, search
 from basemap.types import BBox, ZoomRange
 
 log = logging.getLogger(__name__)
-
-#: Attribution required for products made from Copernicus Sentinel data.
-ATTRIBUTION = "Contains modified Copernicus Sentinel data"
-
-
-@dataclass(frozen=True)
-class BuildSettings:
-    """Everything that decides the output pixels (recorded in build.json).
-
-    Attributes:
-        zmin, zmax: zoom range; the global pixel grid is the one of ``zmax``.
-        renderer: renderer name (:data:`basemap.renderers.RENDERER_NAMES`).
-        model: U-Net weights file (None: the shipped default).
-        window, overlap: the U-Net's window grid (global pixels).
-        block_size: processing block side in pixels (256 times a power of two).
-        composite: compositing method (:class:`basemap.composite.Method`).
-        feather: feather distance in pixels of the ``mean`` composite.
-        tile_format: webp, png or jpeg.
-        chunk, margin: warp chunk size (global px) and source margin (source px).
-    """
-
-    zmin: int = 0
-    zmax: int = 14
-    renderer: str = "unet"
-    model: str | None = None
-    window: int = 512
-    overlap: int = 64
-    block_size: int = 2048
-    composite: str = "mean"
-    feather: int = 64
-    tile_format: str = "webp"
-    chunk: int = 128
-    margin: int = 4
-
-    def __dask_tokenize__(self) -> tuple:
-        return ("basemap.build.BuildSettings", *(getattr(self, f.name) for f in fields(self)))
-
-    def validated(self) -> BuildSettings:
-        """Check every option; raise InputError naming it and the fix."""
-        from basemap.composite import METHOD_NAMES
-        from basemap.renderers import RENDERER_NAMES
-        from basemap.tiles import TILE_FORMATS
-        from basemap.windows import WindowGrid
-
-        ZoomRange(self.zmin, self.zmax).validated()
-        check_block_size(self.block_size)
-        WindowGrid(self.window, self.overlap)
-        if self.renderer not in RENDERER_NAMES:
-            raise InputError(f"--renderer {self.renderer!r}: choose one of {RENDERER_NAMES}")
-        if self.composite not in METHOD_NAMES:
-            raise InputError(f"--composite {self.composite!r}: choose one of {METHOD_NAMES}")
-        if self.tile_format not in TILE_FORMATS:
-            raise InputError(f"--tile-format {self.tile_format!r}: one of {tuple(TILE_FORMATS)}")
-        if self.feather < 0:
-            raise InputError(f"--feather must be >= 0 pixels, got {self.feather}")
-        if self.chunk <= 0 or self.chunk % 64 or self.block_size % self.chunk:
-            raise InputError(f"warp chunk {self.chunk} must be a multiple of 64 dividing the block")
-        return self
-
-    def make_renderer(self):
-        """The renderer (cheap: the U-Net's weights load lazily, once per process)."""
-        from basemap.renderers import get_renderer
-
-        if self.renderer == "unet":
-            from basemap.colorize import UNetRenderer
-
-            return UNetRenderer(self.model, window=self.window, overlap=self.overlap)
-        return get_renderer(self.renderer, self.model)
-
-    def read_settings(self):
-        """The warp settings (:class:`basemap.read.ReadSettings`)."""
-        from basemap.read import ReadSettings
-
-        return ReadSettings(zoom=self.zmax, chunk=self.chunk, margin=self.margin)
-
-
-def input_region(block: Block, renderer) -> Region:
-    """The pixels the renderer needs to render ``block`` exactly."""
-    need = renderer.input_region(block.region)
-    return union([Region(*need) if isinstance(need, tuple) else need, block.region])
-
-
-def read_region(block: Block, settings: BuildSettings, renderer) -> Region:
-    """The chunk-aligned region a block warps and composites: input region + feather padding."""
-    from basemap.composite import Method, required_padding
-
-    pad = required_padding(settings.feather) if Method(settings.composite).uses_feather else 0
-    return expand(input_region(block, renderer), pad).aligned_out(settings.chunk)
-
-
-@dataclass(frozen=True)
-class BlockJob:
-    """The frozen argument of one block task: (block, scenes touching it, settings, output)."""
-
-    block: Block
-    scenes: tuple  # tuple[basemap.stac.Scene, ...] in manifest order
-    settings: BuildSettings
-    storage: object  # basemap.storage.LocalStorage
-
-    def __dask_tokenize__(self) -> tuple:
-        from dask.base import tokenize
-
-        return ("basemap.build.BlockJob", tokenize(self.block, self.scenes, self.settings,
-                                                    self.storage))
-
-
-@dataclass(frozen=True)
-class BlockResult:
-    """The record of one block: status ok / empty / degraded / failed, and what it wrote.
-
-    ``empty`` means the block was computed and has no valid pixel (all cloud or nodata: nothing
-    written, the model not run), which is not the same as ``failed`` (not computed).
-    """
-
-    block: Block
-    status: str
-    scenes: int = 0
-    tiles: tuple[tuple[int, int], ...] = ()
-    cog: str | None = None
-    message: str = ""
-    seconds: float = 0.0
-    rgba: np.ndarray | None = field(default=None, compare=False, repr=False)
-
-
-def build_block(job: BlockJob) -> BlockResult:
-    """Dask task: build one block's COG and tiles; a pure function of the job.
-
-    Returns:
-        The block's record, carrying its root tile's RGBA for the pyramid above it (None when
-        the block is empty or the pyramid starts below it).
-    """
-    import rasterio
-
-    from basemap.cog import cog_key, write_cog
-    from basemap.composite import Method
-    from basemap.read import gdal_env, observations
-    from basemap.tiles import TileOutput, write_levels
-
-    start = time.perf_counter()
-    s = job.settings
-    block = job.block
-    renderer = s.make_renderer()
-    need = input_region(block, renderer)
-    region = read_region(block, s, renderer)
-    rsettings = s.read_settings()
-    comp = Method(s.composite).compositor((region.height, region.width), s.feather)
-    used, skipped = 0, []
-    with rasterio.Env(**gdal_env()):
-        for _, refl, observed in observations(job.scenes, region, rsettings, skipped):
-            comp.add(refl, observed)
-            used += 1
-    refl, valid = comp.result()
-    status = "degraded" if skipped else "ok"
-    message = f"missing assets of {', '.join(skipped)}" if skipped else ""
-    rows, cols = block.region.slices((region.x0, region.y0))
-    alpha = valid[rows, cols]
-    if not alpha.any():  # all cloud / nodata: the renderer is not run, nothing is written
-        return BlockResult(block, "degraded" if skipped else "empty", used, message=message,
-                           seconds=time.perf_counter() - start)
-    nr, nc = need.slices((region.x0, region.y0))
-    rgb = renderer.render(refl[:, nr, nc], valid[nr, nc], (need.x0, need.y0), block.region)
-    rgba = np.concatenate([rgb, (alpha * np.uint8(255))[None]]).astype(np.uint8)
-    rgba[:3, ~alpha] = 0
-    key = cog_key(block)
-    write_cog(rgba, block.region, s.zmax, job.storage, key)
-    out = TileOutput(job.storage, s.tile_format)
-    tx, ty = block.region.x0 // TILE_SIZE, block.region.y0 // TILE_SIZE
-    counts, root = write_levels(rgba, tx, ty, s.zmax, s.zmin, out)
-    rz = block.root[0]
-    return BlockResult(
-        block, status, used, tuple(sorted(counts.items(), reverse=True)), key, message,
-        time.perf_counter() - start, rgba=root if min(counts) == rz and rz > s.zmin else None,
-    )
 
 
 # ---- planning ------------------------------------------------------------------------------
@@ -267,35 +98,21 @@ def assign_scenes(blocks, scenes, settings, renderer):
 # ---- outputs -------------------------------------------------------------------------------
 
 
-def tilejson(bbox: BBox, settings: BuildSettings, zmin_written: int) -> dict:
-    """TileJSON 3.0.0 for the tiles (template relative to the output folder)."""
-    from basemap.tiles import TILE_FORMATS
-
-    w, s, e, n = bbox.as_tuple()
-    cx = (w + e) / 2 if w <= e else ((w + e + 360) / 2 + 180) % 360 - 180
-    return {
-        "tilejson": "3.0.0",
-        "name": "basemap",
-        "description": f"Sentinel-2 L2A basemap, renderer {settings.renderer}",
-        "version": __version__,
-        "attribution": ATTRIBUTION,
-        "scheme": "xyz",
-        "tiles": [f"tiles/{{z}}/{{x}}/{{y}}.{TILE_FORMATS[settings.tile_format]}"],
-        "minzoom": min(zmin_written, settings.zmax),
-        "maxzoom": settings.zmax,
-        "bounds": [w, s, e, n],
-        "center": [cx, (s + n) / 2, min(settings.zmax, max(settings.zmin, 10))],
-    }
+def build_tilejson(bbox: BBox, settings: BuildSettings, zmin_written: int) -> dict:
+    """TileJSON 3.0.0 for the build's tiles (template relative to the output folder)."""
+    return tilejson("basemap", settings.tile_format, bbox.as_tuple(),
+                    min(zmin_written, settings.zmax), settings.zmax,
+                    min(settings.zmax, max(settings.zmin, 10)),
+                    description=f"Sentinel-2 L2A basemap, renderer {settings.renderer}",
+                    attribution=ATTRIBUTION)
 
 
 def model_checksum(settings: BuildSettings) -> dict | None:
     """Path and sha256 of the U-Net weights used (None for the classic renderers)."""
     if settings.renderer != "unet":
         return None
-    from basemap.model.weights import DEFAULT_WEIGHTS, sha256
-
-    path = Path(settings.model) if settings.model else DEFAULT_WEIGHTS
-    return {"path": str(path), "sha256": sha256(path) if path.is_file() else None}
+    path = config.weights_path(settings.model)
+    return {"path": str(path), "sha256": file_sha256(path)}
 
 
 def check_weights(settings: BuildSettings) -> None:
@@ -306,10 +123,7 @@ def check_weights(settings: BuildSettings) -> None:
     """
     if settings.renderer != "unet":
         return
-    from basemap.errors import WeightsError
-    from basemap.model.weights import DEFAULT_WEIGHTS
-
-    path = Path(settings.model) if settings.model else DEFAULT_WEIGHTS
+    path = config.weights_path(settings.model)
     if not path.is_file():
         raise WeightsError(
             f"U-Net weights {path} not found: pass --model PATH (from `basemap train`), or use "
@@ -381,12 +195,6 @@ def build(
         StacError: the search failed.
         BasemapError: the output's disk is full (exit 1; the run stops, temp files are removed).
     """
-    from dataclasses import replace
-
-    from basemap.ledger import Lease, clean_temp_files
-    from basemap.stac import check_max_cloud, parse_datetime
-    from basemap.storage import open_storage
-
     start = time.perf_counter()
     settings = replace(settings, zmin=zoom.min, zmax=zoom.max).validated()
     parse_datetime(datetime)
@@ -395,11 +203,11 @@ def build(
     check_weights(settings)
     storage.check_writable()
     try:
-        with Lease(storage):  # one run per output at a time (RELIABILITY.md row 21)
+        with Lease(storage):  # one run per output at a time (docs/reliability.md, row 21)
             clean_temp_files(storage)
             return _build(bbox, settings, stac, collection, datetime, max_cloud, workers,
                           scheduler, progress, storage, start)
-    except OSError as exc:  # disk full is fatal, not a failed block (RELIABILITY.md row 18)
+    except OSError as exc:  # disk full is fatal, not a failed block (docs/reliability.md, row 18)
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
         raise BasemapError(
@@ -412,22 +220,15 @@ def build(
 def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, scheduler,
            progress, storage, start) -> BuildSummary:
     """The build proper, run under the output's lease (see :func:`build`)."""
-    from basemap.cog import write_vrt
-    from basemap.graph import dask_client, run_graph
-    from basemap.stac import search
-    from basemap.tiles import TileOutput
-
     renderer = settings.make_renderer()
     summary = BuildSummary(out=storage.root, bbox=bbox, area_km2=_area_km2(bbox))
-
     planned = plan_blocks(bbox_regions(bbox, settings.zmax), settings.block_size, settings.zmax)
     where = search_bbox(planned, settings, renderer)
+    search_args = {"stac": stac, "bbox": list(where.as_tuple()), "datetime": datetime,
+                   "max_cloud": max_cloud, "collection": collection}
     scenes = search(stac, where, datetime, max_cloud, collection)
-    scenes = freeze_manifest(storage, scenes, {  # reruns use the first run's items (row 22)
-        "stac": stac, "bbox": list(where.as_tuple()), "datetime": datetime,
-        "max_cloud": max_cloud, "collection": collection})
-    storage.write_bytes("manifest.json", json.dumps(
-        {"version": 1, "scenes": [s.to_dict() for s in scenes]}, indent=1).encode())
+    scenes = freeze_manifest(storage, scenes, search_args)  # reruns use the first run's (row 22)
+    storage.write_bytes("manifest.json", manifest_bytes(scenes))
     summary.scenes = len(scenes)
     summary.paths["manifest"] = str(storage.path("manifest.json"))
     if not scenes:
@@ -436,52 +237,20 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
         return summary
     assigned = assign_scenes(planned, scenes, settings, renderer)
     jobs = [BlockJob(b, sc, settings, storage) for b, sc in assigned]
-    tile_out = TileOutput(storage, settings.tile_format)
     with dask_client(workers, scheduler, want_gpu=settings.renderer == "unet") as client:
-        results, pyramid, missing = run_graph(client, jobs, tile_out, settings.zmin, progress)
-
-    for r in results:
-        summary.blocks[r.status] = summary.blocks.get(r.status, 0) + 1
-        for z, n in r.tiles:
-            summary.tiles[z] = summary.tiles.get(z, 0) + n
-    for z, n in pyramid.items():
-        summary.tiles[z] = summary.tiles.get(z, 0) + n
-    summary.failed = [f"{r.block.name} ({r.message})" for r in results if r.status == "failed"]
-    summary.tiles_missing = missing
-    summary.megapixels = len(results) * settings.block_size**2 / 1e6
-
-    if hasattr(storage, "clean_scratch"):  # local folders: remove the empty scratch folder
-        storage.clean_scratch()
+        results, pyramid, missing = run_graph(client, jobs, TileOutput(storage,
+                                              settings.tile_format), settings.zmin, progress)
+    _count(summary, results, pyramid, missing, settings)
+    storage.clean_scratch()  # local folders: remove the empty scratch folder
     cogs = [(r.cog, r.block.region) for r in results if r.cog]
     write_vrt(cogs, settings.zmax, storage)
     zwritten = min(summary.tiles) if summary.tiles else settings.zmax
-    storage.write_bytes("tilejson.json", json.dumps(tilejson(bbox, settings, zwritten),
+    storage.write_bytes("tilejson.json", json.dumps(build_tilejson(bbox, settings, zwritten),
                                                     indent=1).encode())
     summary.seconds = time.perf_counter() - start
-    record = {
-        "version": __version__,
-        "bbox": list(bbox.as_tuple()),
-        "zoom": [settings.zmin, settings.zmax],
-        "stac": stac,
-        "collection": collection,
-        "datetime": datetime,
-        "max_cloud": max_cloud,
-        "settings": {f.name: getattr(settings, f.name) for f in fields(settings)},
-        "stride": settings.window - settings.overlap,
-        "halo": max(max(b.region.x0 - rr.x0, b.region.y0 - rr.y0) for b, rr in
-                    ((j.block, read_region(j.block, settings, renderer)) for j in jobs))
-        if jobs else 0,
-        "resampling": _resampling(),
-        "compositing": {"method": settings.composite, "feather_px": settings.feather,
-                        "rejected_scl": list(_rejected())},
-        "model": model_checksum(settings),
-        "items": [s.id for s in scenes],
-        "blocks": [{"block": r.block.name, "status": r.status, "scenes": r.scenes,
-                    "cog": r.cog, "tiles": dict(r.tiles), "message": r.message,
-                    "seconds": round(r.seconds, 3)} for r in results],
-        "tiles_written": {str(z): n for z, n in sorted(summary.tiles.items())},
-        "seconds": round(summary.seconds, 2),
-    }
+    halo = max((max(j.block.region.x0 - rr.x0, j.block.region.y0 - rr.y0) for j, rr in
+                ((j, read_region(j.block, settings, renderer)) for j in jobs)), default=0)
+    record = build_record(bbox, settings, search_args, scenes, results, summary, halo)
     storage.write_bytes("build.json", json.dumps(record, indent=1).encode())
     summary.paths.update({
         "cogs": str(storage.path("cogs")),
@@ -493,13 +262,43 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
     return summary
 
 
-def _resampling() -> dict:
-    from basemap.read import RESAMPLING
+def _count(summary: BuildSummary, results, pyramid: dict, missing: int,
+           settings: BuildSettings) -> None:
+    """Add the blocks' and the pyramid's counts to the summary."""
+    for r in results:
+        summary.blocks[r.status] = summary.blocks.get(r.status, 0) + 1
+        for z, n in r.tiles:
+            summary.tiles[z] = summary.tiles.get(z, 0) + n
+    for z, n in pyramid.items():
+        summary.tiles[z] = summary.tiles.get(z, 0) + n
+    summary.failed = [f"{r.block.name} ({r.message})" for r in results if r.status == "failed"]
+    summary.tiles_missing = missing
+    summary.megapixels = len(results) * settings.block_size**2 / 1e6
 
-    return dict(RESAMPLING, pyramid="alpha-weighted 2x2 mean", cog_overviews="average")
 
-
-def _rejected() -> tuple:
-    from basemap.composite import REJECTED_SCL
-
-    return REJECTED_SCL
+def build_record(bbox: BBox, settings: BuildSettings, search_args: dict, scenes: list[Scene],
+                 results: list, summary: BuildSummary, halo: int) -> dict:
+    """``OUT/build.json``: the settings, inputs and per-block results of a build."""
+    return {
+        "version": __version__,
+        "bbox": list(bbox.as_tuple()),
+        "zoom": [settings.zmin, settings.zmax],
+        "stac": search_args["stac"],
+        "collection": search_args["collection"],
+        "datetime": search_args["datetime"],
+        "max_cloud": search_args["max_cloud"],
+        "settings": {f.name: getattr(settings, f.name) for f in fields(settings)},
+        "stride": settings.window - settings.overlap,
+        "halo": halo,
+        "resampling": dict(RESAMPLING, pyramid="alpha-weighted 2x2 mean",
+                           cog_overviews="average"),
+        "compositing": {"method": settings.composite, "feather_px": settings.feather,
+                        "rejected_scl": list(REJECTED_SCL)},
+        "model": model_checksum(settings),
+        "items": [s.id for s in scenes],
+        "blocks": [{"block": r.block.name, "status": r.status, "scenes": r.scenes,
+                    "cog": r.cog, "tiles": dict(r.tiles), "message": r.message,
+                    "seconds": round(r.seconds, 3)} for r in results],
+        "tiles_written": {str(z): n for z, n in sorted(summary.tiles.items())},
+        "seconds": round(summary.seconds, 2),
+    }

@@ -42,6 +42,22 @@ class WeightsError(BasemapError):
     exit_code = 2
 
 
+class MissingAssetError(AssetError):
+    """An asset does not exist (HTTP 404 or no such file): skipped, the block is degraded."""
+
+
+class InvalidCOGError(BasemapError):
+    """A COG failed rio-cogeo validation; it is not published (a block with it fails)."""
+
+
+class LeaseHeldError(ConfigError):
+    """Another run holds the output's lease."""
+
+
+class PreconditionFailed(FileExistsError):
+    """A create-only write (S3 ``If-None-Match: *``) found the key already there."""
+
+
 class PartialBuildError(BasemapError):
     """The build finished, but some blocks failed; they are listed and a rerun retries them."""
 

@@ -10,11 +10,12 @@
   time (``worker-saturation`` 1.0), so a dying worker takes no queued block down with it.
 * Failures: a failed block is recorded, the others go on; a full disk stops the run (the
   remaining tasks are cancelled and the ``OSError`` is raised: exit 1 in the CLI).
-* Workers: :class:`WorkerSetup` exports :func:`basemap.read.gdal_env` and pins torch to one
+* Workers: :class:`WorkerSetup` exports :func:`basemap.config.gdal_env` and pins torch to one
   thread per worker process, before any task runs.
-* Graph: one :func:`basemap.build.build_block` task per block (annotated with the Dask resource
+* Graph: one :func:`basemap.block.run_block` task per block (annotated with the Dask resource
   ``GPU`` when, and only when, the cluster's workers advertise it and the renderer is ``unet``),
-  then :func:`basemap.tiles.pyramid_tile` tasks level by level above the blocks' root tiles. Keys
+  then :func:`basemap.output.pyramid.pyramid_tile` tasks level by level above the blocks' root
+  tiles (:func:`basemap.output.pyramid.reduce_levels`, the one level loop). Keys
   are ``name-token`` with tokens from the frozen arguments' ``__dask_tokenize__``, so the same
   work has the same key in every run.
 """
@@ -24,19 +25,24 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
+import dask
+from dask.base import tokenize
+from distributed import Client, LocalCluster, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
+from tqdm import tqdm
+
+from basemap import config
+from basemap.block import BlockResult, run_block
+from basemap.output.pyramid import pyramid_tile, reduce_levels
 
 log = logging.getLogger(__name__)
 
-#: Environment variable naming an existing scheduler (same as ``--scheduler``).
-SCHEDULER_ENV = "BASEMAP_SCHEDULER"
-#: Environment variable: memory limit of each local worker process (Dask syntax, e.g. "4GB").
-MEMORY_ENV = "BASEMAP_WORKER_MEMORY"
-#: Worker deaths a task may survive on the local cluster before it fails (RELIABILITY.md row 17;
+#: Worker deaths a task may survive on the local cluster before it fails (docs/reliability.md 17;
 #: the container images set the same for external schedulers).
 ALLOWED_FAILURES = 2
 
@@ -52,10 +58,7 @@ class WorkerSetup(WorkerPlugin):
 
     def setup(self, worker) -> None:
         """Export the GDAL settings and limit torch/OpenMP threads (before torch is imported)."""
-        os.environ.update(self.gdal_env)
-        os.environ.setdefault("OMP_NUM_THREADS", str(self.torch_threads))
-        import sys
-
+        config.export_env(self.gdal_env, threads=self.torch_threads)
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(self.torch_threads)
 
@@ -79,12 +82,7 @@ def dask_client(
         scheduler: address of an existing scheduler (overrides ``$BASEMAP_SCHEDULER``).
         want_gpu: give local workers a ``GPU`` resource when this machine has CUDA.
     """
-    import dask
-    from distributed import Client, LocalCluster
-
-    from basemap.read import gdal_env
-
-    address = scheduler or os.environ.get(SCHEDULER_ENV)
+    address = config.scheduler_address(scheduler)
     cluster = None
     dlog = logging.getLogger("distributed")
     level = dlog.level
@@ -101,11 +99,11 @@ def dask_client(
             cluster = LocalCluster(
                 n_workers=max(n, 1), threads_per_worker=1, processes=n > 0,
                 dashboard_address=":0", resources=resources, silence_logs=logging.ERROR,
-                memory_limit=os.environ.get(MEMORY_ENV, "auto"),
+                memory_limit=config.worker_memory(),
             )
         client = Client(cluster)
     try:
-        client.register_plugin(WorkerSetup(gdal_env()))
+        client.register_plugin(WorkerSetup(config.gdal_env()))
         yield client
     finally:
         client.close()
@@ -121,8 +119,6 @@ def has_gpu_workers(client) -> bool:
 
 
 def _key(prefix: str, *args) -> str:
-    from dask.base import tokenize
-
     return f"{prefix}-{tokenize(*args)}"
 
 
@@ -131,13 +127,46 @@ def _record(result):
     return replace(result, rgba=None)
 
 
+def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict, list]:
+    """Submit one block task per job and the pyramid tasks above the blocks' root tiles.
+
+    Returns:
+        ({record future: job}, {pyramid "written" future: zoom}, the block futures).
+    """
+    settings = jobs[0].settings
+    annotate = {}
+    if settings.renderer == "unet" and has_gpu_workers(client):
+        annotate = {"resources": {"GPU": 1}}
+    level, records = {}, {}
+    for job in jobs:
+        # run_block: build_block, skipped when the ledger has the block (resume, exactly once)
+        fut = client.submit(run_block, job, key=_key("block", job), pure=True, **annotate)
+        level[(job.block.bx, job.block.by)] = fut
+        records[client.submit(_record, fut, key=_key("record", job), pure=True)] = job
+    written = {}
+
+    def parent(z, px, py, kids):
+        fut = client.submit(
+            pyramid_tile, z, px, py, kids, out,
+            key=_key(f"tile-{z}-{px}-{py}", tuple(k.key if k else None for k in kids), out),
+            pure=True,
+        )
+        written[client.submit(_is_some, fut, key=_key("written", fut.key), pure=True)] = z
+        return fut
+
+    # The pyramid above the blocks' root tiles, from child tiles across blocks.
+    blocks = list(level.values())
+    reduce_levels(level, jobs[0].block.root[0], zmin, parent)
+    return records, written, blocks
+
+
 def run_graph(client, jobs, out, zmin: int, progress: bool = True):
     """Submit the block tasks and the pyramid above them; wait, with progress bars.
 
     Args:
         client: a distributed Client.
-        jobs: the :class:`basemap.build.BlockJob` values, one per block.
-        out: the :class:`basemap.tiles.TileOutput`.
+        jobs: the :class:`basemap.block.BlockJob` values, one per block.
+        out: the :class:`basemap.output.tiles.TileOutput`.
         zmin: the lowest zoom to build.
         progress: show tqdm bars.
 
@@ -145,52 +174,16 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
         (block results in job order (failed ones included), {zoom: pyramid tiles written},
         number of pyramid tiles not built because a child failed).
     """
-    from distributed import as_completed
-    from tqdm import tqdm
-
-    from basemap.build import BlockResult
-    from basemap.ledger import run_block
-    from basemap.tiles import pyramid_tile
-
     if not jobs:
         return [], {}, 0
-    settings = jobs[0].settings
-    annotate = {}
-    if settings.renderer == "unet" and has_gpu_workers(client):
-        annotate = {"resources": {"GPU": 1}}
-    blocks = {}
-    records = {}
-    for job in jobs:
-        # run_block: build_block, skipped when the ledger has the block (resume, exactly once)
-        fut = client.submit(run_block, job, key=_key("block", job), pure=True, **annotate)
-        blocks[job.block] = fut
-        records[client.submit(_record, fut, key=_key("record", job), pure=True)] = job
-
-    # The pyramid above the blocks' root tiles, from child tiles across blocks.
-    rz = jobs[0].block.root[0]
-    level = {(b.bx, b.by): fut for b, fut in blocks.items()}
-    pyramid = {}
-    for z in range(rz - 1, zmin - 1, -1):
-        parents = sorted({(x // 2, y // 2) for x, y in level})
-        nxt = {}
-        for px, py in parents:
-            kids = tuple(level.get((2 * px + dx, 2 * py + dy)) for dy in (0, 1) for dx in (0, 1))
-            fut = client.submit(
-                pyramid_tile, z, px, py, kids, out,
-                key=_key(f"tile-{z}-{px}-{py}", tuple(k.key if k else None for k in kids), out),
-                pure=True,
-            )
-            nxt[(px, py)] = fut
-            pyramid[client.submit(_is_some, fut, key=_key("written", fut.key), pure=True)] = z
-        level = nxt
-
+    records, pyramid, blocks = submit_graph(client, jobs, out, zmin)
     results = {}
     bar = tqdm(total=len(records), desc="blocks", unit="block", disable=not progress)
     for fut in as_completed(list(records)):
         job = records[fut]
         if fut.status == "error":
             exc = fut.exception()
-            _stop_if_disk_full(client, exc, [*records, *blocks.values(), *pyramid])
+            _stop_if_disk_full(client, exc, [*records, *blocks, *pyramid])
             log.error("block %s failed: %s", job.block.name, exc)
             message = f"{type(exc).__name__}: {exc}"
             results[job.block] = BlockResult(job.block, "failed", message=message)
@@ -216,7 +209,8 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
 
 
 def _stop_if_disk_full(client, exc: BaseException, futures: list) -> None:
-    """A full disk fails every block after it: cancel the rest and raise (RELIABILITY.md row 18)."""
+    """A full disk fails every block after it: cancel the rest and raise (docs/reliability.md,
+    row 18)."""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         client.cancel(futures)
         raise exc

@@ -2,8 +2,9 @@
 
 Everything the build addresses (blocks, windows, tiles, reprojection chunks) is a rectangle of
 global pixels at the maximum zoom ``z``: pixel (X, Y) counted from the top-left corner of the
-world, which is ``256 * 2**z`` pixels wide (DESIGN.md invariant 1). Tiles follow the Google/OSM
-XYZ scheme (y grows southwards), the same as mercantile and morecantile's WebMercatorQuad.
+world, which is ``256 * 2**z`` pixels wide (docs/design.md, invariant 1). Tiles follow the
+Google/OSM XYZ scheme (y grows southwards), the same as mercantile and morecantile's
+WebMercatorQuad.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from affine import Affine
 
 from basemap.errors import InputError
-from basemap.renderers import Region
 from basemap.types import MERCATOR_MAX_LAT, BBox
 
 __all__ = ["Region", "Block", "TILE_SIZE", "ORIGIN_SHIFT", "world_size", "resolution"]
@@ -27,6 +27,40 @@ TILE_SIZE = 256
 ORIGIN_SHIFT = 20037508.342789244
 #: Spherical radius used by EPSG:3857.
 EARTH_RADIUS = 6378137.0
+
+
+@dataclass(frozen=True)
+class Region:
+    """A half-open rectangle [x0, x1) x [y0, y1) of global pixels."""
+
+    x0: int
+    y0: int
+    x1: int
+    y1: int
+
+    @property
+    def width(self) -> int:
+        """Number of columns."""
+        return self.x1 - self.x0
+
+    @property
+    def height(self) -> int:
+        """Number of rows."""
+        return self.y1 - self.y0
+
+    def aligned_out(self, step: int) -> Region:
+        """The smallest region containing this one whose edges are multiples of `step`."""
+        return Region(
+            (self.x0 // step) * step,
+            (self.y0 // step) * step,
+            -(-self.x1 // step) * step,
+            -(-self.y1 // step) * step,
+        )
+
+    def slices(self, origin: tuple[int, int]) -> tuple[slice, slice]:
+        """(rows, cols) slices of this region in an array whose top-left global pixel is origin."""
+        ox, oy = origin
+        return slice(self.y0 - oy, self.y1 - oy), slice(self.x0 - ox, self.x1 - ox)
 
 
 def world_size(z: int) -> int:

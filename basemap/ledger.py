@@ -15,37 +15,34 @@ A rerun skips a block when its entry exists, the fingerprint matches and every o
 (size, and SHA-256 where reading it back is cheap). A failed block has no entry, so it is retried;
 its parents are never built from it as if it were transparent.
 
-The lease (``ledger/lease.json``) keeps two runs off one output: it is created with create-only
-semantics (O_EXCL locally, ``If-None-Match: *`` on S3) and renewed by a heartbeat; a lease whose
-holder is gone (same host, dead pid) or whose heartbeat stopped (expired) is broken.
+The lease that keeps two runs off one output is :mod:`basemap.lease`; the block task that reads
+and writes the ledger is :func:`basemap.block.run_block`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
 import logging
-import os
-import socket
-import threading
-import time
-import uuid
+import shutil
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
-from basemap.errors import ConfigError
+from basemap import __version__, config
+from basemap.output.storage import LocalStorage, Storage
+from basemap.stac.scene import Scene
 
 log = logging.getLogger(__name__)
 
 LEDGER_PREFIX = "ledger/blocks"
-LEASE_KEY = "ledger/lease.json"
 #: BlockResult.message of a block taken from the ledger instead of being recomputed.
 RESUMED = "resumed from the ledger"
-#: A lease not renewed for this long is taken to be abandoned (its holder crashed elsewhere).
-LEASE_TTL_S = 120.0
 
 
 def sha256(data: bytes) -> str:
@@ -98,8 +95,6 @@ class BlockRecord:
 
 def encode_rgba(rgba: np.ndarray) -> bytes:
     """Lossless PNG of a (4, h, w) uint8 RGBA array."""
-    from PIL import Image
-
     buf = io.BytesIO()
     Image.fromarray(np.ascontiguousarray(np.moveaxis(rgba, 0, -1)), "RGBA").save(
         buf, "PNG", compress_level=6)
@@ -108,8 +103,6 @@ def encode_rgba(rgba: np.ndarray) -> bytes:
 
 def decode_rgba(data: bytes) -> np.ndarray:
     """Inverse of encode_rgba."""
-    from PIL import Image
-
     with Image.open(io.BytesIO(data)) as im:
         return np.moveaxis(np.asarray(im.convert("RGBA")), -1, 0).copy()
 
@@ -118,7 +111,7 @@ def decode_rgba(data: bytes) -> np.ndarray:
 class Ledger:
     """The ledger of one output (frozen, picklable: workers write their own entries)."""
 
-    storage: object  # LocalStorage or S3Storage
+    storage: Storage
 
     @staticmethod
     def entry_key(block_name: str) -> str:
@@ -166,7 +159,7 @@ class Ledger:
         return rec
 
     def _intact(self, key: str, size: int | None, digest: str | None) -> bool:
-        if digest is None and hasattr(self.storage, "size"):
+        if digest is None:
             got = self.storage.size(key)
             return got is not None and (size is None or got == size)
         try:
@@ -190,108 +183,7 @@ class Ledger:
 
     def forget(self, block_name: str) -> None:
         """Drop a block's entry (before rebuilding it, so a crash midway is never 'finished')."""
-        delete = getattr(self.storage, "delete", None)
-        if delete is not None:
-            delete(self.entry_key(block_name))
-
-
-# ---- the lease ---------------------------------------------------------------------------------
-
-
-class LeaseHeldError(ConfigError):
-    """Another run holds the output's lease."""
-
-
-@dataclass
-class Lease:
-    """Exclusive use of an output by one run: create-only lease object plus a heartbeat.
-
-    Use as a context manager: ``with Lease(storage): ...``.
-    """
-
-    storage: object
-    ttl: float = LEASE_TTL_S
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
-    _stop: threading.Event = field(default_factory=threading.Event, repr=False)
-    _thread: threading.Thread | None = field(default=None, repr=False)
-
-    def _doc(self) -> bytes:
-        return json.dumps({
-            "token": self.token, "host": socket.gethostname(), "pid": os.getpid(),
-            "expires": time.time() + self.ttl,
-        }).encode()
-
-    def acquire(self) -> None:
-        """Take the lease, breaking a stale one.
-
-        Raises:
-            LeaseHeldError: a live run holds it (exit 2, nothing written).
-        """
-        for _ in range(3):
-            try:
-                self.storage.create_only(LEASE_KEY, self._doc())
-                break
-            except FileExistsError:
-                holder = self._holder()
-                if holder is not None and not _stale(holder):
-                    raise LeaseHeldError(
-                        f"another run (host {holder.get('host')}, pid {holder.get('pid')}) is "
-                        f"writing to {getattr(self.storage, 'root', self.storage)}; wait for it "
-                        f"to finish, or, if it is gone, delete {LEASE_KEY} there"
-                    ) from None
-                log.warning("breaking a stale lease on the output (holder %s)", holder)
-                self.storage.delete(LEASE_KEY)
-        else:
-            raise LeaseHeldError(f"could not take the lease {LEASE_KEY}: it keeps changing hands")
-        self._thread = threading.Thread(target=self._heartbeat, daemon=True,
-                                        name="basemap-lease")
-        self._thread.start()
-
-    def _holder(self) -> dict | None:
-        try:
-            return json.loads(self.storage.read_bytes(LEASE_KEY))
-        except FileNotFoundError:
-            return None
-        except ValueError:
-            return {}  # unreadable: a writer died mid-write on a store without atomic writes
-
-    def _heartbeat(self) -> None:
-        while not self._stop.wait(self.ttl / 3):
-            holder = self._holder()
-            if holder is None or holder.get("token") != self.token:
-                log.error("the output's lease was taken over by another run")
-                return
-            self.storage.write_bytes(LEASE_KEY, self._doc())
-
-    def release(self) -> None:
-        """Stop the heartbeat and delete the lease if it is still ours."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        holder = self._holder()
-        if holder is not None and holder.get("token") == self.token:
-            self.storage.delete(LEASE_KEY)
-
-    def __enter__(self) -> Lease:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.release()
-
-
-def _stale(holder: dict) -> bool:
-    """True when a lease's holder is gone: expired, or a dead process on this host."""
-    if not holder or holder.get("expires", 0) < time.time():
-        return True
-    if holder.get("host") == socket.gethostname():
-        try:
-            os.kill(int(holder["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, KeyError, ValueError, TypeError):
-            return False
-    return False
+        self.storage.delete(self.entry_key(block_name))
 
 
 # ---- resumable block tasks -------------------------------------------------------------------
@@ -303,7 +195,7 @@ class RecordingStorage:
     Lives inside one task (never pickled); everything else is passed through.
     """
 
-    def __init__(self, storage) -> None:
+    def __init__(self, storage: Storage) -> None:
         self._storage = storage
         self.written: dict[str, tuple[int, str]] = {}
 
@@ -327,25 +219,30 @@ class RecordingStorage:
         return tuple((k, s, h) for k, (s, h) in sorted(self.written.items()))
 
 
+def file_sha256(path: Path) -> str | None:
+    """SHA-256 of a file, None when there is none; computed once per file version and process."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return sha256(Path(path).read_bytes())
+
+
 def model_identity(settings) -> str | None:
     """SHA-256 of the U-Net weights a build uses (None for the classic renderers)."""
     if settings.renderer != "unet":
         return None
-    from pathlib import Path
-
-    from basemap.model.weights import DEFAULT_WEIGHTS
-
-    path = Path(settings.model) if settings.model else DEFAULT_WEIGHTS
-    return sha256(path.read_bytes()) if path.is_file() else None
+    return file_sha256(config.weights_path(settings.model))
 
 
 def block_fingerprint(job) -> str:
-    """The inputs fingerprint of a :class:`basemap.build.BlockJob`: items and update times,
+    """The inputs fingerprint of a :class:`basemap.block.BlockJob`: items and update times,
     settings (model path replaced by the weights' checksum), block, package version."""
-    from dataclasses import asdict
-
-    from basemap import __version__
-
     settings = asdict(job.settings)
     settings["model"] = model_identity(job.settings)
     settings["block"] = [job.block.bx, job.block.by, job.block.size, job.block.z]
@@ -353,50 +250,10 @@ def block_fingerprint(job) -> str:
     return fingerprint(((s.id, s.updated) for s in job.scenes), settings)
 
 
-def _tile_counts(outputs: tuple[tuple[str, int, str], ...]) -> tuple[tuple[int, int], ...]:
-    counts: dict[int, int] = {}
-    for key, _, _ in outputs:
-        if key.startswith("tiles/"):
-            z = int(key.split("/")[1])
-            counts[z] = counts.get(z, 0) + 1
-    return tuple(sorted(counts.items(), reverse=True))
+# ---- the frozen manifest (docs/reliability.md, row 22) -------------------------------------------
 
 
-def run_block(job):
-    """Dask task: one block, exactly once.
-
-    Skipped (its files and the lossless root tile come from the ledger) when the ledger has it
-    with the same inputs fingerprint and intact files; otherwise its entry is dropped, the block
-    is built (:func:`basemap.build.build_block`) and, once every file is published, recorded.
-    A failure raises before anything is recorded, so the block is retried by the next run.
-    """
-    from dataclasses import replace
-
-    from basemap.build import BlockResult, build_block
-
-    ledger = Ledger(job.storage)
-    name = job.block.name
-    fp = block_fingerprint(job)
-    rec = ledger.done(name, fp)
-    if rec is not None:
-        log.info("block %s: finished in an earlier run (ledger): not recomputed", name)
-        cog = next((k for k, _, _ in rec.outputs if k.startswith("cogs/")), None)
-        return BlockResult(job.block, rec.status, len(rec.items), _tile_counts(rec.outputs), cog,
-                           RESUMED, 0.0, rgba=ledger.root(name) if rec.root else None)
-    ledger.forget(name)
-    recording = RecordingStorage(job.storage)
-    result = build_block(replace(job, storage=recording))
-    notes = (result.message,) if result.message else ()
-    ledger.record(BlockRecord(name, fp, result.status, recording.outputs(),
-                              tuple(s.id for s in job.scenes), notes, result.rgba is not None),
-                  result.rgba)
-    return result
-
-
-# ---- the frozen manifest (RELIABILITY.md row 22) ------------------------------------------------
-
-
-def freeze_manifest(storage, scenes: list, search: dict) -> list:
+def freeze_manifest(storage: Storage, scenes: list, search: dict) -> list:
     """The run's frozen item list: the first search's, kept in the ledger and reused on reruns.
 
     Args:
@@ -408,8 +265,6 @@ def freeze_manifest(storage, scenes: list, search: dict) -> list:
         The frozen scenes when this output already has a manifest for the same search (changes
         in the catalog are logged as warnings, not used), else ``scenes`` (now frozen).
     """
-    from basemap.stac import Scene
-
     key = f"ledger/manifests/{fingerprint((), search)[:16]}.json"
     try:
         doc = json.loads(storage.read_bytes(key))
@@ -433,17 +288,12 @@ def freeze_manifest(storage, scenes: list, search: dict) -> list:
     return frozen
 
 
-def clean_temp_files(storage) -> int:
+def clean_temp_files(storage: Storage) -> int:
     """Remove temporary files a killed run left in a local output (``.name.*.tmp``, ``.tmp/``).
 
     Called under the lease, so no live writer owns them. S3 outputs have none: an object exists
     only once its single PUT completed. Returns how many were removed.
     """
-    import shutil
-    from pathlib import Path
-
-    from basemap.storage import LocalStorage
-
     if not isinstance(storage, LocalStorage):
         return 0
     root = Path(storage.root)

@@ -1,7 +1,7 @@
 """Read and reproject scenes into the global grid: windowed reads, exact warps, fixed chunks.
 
-Partition invariance starts here (DESIGN.md invariant 5). A scene is warped into the global Web
-Mercator grid one fixed **chunk** at a time: chunk (i, j) is the ``chunk x chunk`` square of
+Partition invariance starts here (docs/design.md, invariant 5). A scene is warped into the global
+Web Mercator grid one fixed **chunk** at a time: chunk (i, j) is the ``chunk x chunk`` square of
 global pixels starting at ``(i * chunk, j * chunk)``. For each chunk the source window is computed
 from the chunk alone (its bounds in the scene's CRS, plus ``margin`` source pixels for the
 resampling kernel) and the warp uses GDAL's exact transformer (``tolerance=0``: no approximation
@@ -12,26 +12,29 @@ identically.
 Resampling (documented and fixed): **bilinear** for the 10 m reflectance bands (DN 0 is nodata and
 is left out of the kernel by GDAL), **nearest** for the 20 m SCL classes.
 
-All reads of a block happen in one task, with :func:`gdal_env` in effect. Errors are sorted
-(RELIABILITY.md rows 7-11): a missing asset (HTTP 404, no such file) raises
-:class:`MissingAssetError` (the block skips the scene and is marked degraded); anything else that
-keeps an asset from being read (5xx or 429 after GDAL's retries, timeouts, truncated or corrupt
-files) raises :class:`AssetError` naming the href, and the block fails. After any failure GDAL's
-per-process cache of that URL is dropped, so a later attempt in the same process asks the server
-again instead of replaying the cached failure.
+All reads of a block happen in one task, with :func:`basemap.config.gdal_env` in effect. Errors
+are sorted (docs/reliability.md, rows 7-11): a missing asset (HTTP 404, no such file) raises
+:class:`basemap.errors.MissingAssetError` (the block skips the scene and is marked degraded);
+anything else that keeps an asset from being read (5xx or 429 after GDAL's retries, timeouts,
+truncated or corrupt files) raises :class:`AssetError` naming the href, and the block fails. After
+any failure GDAL's per-process cache of that URL is dropped, so a later attempt in the same
+process asks the server again instead of replaying the cached failure.
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 from dataclasses import dataclass
 
 import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
 
-from basemap.errors import AssetError
+from basemap.composite import observation_mask
+from basemap.config import gdal_env
+from basemap.errors import AssetError, MissingAssetError
 from basemap.grid import (
     Region,
     region_lonlat_bounds,
@@ -39,49 +42,16 @@ from basemap.grid import (
     region_transform,
     world_size,
 )
+from basemap.stac.radiometry import to_reflectance
+
+__all__ = ["gdal_env", "observations", "read_scene", "ReadSettings", "SceneStack", "RESAMPLING"]
 
 log = logging.getLogger(__name__)
-
-#: GDAL configuration for every read, in one place (applied with ``rasterio.Env`` per block task
-#: and exported to the environment of each Dask worker by :mod:`basemap.graph`). Any of these
-#: set in the environment wins (see :func:`gdal_env`): e.g. ``GDAL_HTTP_TIMEOUT=5`` in tests.
-GDAL_ENV: dict[str, str | int] = {
-    # Opening /vsicurl/ files: don't list the remote folder first (one request saved per file).
-    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
-    # HTTP retry policy (RELIABILITY.md rows 8, 9, 11): GDAL retries each request answered 429,
-    # 500, 502, 503 or 504, or timed out, up to MAX_RETRY times, waiting RETRY_DELAY seconds
-    # first and then each wait times 2 to 2.5 (exponential backoff with random jitter): at most
-    # 1 + 2.5 + 6.3 + 15.6 s before a request gives up. Then the asset's error fails its block
-    # (a rerun retries it). 404 is never retried: the scene is skipped, the block is degraded.
-    "GDAL_HTTP_MAX_RETRY": "4",
-    "GDAL_HTTP_RETRY_DELAY": "1",
-    # A server that accepts and never answers: each attempt gives up after these many seconds.
-    "GDAL_HTTP_TIMEOUT": "60",
-    "GDAL_HTTP_CONNECTTIMEOUT": "15",
-    # Fewer round trips for the windowed reads of COG tiles.
-    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
-    "GDAL_HTTP_MULTIPLEX": "YES",
-    "VSI_CACHE": "TRUE",
-    # Block cache per worker process (MB); one task at a time per worker.
-    "GDAL_CACHEMAX": 256,
-    # One thread per worker process: parallelism comes from Dask.
-    "GDAL_NUM_THREADS": "1",
-}
-
-
-def gdal_env() -> dict[str, str | int]:
-    """:data:`GDAL_ENV`, each value overridden by an environment variable of the same name."""
-    return {k: type(v)(os.environ[k]) if k in os.environ else v for k, v in GDAL_ENV.items()}
-
 
 #: Reflectance bands read from every scene, in output order.
 BANDS = ("red", "green", "blue")
 #: Resampling of the reflectance bands and of SCL (fixed; recorded in build.json).
 RESAMPLING = {"reflectance": "bilinear", "scl": "nearest"}
-
-
-class MissingAssetError(AssetError):
-    """An asset does not exist (HTTP 404 or no such file): skipped, the block is degraded."""
 
 
 @dataclass(frozen=True)
@@ -179,9 +149,6 @@ def _asset_error(exc: Exception, href: str, scene_id: str, key: str, doing: str)
 
 
 def _open(href: str, scene_id: str, key: str):
-    import rasterio
-    from rasterio.errors import RasterioIOError
-
     try:
         return rasterio.open(href)
     except RasterioIOError as exc:
@@ -259,7 +226,7 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
     """Warp a scene's red/green/blue DN and SCL onto a chunk-aligned region of the global grid.
 
     Args:
-        scene: a :class:`basemap.stac.Scene`.
+        scene: a :class:`basemap.stac.scene.Scene`.
         region: global pixels at ``settings.zoom``, aligned to ``settings.chunk``.
         settings: the warp settings.
 
@@ -270,8 +237,6 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
         MissingAssetError: an asset does not exist (the caller skips the scene).
         AssetError: an asset cannot be read (corrupt, unexpected dtype, ...).
     """
-    from rasterio.errors import RasterioIOError
-
     if region != chunk_aligned(region, settings.chunk):
         raise ValueError(f"{region} is not aligned to the {settings.chunk}-px warp chunks")
     chunks = [
@@ -308,20 +273,24 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
         raise error
     if not touched:
         return None
-    scl = None
-    if any(k == "scl" for k, _ in scene.assets):
-        ds = _open(scene.href("scl"), scene.id, "scl")
-        try:
-            scl, _ = _warp_asset([ds], chunks, region, settings, RESAMPLING["scl"], "uint8")
-        except RasterioIOError as exc:
-            error = _asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
-        finally:
-            ds.close()
-        if error is not None:
-            _forget(scene.href("scl"))
-            raise error
-        scl = scl[0]
-    return SceneStack(dn=dn, scl=scl)
+    has_scl = any(k == "scl" for k, _ in scene.assets)
+    return SceneStack(dn=dn, scl=_read_scl(scene, chunks, region, settings) if has_scl else None)
+
+
+def _read_scl(scene, chunks: list[Region], region: Region, settings: ReadSettings) -> np.ndarray:
+    """The scene's SCL classes warped onto ``region`` (nearest), (H, W) uint8."""
+    error = None
+    ds = _open(scene.href("scl"), scene.id, "scl")
+    try:
+        scl, _ = _warp_asset([ds], chunks, region, settings, RESAMPLING["scl"], "uint8")
+    except RasterioIOError as exc:
+        error = _asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
+    finally:
+        ds.close()
+    if error is not None:
+        _forget(scene.href("scl"))
+        raise error
+    return scl[0]
 
 
 def observations(scenes, region: Region, settings: ReadSettings, skipped: list[str] | None = None):
@@ -331,15 +300,12 @@ def observations(scenes, region: Region, settings: ReadSettings, skipped: list[s
     scene's offset, SCL masks. A scene with pixels but no cloud-free one is not yielded.
 
     Args:
-        scenes: :class:`basemap.stac.Scene` values, in manifest order.
+        scenes: :class:`basemap.stac.scene.Scene` values, in manifest order.
         region: chunk-aligned global pixels (see :func:`read_scene`).
         settings: the warp settings.
         skipped: when given, scenes with a missing asset are logged and their ids appended here
             instead of raising :class:`MissingAssetError`.
     """
-    from basemap.composite import observation_mask
-    from basemap.stac import to_reflectance
-
     for scene in scenes:
         try:
             stack = read_scene(scene, region, settings)

@@ -26,7 +26,7 @@ class BBox:
 
     @classmethod
     def parse(cls, text: str) -> BBox:
-        """Parse "W,S,E,N" and validate it (RELIABILITY.md rows 1-3).
+        """Parse "W,S,E,N" and validate it (docs/reliability.md, rows 1-3).
 
         Raises:
             InputError: naming the bad field, for NaN, out-of-range or inverted latitudes.
@@ -108,7 +108,7 @@ class ZoomRange:
 
     @classmethod
     def parse(cls, text: str) -> ZoomRange:
-        """Parse "A-B" or "B" (RELIABILITY.md row 4: never silently swapped)."""
+        """Parse "A-B" or "B" (docs/reliability.md, row 4: never silently swapped)."""
         match = re.fullmatch(r"\s*(-?\d+)\s*(?:-\s*(-?\d+)\s*)?", str(text))
         if match is None:
             raise InputError(

@@ -4,9 +4,9 @@ The source is warped once into the global Web Mercator pixel grid of the max zoo
 VRT over the whole world, read block by block: every source pixel is read once per block that
 needs it, and no tile is ever decoded again). Each block (``block_size`` px, aligned to the global
 grid, so it is exactly one tile of a lower zoom) writes its max-zoom tiles and reduces itself 2x
-down to its root tile (:func:`basemap.tiles.write_levels`); the levels above the blocks come from
-the roots by the same exact alpha-aware 2x reduction (:func:`basemap.tiles.pyramid_tile`). Blocks
-run in ``workers`` processes.
+down to its root tile (:func:`basemap.output.pyramid.write_levels`); the levels above the blocks
+come from the roots by the same exact alpha-aware 2x reduction and the same level loop
+(:func:`basemap.output.pyramid.reduce_tiles`). Blocks run in ``workers`` processes.
 
 Alpha: the source's alpha band, else its mask or nodata (GDAL's dataset mask), and pixels outside
 the source, are transparent; tiles with no visible pixel are not written (as in the build).
@@ -15,14 +15,24 @@ the source, are transparent; tiles with no visible pixel are not written (as in 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
+import time
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
+from rasterio.enums import ColorInterp, Resampling
+from rasterio.errors import RasterioIOError
+from rasterio.vrt import WarpedVRT
+from rasterio.warp import transform_bounds
+from rasterio.windows import Window
+from tqdm import tqdm
 
+from basemap import config
 from basemap.errors import ConfigError, InputError
 from basemap.grid import (
     TILE_SIZE,
@@ -31,8 +41,14 @@ from basemap.grid import (
     mercator_to_lonlat,
     mercator_to_px,
     plan_blocks,
+    region_transform,
     world_size,
 )
+from basemap.output.media import TILE_FORMATS
+from basemap.output.pyramid import reduce_tiles, write_levels
+from basemap.output.storage import open_storage
+from basemap.output.tilejson import tilejson
+from basemap.output.tiles import TileOutput
 
 #: Resampling names accepted by ``--resampling`` (GDAL warp kernels).
 RESAMPLINGS = ("nearest", "bilinear", "cubic", "average", "lanczos")
@@ -56,10 +72,6 @@ def source_region(src: str, zmax: int) -> tuple[Region, tuple[float, float, floa
     Raises:
         ConfigError: unreadable file. InputError: not 8-bit, no CRS, wrong band count.
     """
-    import rasterio
-    from rasterio.errors import RasterioIOError
-    from rasterio.warp import transform_bounds
-
     try:
         ds = rasterio.open(src)
     except RasterioIOError as exc:
@@ -88,12 +100,6 @@ def _warped(job: TilesJob):
     """(dataset, world-wide WarpedVRT in EPSG:3857 at zmax) for this process, opened once."""
     key = (job.src, job.zmax, job.resampling)
     if _OPEN.get("key") != key:
-        import rasterio
-        from rasterio.enums import Resampling
-        from rasterio.vrt import WarpedVRT
-
-        from basemap.grid import region_transform
-
         for handle in _OPEN.pop("handles", ()):
             handle.close()
         ds = rasterio.open(job.src)
@@ -111,8 +117,6 @@ _OPEN: dict = {}
 
 def read_rgba(job: TilesJob, region: Region) -> np.ndarray:
     """The source warped into ``region`` of the global grid: uint8 RGBA (4, h, w)."""
-    from rasterio.windows import Window
-
     vrt = _warped(job)
     data = vrt.read(window=Window(region.x0, region.y0, region.width, region.height))
     if data.shape[0] == 2:  # grey + alpha
@@ -126,8 +130,6 @@ def read_rgba(job: TilesJob, region: Region) -> np.ndarray:
 
 
 def _has_alpha(vrt) -> bool:
-    from rasterio.enums import ColorInterp
-
     return vrt.colorinterp[-1] == ColorInterp.alpha
 
 
@@ -138,9 +140,6 @@ def tile_block(job: TilesJob, block: Block) -> tuple[Block, dict[int, int], np.n
         (block, tiles written per zoom, RGBA of its root tile when the pyramid continues above it
         and the block has a visible pixel, else None).
     """
-    from basemap.storage import open_storage
-    from basemap.tiles import TileOutput, write_levels
-
     rgba = read_rgba(job, block.region)
     if not rgba[3].any():
         return block, {}, None
@@ -172,7 +171,8 @@ class TilesSummary:
 
 
 def make_tiles(src: str | os.PathLike, out: str, zmin: int, zmax: int, fmt: str = "png",
-               workers: int | None = None, block_size: int = 2048, resampling: str = "bilinear",
+               workers: int | None = None, block_size: int = config.BLOCK_SIZE,
+               resampling: str = "bilinear",
                progress: bool = True) -> TilesSummary:
     """Tile an 8-bit raster into ``OUT/tiles/{z}/{x}/{y}.{ext}`` plus ``OUT/tilejson.json``.
 
@@ -180,7 +180,7 @@ def make_tiles(src: str | os.PathLike, out: str, zmin: int, zmax: int, fmt: str 
         src: any GDAL-readable 8-bit raster with a CRS (1, 3 or 4 bands; alpha, mask or nodata).
         out: output folder (or s3:// prefix).
         zmin, zmax: zoom range.
-        fmt: webp, png or jpeg (:data:`basemap.tiles.TILE_FORMATS`).
+        fmt: webp, png or jpeg (:data:`basemap.output.media.TILE_FORMATS`).
         workers: processes (default: CPU count; 0 = in this process).
         block_size: block side in px at zmax (256 times a power of two).
         resampling: GDAL warp kernel into the global grid.
@@ -189,14 +189,6 @@ def make_tiles(src: str | os.PathLike, out: str, zmin: int, zmax: int, fmt: str 
     Raises:
         InputError: bad options or source. ConfigError: unreadable source or output.
     """
-    import time
-
-    from tqdm import tqdm
-
-    from basemap.build import ATTRIBUTION
-    from basemap.storage import open_storage
-    from basemap.tiles import TILE_FORMATS, TileOutput, assemble, reduce2x
-
     start = time.perf_counter()
     src = str(src)
     if not src.startswith("/vsi") and "://" not in src and not Path(src).is_file():
@@ -224,28 +216,10 @@ def make_tiles(src: str | os.PathLike, out: str, zmin: int, zmax: int, fmt: str 
         bar.update()
     bar.close()
 
-    # The pyramid above the blocks' roots: same 2x reduction, in this process (few tiles).
-    tile_out = TileOutput(storage, fmt)
-    rz = blocks[0].root[0]
-    level = roots
-    for z in range(rz - 1, zmin - 1, -1):
-        nxt = {}
-        for px, py in sorted({(x // 2, y // 2) for x, y in level}):
-            kids = tuple(level.get((2 * px + dx, 2 * py + dy)) for dy in (0, 1) for dx in (0, 1))
-            tile = reduce2x(assemble(kids))
-            if tile_out.write(z, px, py, tile):
-                counts[z] = counts.get(z, 0) + 1
-                nxt[(px, py)] = tile
-        level = nxt
-
-    west, south, east, north = bounds
-    storage.write_bytes("tilejson.json", json.dumps({
-        "tilejson": "3.0.0", "name": Path(src).stem, "scheme": "xyz",
-        "tiles": [f"tiles/{{z}}/{{x}}/{{y}}.{TILE_FORMATS[fmt]}"],
-        "minzoom": zmin, "maxzoom": zmax, "bounds": [west, south, east, north],
-        "center": [(west + east) / 2, (south + north) / 2, zmin],
-        "attribution": ATTRIBUTION,
-    }, indent=1).encode())
+    # The pyramid above the blocks' roots: the same level loop, in this process (few tiles).
+    reduce_tiles(roots, blocks[0].root[0], zmin, TileOutput(storage, fmt), counts=counts)
+    doc = tilejson(Path(src).stem, fmt, bounds, zmin, zmax, zmin)  # not ours: no attribution
+    storage.write_bytes("tilejson.json", json.dumps(doc, indent=1).encode())
     return TilesSummary(storage.root, bounds, len(blocks), counts,
                         time.perf_counter() - start)
 
@@ -257,11 +231,7 @@ def _run(job: TilesJob, blocks: list[Block], workers: int | None) -> Iterator[tu
         for block in blocks:
             yield tile_block(job, block)
         return
-    import multiprocessing
-
-    from basemap.read import gdal_env
-
-    os.environ.update({k: str(v) for k, v in gdal_env().items()})
+    config.export_env(config.gdal_env())
     with ProcessPoolExecutor(max_workers=min(n, len(blocks)),
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(tile_block, job, b) for b in blocks]

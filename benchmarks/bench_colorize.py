@@ -12,8 +12,9 @@ import time
 import numpy as np
 import torch
 
-from basemap.colorize import colorize_array, load_model
-from basemap.windows import WindowGrid
+from basemap.render.inference import load_model
+from basemap.render.unet import colorize_array
+from basemap.render.windows import WindowGrid
 
 
 def main() -> None:

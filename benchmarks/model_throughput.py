@@ -10,7 +10,7 @@ Per round (``--rounds``, interleaved so slow drifts of a shared machine hit ever
   passes of ``batch`` windows of ``--window`` px; Mpx/s of network input, GFLOP/s from the FLOPs
   per pixel (``torch.utils.flop_counter.FlopCounterMode``: convolutions, 2 FLOPs per MAC), and
   that over the round's peak;
-* the production path: :func:`basemap.colorize.colorize_array` on a ``--region`` px square
+* the production path: :func:`basemap.render.unet.colorize_array` on a ``--region`` px square
   (windows on the global grid, input prep, tapered blend, uint8), Mpx/s of blended output.
 
 Reported: medians over rounds. A variant's output is checked against the plain eager model
@@ -109,11 +109,11 @@ def make_runner(name: str, net, window: int, batch: int):
 
 
 def _ort_runner(net, window: int, batch: int):
-    """The production ONNX Runtime session (basemap.colorize.onnx_session)."""
+    """The production ONNX Runtime session (basemap.render.inference.onnx_session)."""
     import torch
     from basemap.model.unet import Normalization
 
-    from basemap.colorize import onnx_session, prepare_net
+    from basemap.render.inference import onnx_session, prepare_net
 
     session = onnx_session(prepare_net(net, "cpu"), Normalization(), torch.get_num_threads())
     if session is None:
@@ -189,11 +189,11 @@ def peak_gflops(n: int, repeat: int, device: str, dtype_name: str = "float32") -
 
 
 def production_model(net_desc: str, net, backend: str):
-    """A :class:`basemap.colorize.LoadedModel` as ``load_model`` makes it on CPU."""
+    """A :class:`basemap.render.inference.LoadedModel` as ``load_model`` makes it on CPU."""
     import torch
     from basemap.model.unet import Normalization
 
-    from basemap.colorize import LoadedModel, onnx_session, prepare_net
+    from basemap.render.inference import LoadedModel, onnx_session, prepare_net
 
     prepared = prepare_net(net, "cpu")
     norm = Normalization()
@@ -231,7 +231,7 @@ def blended_mpx_s(model, region: int, window: int, overlap: int, batch: int,
                   repeat: int) -> tuple[float, int]:
     """Mpx/s of blended uint8 output of the production path on a ``region`` px square, and
     the number of windows it ran."""
-    from basemap.windows import WindowGrid
+    from basemap.render.windows import WindowGrid
 
     grid = WindowGrid(window, overlap)
     x0 = y0 = 10 * grid.stride  # a region starting on a window: the interior case
@@ -241,7 +241,7 @@ def blended_mpx_s(model, region: int, window: int, overlap: int, batch: int,
     h, w = need[3] - need[1], need[2] - need[0]
     refl = rng.uniform(0.0, 0.4, (3, h, w)).astype(np.float32)
     valid = np.ones((h, w), bool)
-    from basemap.colorize import colorize_array
+    from basemap.render.unet import colorize_array
 
     def run():
         colorize_array(refl, valid, need[:2], bounds, model, window, overlap, batch_size=batch)

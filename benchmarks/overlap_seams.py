@@ -4,8 +4,8 @@
         --json benchmarks/results/seams.json
 
 For each overlap in ``--overlaps``, each scene is colorized whole with the production path
-(:func:`basemap.colorize.colorize_array`, windows on a grid starting at the scene's top-left),
-then :func:`basemap.seams.seam_excess` is measured at the window-border families: period
+(:func:`basemap.render.unet.colorize_array`, windows on a grid starting at the scene's top-left),
+then :func:`basemap.qa.seams.seam_excess` is measured at the window-border families: period
 ``stride``, phases 0 (where a window starts) and ``overlap`` (where the previous one ends); the
 worse of the two is the scene's excess. Excess <= 1 means the window borders are no more visible
 than columns picked at random. Reported per overlap: the cost, seconds per output Mpx, and the
@@ -36,19 +36,19 @@ def scenes_from(args) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """[(name, float32 reflectance (3, H, W), valid (H, W))]."""
     import rasterio
 
-    from basemap.stac import to_reflectance
+    from basemap.stac.radiometry import to_reflectance
 
     if args.bands:
         paths = args.bands.split(",")
         dn = np.stack([rasterio.open(p).read(1) for p in paths])
         refl, valid = to_reflectance(dn, args.dn_offset)
         return [(Path(paths[0]).parent.name, refl, valid)]
-    from basemap.stac import search
-    from basemap.synth import world_bbox
+    from basemap.stac.search import search
+    from basemap.synth.tiles import world_bbox
 
     catalog = args.catalog
     if catalog is None:
-        from basemap.synth import make_world
+        from basemap.synth.world import make_world
 
         catalog = make_world(Path(args.work) / "world-demo", seed=0, preset="demo")
     out = []
@@ -61,8 +61,8 @@ def scenes_from(args) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 def colorize_whole(model, refl: np.ndarray, valid: np.ndarray, window: int, overlap: int):
     """Colorize a whole image (window grid from its top-left; outside = invalid)."""
-    from basemap.colorize import colorize_array
-    from basemap.windows import WindowGrid
+    from basemap.render.unet import colorize_array
+    from basemap.render.windows import WindowGrid
 
     h, w = valid.shape
     grid = WindowGrid(window, overlap)
@@ -90,8 +90,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     from basemap.model.weights import DEFAULT_WEIGHTS
 
-    from basemap.colorize import load_model
-    from basemap.seams import seam_excess
+    from basemap.qa.seams import seam_excess
+    from basemap.render.inference import load_model
 
     weights = args.weights or str(DEFAULT_WEIGHTS)
     if not Path(weights).is_file():

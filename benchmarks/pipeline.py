@@ -38,7 +38,7 @@ from common import header, median, write_json  # noqa: E402
 
 def ensure_world(work: Path, preset: str) -> Path:
     """The synthetic world's catalog.json (made once per work folder and preset)."""
-    from basemap.synth import make_world
+    from basemap.synth.world import make_world
 
     catalog = work / f"world-{preset}" / "catalog.json"
     if not catalog.is_file():
@@ -68,7 +68,7 @@ def ensure_weights(work: Path, weights: str | None) -> str:
 def bboxes(preset: str):
     """(small, large) WGS84 bboxes: large is the middle of the world's bbox, small its middle
     quarter in width (same height), so large has exactly 4x the area."""
-    from basemap.synth import world_bbox
+    from basemap.synth.tiles import world_bbox
     from basemap.types import BBox
 
     w = world_bbox(preset)
@@ -124,7 +124,7 @@ def run_build(cmd: list[str], interval: float = 0.1) -> tuple[float, int]:
 def windows_of(out: Path, window: int, overlap: int) -> tuple[int, int, float]:
     """(windows of the global grid touching the built blocks, windows the build's blocks touch
     in total (each block counts its own), built megapixels) from OUT/build.json."""
-    from basemap.windows import WindowGrid
+    from basemap.render.windows import WindowGrid
 
     record = json.loads((out / "build.json").read_text())
     grid = WindowGrid(window, overlap)
@@ -147,7 +147,7 @@ def window_seconds(weights: str, window: int, batch: int = 4, repeat: int = 3) -
     import numpy as np
     import torch
 
-    from basemap.colorize import load_model
+    from basemap.render.inference import load_model
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     torch.set_num_threads(cores)

@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import rasterio
+from basemap.model.grader import SCL_EXCLUDE
+
+from basemap.stac.radiometry import to_reflectance
 
 HERE = Path(__file__).resolve().parent
 REAL_TRAIN = HERE / "data" / "real-s2-train"
@@ -54,10 +58,6 @@ class Scene:
 
     def read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
         """(reflectance (3, H, W) float32, valid, clear (SCL) or None, NIR reflectance or None)."""
-        import rasterio
-
-        from basemap.stac import to_reflectance
-
         bands = []
         for href in self.rgb:
             with rasterio.open(href) as ds:
@@ -66,8 +66,6 @@ class Scene:
         refl, valid = to_reflectance(dn, self.dn_offset)
         clear = nir = None
         if self.scl:
-            from basemap.model.grader import SCL_EXCLUDE
-
             with rasterio.open(self.scl) as ds:
                 scl = ds.read(1, out_shape=valid.shape)
             clear = ~np.isin(scl, SCL_EXCLUDE)

@@ -25,6 +25,10 @@ from basemap.model.augment import evaluation_atmospheres
 from basemap.model.corpus import Scene, heldout_scenes
 from basemap.model.grader import grade, luminance
 from basemap.model.metrics import ciede2000, clipped_pct, srgb_to_lab
+from scipy.stats import spearmanr
+
+from basemap.grid import Region
+from basemap.render.base import get_renderer
 
 CLASSIC = ("sh-l2a-optimized", "linear", "stretch-clahe", "per-tile-stretch")
 #: A frame counts for the date comparison when at least this much of it is clear.
@@ -37,8 +41,6 @@ SAMPLE = 100_000
 
 def render(name: str, reflectance: np.ndarray, valid: np.ndarray, model=None) -> np.ndarray:
     """Render a whole image (padding it with nodata to whatever context the renderer needs)."""
-    from basemap.renderers import Region, get_renderer
-
     h, w = valid.shape
     region = Region(0, 0, w, h)
     r = get_renderer(name, model)
@@ -76,8 +78,6 @@ def scene_metrics(scene: Scene, renderers: dict[str, str | None]) -> dict:
         rgb = render(name, refl, valid, model)
         lab = srgb_to_lab(rgb[:, valid])
         idx = np.linspace(0, lab.shape[1] - 1, min(lab.shape[1], 50_000)).astype(int)
-        from scipy.stats import spearmanr
-
         row = {
             "clipped_pct": clipped_pct(rgb, valid),
             "spearman": float(spearmanr(lum[valid][idx], lab[0][idx]).statistic),

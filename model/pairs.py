@@ -40,7 +40,7 @@ class SourceImage:
 
 
 def _sources_from_stac(catalog: str) -> Iterator[SourceImage]:
-    from basemap.stac import search
+    from basemap.stac.search import search
     from basemap.types import BBox
 
     for s in search(catalog, BBox(-180.0, -85.0, 180.0, 85.0)):
@@ -152,7 +152,7 @@ def make_pair(src: SourceImage, out: Path, grader: str = "auto") -> Path | None:
     """Grade one image into OUT/<name>/ (None when it has no valid pixel)."""
     from basemap.model.grader import grade
 
-    from basemap.stac import to_reflectance
+    from basemap.stac.radiometry import to_reflectance
 
     if grader not in GRADERS:
         raise InputError(f"unknown grader {grader!r}; choose one of {', '.join(GRADERS)}")
@@ -208,7 +208,7 @@ def load_pair(folder: Path) -> Pair:
     """Read OUT/<name>/input.tif + target.tif into reflectance, valid mask and target."""
     import rasterio
 
-    from basemap.stac import to_reflectance
+    from basemap.stac.radiometry import to_reflectance
 
     with rasterio.open(folder / "input.tif") as ds:
         dn = ds.read()

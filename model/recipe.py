@@ -39,7 +39,7 @@ def synth_pairs(work: Path, root: Path, seeds: tuple[int, ...]) -> None:
     """Make (or reuse) demo worlds for `seeds`; grade every item into ROOT/s<seed>/."""
     from basemap.model.pairs import find_sources, make_pair
 
-    from basemap.synth import make_world
+    from basemap.synth.world import make_world
 
     for seed in seeds:
         dest = root / f"s{seed}"

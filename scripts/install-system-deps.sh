@@ -3,8 +3,8 @@
 set -euo pipefail
 need=()
 # (each feature that needs a Debian package adds a line: command -v X >/dev/null || need+=(pkg))
-command -v chromium >/dev/null || need+=(chromium)  # tests/test_serve.py: the viewer in a real browser
-command -v gdal2tiles.py >/dev/null || need+=(gdal-bin)  # tests/test_benchmarks.py: vs gdal2tiles
+command -v chromium >/dev/null || need+=(chromium)  # tests/viewer/test_serve.py: the viewer in a real browser
+command -v gdal2tiles.py >/dev/null || need+=(gdal-bin)  # tests/integration/test_benchmarks.py: vs gdal2tiles
 if ((${#need[@]})); then
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq

@@ -19,7 +19,7 @@ import numpy as np
 import rasterio
 
 from basemap.grid import ORIGIN_SHIFT
-from basemap.seams import seam_excess
+from basemap.qa.seams import seam_excess
 
 
 def main() -> None:

@@ -22,8 +22,9 @@ import numpy as np
 import pystac
 import rasterio
 
-from basemap.stac import dn_offset_for
-from basemap.synth import Landscape, make_world
+from basemap.stac.radiometry import dn_offset_for
+from basemap.synth.ground import Landscape
+from basemap.synth.world import make_world
 
 BANDS = ("B04", "B03", "B02", "B08")
 ASSETS = ("red", "green", "blue", "nir")

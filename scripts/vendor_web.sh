@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# Refresh the web map libraries vendored into basemap/static/vendor/ (no CDN at run time).
+# Refresh the web map libraries vendored into basemap/viewer/static/vendor/ (no CDN at run time).
 # Needs npm (the npm registry). Usage: bash scripts/vendor_web.sh [LEAFLET_VERSION] [PMTILES_VERSION]
 # Commit the result; the viewer (basemap serve) loads only these files.
 set -euo pipefail
 LEAFLET_VERSION="${1:-1.9.4}"
 PMTILES_VERSION="${2:-4.5.0}"
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-DEST="$ROOT/basemap/static/vendor"
+DEST="$ROOT/basemap/viewer/static/vendor"
 TMP="$(mktemp -d)"
 trap 'rm -rf "$TMP"' EXIT
 

@@ -10,7 +10,7 @@ def synth_world(tmp_path_factory):
     Returns the path of its static STAC catalog (OUT/catalog.json); items live under
     OUT/sentinel-2-l2a/<item-id>/ with relative COG hrefs. Treat it as read-only.
     """
-    from basemap.synth import make_world
+    from basemap.synth.world import make_world
 
     return make_world(tmp_path_factory.mktemp("synth_world"), seed=0, preset="test")
 
@@ -22,7 +22,7 @@ def s3_server(tmp_path_factory):
     Yields a tests.s3server.S3Server: .endpoint, .bucket, .env (AWS_* variables for clients and
     subprocesses), .filesystem() (s3fs), .http_get(key). Killed at the end of the session.
     """
-    from s3server import S3Server
+    from tests.support.s3server import S3Server
 
     server = S3Server.start(tmp_path_factory.mktemp("s3"))
     try:
@@ -41,23 +41,24 @@ def s3_out(s3_server, monkeypatch, request):
     return f"s3://{s3_server.bucket}/{request.node.name[:40]}-{secrets.token_hex(4)}"
 
 
-# ---- STAC API and HTTP Range servers (tests/servers.py) ----------------------------------------
+# ---- STAC API and HTTP Range servers (tests/support/servers.py) ------------------------------
 
 
 @pytest.fixture(scope="session")
 def mini_world(tmp_path_factory):
-    """A handmade static catalog (tests/mini_world.py): six Earth Search-shaped items with tiny
-    COGs, one without a blue asset, two either side of the antimeridian. Returns catalog.json."""
-    from tests.mini_world import make_mini_world
+    """A handmade static catalog (tests/support/mini_world.py): six Earth Search-shaped items with
+    tiny COGs, one without a blue asset, two either side of the antimeridian. Returns
+    catalog.json."""
+    from tests.support.mini_world import make_mini_world
 
     return make_mini_world(tmp_path_factory.mktemp("mini_world"))
 
 
 @pytest.fixture
 def range_server():
-    """Factory ``range_server(root_dir) -> tests.servers.RangeServer`` (started; stopped after
-    the test). Range/HEAD support, switchable faults (add_fault), request log (count)."""
-    from tests.servers import RangeServer
+    """Factory ``range_server(root_dir) -> tests.support.servers.RangeServer`` (started; stopped
+    after the test). Range/HEAD support, switchable faults (add_fault), request log (count)."""
+    from tests.support.servers import RangeServer
 
     started = []
 
@@ -76,7 +77,7 @@ def stac_api():
     API (``rustac serve``, memory backend: core + item-search, NO query extension) loaded with
     the items (a dir of item JSONs, a static catalog, an ItemCollection, or a list of dicts);
     killed after the test."""
-    from tests.servers import StacApiServer
+    from tests.support.servers import StacApiServer
 
     started = []
 
@@ -90,14 +91,14 @@ def stac_api():
 
 
 def _serve(catalog_path):
-    from tests.servers import serve_catalog
+    from tests.support.servers import serve_catalog
 
     return serve_catalog(catalog_path)
 
 
 @pytest.fixture(scope="session")
 def served_mini_world(mini_world):
-    """``mini_world`` served for real: a tests.servers.ServedWorld NamedTuple
+    """``mini_world`` served for real: a tests.support.servers.ServedWorld NamedTuple
     ``(stac_api_url, range_server, catalog_path)``; asset hrefs in the API point to the Range
     server. Session-scoped: a test that adds faults must ``range_server.clear_faults()`` after."""
     world, stop = _serve(mini_world)
@@ -123,9 +124,9 @@ def served_world(request):
 def xyz_build(tmp_path_factory):
     """A tiny hand-made build output: OUT/linear (webp) and OUT/unet (png) tile sets + TileJSON.
 
-    See tests/xyz_build.py (bounds, zooms). Treat it as read-only; copy it to add files.
+    See tests/support/xyz_build.py (bounds, zooms). Treat it as read-only; copy it to add files.
     """
-    from xyz_build import make_xyz_build
+    from tests.support.xyz_build import make_xyz_build
 
     return make_xyz_build(tmp_path_factory.mktemp("xyz_build"))
 
@@ -134,8 +135,9 @@ def xyz_build(tmp_path_factory):
 def small_build(synth_world, tmp_path_factory):
     """A clean, uninterrupted build of the test world (linear renderer, 512-px blocks, z12-14,
     PNG tiles, in-process). Returns (out_dir, BuildSettings, ZoomRange). Read-only: copy it."""
-    from basemap.build import BuildSettings, build
-    from basemap.synth import world_bbox
+    from basemap.block import BuildSettings
+    from basemap.build import build
+    from basemap.synth.tiles import world_bbox
     from basemap.types import ZoomRange
 
     settings = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)

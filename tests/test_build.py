@@ -17,12 +17,13 @@ import rasterio
 from PIL import Image
 from rio_cogeo.cogeo import cog_validate
 
-from basemap.build import BlockJob, BuildSettings, build
+from basemap.block import BlockJob, BuildSettings
+from basemap.build import build
 from basemap.grid import ORIGIN_SHIFT, Block, lonlat_to_px, tile_bounds_mercator
-from basemap.synth import world_bbox
-from basemap.tiles import assemble, reduce2x
+from basemap.output.tiles import assemble, reduce2x
+from basemap.synth.tiles import world_bbox
 from basemap.types import BBox, ZoomRange
-from tests.cli_runner import run_cli
+from tests.support.cli_runner import run_cli
 
 ZOOM = ZoomRange(12, 14)
 SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
@@ -120,7 +121,7 @@ def test_every_tile_agrees_with_mercantile_and_the_pyramid(full):
 
 def test_partition_invariance(full, synth_world, tmp_path):
     """Two halves built into other folders give byte-identical z14 tiles and the same COG
-    pixels as the whole bbox built in one run (DESIGN.md invariant 2)."""
+    pixels as the whole bbox built in one run (docs/design.md, invariant 2)."""
     out, _ = full
     bb = world_bbox("test")
     mid = 6.001  # not on a block border: the blocks straddling it are built by both halves
@@ -187,14 +188,15 @@ def test_tokens_are_deterministic(full, synth_world):
     """Dask keys come from __dask_tokenize__: equal in two processes for equal jobs."""
     from dask.base import tokenize
 
-    from basemap.stac import read_manifest
-    from basemap.storage import LocalStorage
+    from basemap.output.storage import LocalStorage
+    from basemap.stac.manifest import read_manifest
 
     scenes = tuple(read_manifest(full[0] / "manifest.json"))
     job = BlockJob(Block(4232, 2946, 512, 14), scenes, SETTINGS, LocalStorage("/x"))
     code = (
-        "from basemap.build import BlockJob, BuildSettings; from basemap.grid import Block;"
-        "from basemap.stac import read_manifest; from basemap.storage import LocalStorage;"
+        "from basemap.block import BlockJob, BuildSettings; from basemap.grid import Block;"
+        "from basemap.stac.manifest import read_manifest;"
+        "from basemap.output.storage import LocalStorage;"
         "from dask.base import tokenize;"
         f"s=tuple(read_manifest({str(full[0] / 'manifest.json')!r}));"
         "print(tokenize(BlockJob(Block(4232, 2946, 512, 14), s, BuildSettings(renderer='linear',"
@@ -206,7 +208,7 @@ def test_tokens_are_deterministic(full, synth_world):
     assert tokenize(job) != tokenize(BlockJob(job.block, scenes[:-1], SETTINGS, job.storage))
 
 
-# ---- bad inputs (RELIABILITY.md rows 1-6, 13) ---------------------------------------------------
+# ---- bad inputs (docs/reliability.md, rows 1-6, 13) ----------------------------------------------
 
 
 @pytest.mark.parametrize(

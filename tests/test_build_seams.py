@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from basemap.build import BuildSettings, build
+from basemap.block import BuildSettings
+from basemap.build import build
 from basemap.grid import ORIGIN_SHIFT
-from basemap.seams import seam_excess
-from basemap.synth import world_bbox
+from basemap.qa.seams import seam_excess
+from basemap.synth.tiles import world_bbox
 from basemap.types import ZoomRange
 
 BLOCK = 512

@@ -10,9 +10,11 @@ import torch
 from basemap.model.unet import Normalization, ResUNet, UNetConfig
 from basemap.model.weights import save_weights
 
-from basemap.colorize import LoadedModel, colorize_array, colorize_file, load_model
+from basemap.colorize import colorize_file
 from basemap.errors import WeightsError
-from basemap.windows import WindowGrid
+from basemap.render.inference import LoadedModel, load_model
+from basemap.render.unet import colorize_array
+from basemap.render.windows import WindowGrid
 
 TINY = UNetConfig(base=4, levels=3)
 RKH = "tests/data/real-s2/29RKH"

@@ -1,4 +1,4 @@
-"""BBox and ZoomRange parsing: RELIABILITY.md rows 1-4."""
+"""BBox and ZoomRange parsing: docs/reliability.md, rows 1-4."""
 
 import math
 import warnings

@@ -12,7 +12,7 @@ from PIL import Image
 
 from basemap.cli import cli
 from basemap.grid import TILE_SIZE, region_transform, tile_region
-from basemap.tiles import assemble, reduce2x
+from basemap.output.tiles import assemble, reduce2x
 
 Z = 14
 TX, TY = 8484, 5880  # a z14 tile near 45 N, 6 E; the source covers 2 x 2 tiles from it

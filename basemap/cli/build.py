@@ -1,0 +1,62 @@
+"""`basemap build` and `basemap demo`: seamless COGs and XYZ tiles from Sentinel-2 L2A."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from basemap.build import build as run_build
+from basemap.cli.options import BBOX, ZOOM, build_options, default_source, finish, settings
+from basemap.stac.search import check_max_cloud, parse_datetime
+from basemap.synth.tiles import world_bbox
+from basemap.synth.world import make_world
+
+
+@click.command()
+@click.option("--bbox", type=BBOX, required=True, help="W,S,E,N in degrees (W > E crosses 180).")
+@click.option("--zoom", type=ZOOM, default="0-14", show_default=True, help="MIN-MAX zoom levels.")
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Output folder (COGs, tiles, tilejson.json, mosaic.vrt, build.json).")
+@click.option("--stac", "source", default=None, metavar="SOURCE",
+              help="STAC API URL or static catalog / ItemCollection JSON "
+              "[default: Earth Search v1, collection sentinel-2-l2a].")
+@click.option("--collection", default=None, help="Collection id (default with Earth Search: "
+              "sentinel-2-l2a).")
+@click.option("--datetime", "datetime_", default=None, metavar="A/B",
+              help="STAC interval, e.g. 2024-06-01/2024-08-31.")
+@click.option("--max-cloud", type=float, default=None, metavar="P",
+              help="Use items with eo:cloud_cover <= P percent.")
+@build_options()
+def build(bbox, zoom, out, source, collection, datetime_, max_cloud, renderer, model_path,
+          tile_format, composite, feather, block_size, window, overlap, workers, scheduler,
+          quiet):
+    """Build seamless 8-bit COGs and XYZ tiles for a bbox from Sentinel-2 L2A (a Dask graph)."""
+    parse_datetime(datetime_)  # bad input: exit 2 before any network call
+    check_max_cloud(max_cloud)
+    source, collection = default_source(source, collection)
+    chosen = settings(renderer, model_path, tile_format, composite, feather, block_size, window,
+                      overlap)
+    summary = run_build(bbox, zoom, out, chosen, source, collection, datetime_, max_cloud,
+                        workers=workers, scheduler=scheduler, progress=not quiet)
+    finish(summary)
+
+
+@click.command()
+@click.argument("out", type=click.Path(file_okay=False), default="out/demo")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the synthetic world.")
+@click.option("--zoom", type=ZOOM, default="0-14", show_default=True, help="MIN-MAX zoom levels.")
+@build_options()
+def demo(out, seed, zoom, renderer, model_path, tile_format, composite, feather, block_size,
+         window, overlap, workers, scheduler, quiet):
+    """Offline demo: make the synthetic world in OUT/world (once), build it into OUT/build."""
+    chosen = settings(renderer, model_path, tile_format, composite, feather, block_size, window,
+                      overlap)
+    catalog = Path(out, "world", "catalog.json")
+    if not catalog.is_file():
+        click.echo(f"Making the synthetic world in {catalog.parent} (seed {seed}) ...")
+        catalog = make_world(Path(out, "world"), seed=seed, preset="demo")
+    summary = run_build(world_bbox("demo"), zoom, str(Path(out, "build")), chosen,
+                        str(catalog), workers=workers, scheduler=scheduler, progress=not quiet)
+    finish(summary)

@@ -1,0 +1,79 @@
+"""The model: `basemap pairs`, `basemap train` and `basemap colorize` (one GeoTIFF)."""
+
+from __future__ import annotations
+
+import click
+
+from basemap.colorize import colorize_file
+from basemap.model.pairs import make_pairs
+from basemap.render.base import RENDERER_NAMES
+
+
+@click.command()
+@click.argument("source")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--grader", type=click.Choice(["auto"]), default="auto", show_default=True,
+              help="How targets are made: `auto` grades each whole image like an editor.")
+@click.option("--dn-offset", type=float, default=0.0, show_default=True,
+              help="DN offset of folder images (STAC items carry their own).")
+def pairs(source, out, grader, dn_offset):
+    """Make training pairs OUT/<name>/{input,target}.tif from SOURCE.
+
+    SOURCE is a STAC catalog / API (every item) or a folder of 3-band uint16 GeoTIFFs or of
+    B04/B03/B02 band files. Hand-graded pairs can be dropped into OUT in the same layout.
+    """
+    written = make_pairs(source, out, grader=grader, dn_offset=dn_offset)
+    click.echo(f"{len(written)} pairs in {out}")
+
+
+@click.command()
+@click.option("--pairs", "pairs_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Folder of training pairs (see `basemap pairs`).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="Weights file to write.")
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--steps", type=int, default=100, show_default=True, help="Steps per epoch.")
+@click.option("--batch", type=int, default=8, show_default=True)
+@click.option("--crop", type=int, default=128, show_default=True, help="Crop side (px).")
+@click.option("--lr", type=float, default=1e-3, show_default=True)
+@click.option("--lambdas", default="0.6,0.2,0.2", show_default=True,
+              help="Weights m,l,f of MAE, Laplacian and VGG-19 feature losses (sum 1).")
+@click.option("--vgg-weights", type=click.Path(dir_okay=False),
+              help="torchvision vgg19-dcbb9e9d.pth (else the torch hub cache); needed if f > 0.")
+@click.option("--resume", type=click.Path(exists=True, dir_okay=False),
+              help="Continue from a checkpoint (<out stem>.ckpt).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
+def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, resume, seed,
+          threads):
+    """Train the colorization U-Net on pairs; writes weights, checkpoint and plots beside OUT."""
+    # deferred on purpose: torch (and the training code, which imports it) is heavy and optional
+    import torch
+
+    from basemap.model.losses import parse_lambdas
+    from basemap.model.train import TrainConfig
+    from basemap.model.train import train as run
+
+    if threads:
+        torch.set_num_threads(threads)
+    config = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch=batch, crop=crop, lr=lr,
+                         lambdas=parse_lambdas(lambdas), seed=seed)
+    result = run(pairs_dir, out, config, vgg_weights=vgg_weights, resume=resume)
+    last = result["history"][-1]["val"]
+    click.echo(f"wrote {out} ({result['wall_s']:.0f} s): validation MAE {last['mae_dn']:.2f} DN; "
+               f"plots {result['loss']}, {result['samples']}")
+
+
+@click.command()
+@click.argument("src", type=click.Path(exists=True, dir_okay=False))
+@click.argument("dst", type=click.Path(dir_okay=False))
+@click.option("--model", "model_path", type=click.Path(dir_okay=False),
+              help="Weights for the unet renderer (default: the shipped model).")
+@click.option("--renderer", default="unet", show_default=True,
+              type=click.Choice(RENDERER_NAMES))
+@click.option("--dn-offset", type=float, default=0.0, show_default=True,
+              help="Added to DN before /10000: -1000 for processing baseline >= 04.00.")
+def colorize(src, dst, model_path, renderer, dn_offset):
+    """Colorize a 3-band (R,G,B) uint16 L2A GeoTIFF into an 8-bit COG with a mask."""
+    colorize_file(src, dst, model_path=model_path, renderer=renderer, dn_offset=dn_offset)
+    click.echo(f"wrote {dst}")

@@ -1,0 +1,123 @@
+"""Shared CLI parameter types and options; every choice comes from its registry."""
+
+from __future__ import annotations
+
+import warnings
+
+import click
+
+from basemap import config
+from basemap.block import BuildSettings
+from basemap.composite import METHOD_NAMES
+from basemap.errors import BasemapWarning, PartialBuildError
+from basemap.output.media import TILE_FORMATS
+from basemap.render.base import RENDERER_NAMES
+from basemap.types import BBox, ZoomRange
+
+
+class BBoxParam(click.ParamType):
+    """W,S,E,N in degrees, validated (exit 2 naming the field); clamping is said on stderr."""
+
+    name = "W,S,E,N"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, BBox):
+            return value
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", BasemapWarning)
+            bbox = BBox.parse(value)
+        for warning in caught:
+            click.echo(f"Warning: {warning.message}", err=True)
+        return bbox
+
+
+class ZoomParam(click.ParamType):
+    """MIN-MAX zoom levels, validated (never silently swapped)."""
+
+    name = "MIN-MAX"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, ZoomRange):
+            return value
+        return ZoomRange.parse(value)
+
+
+BBOX = BBoxParam()
+ZOOM = ZoomParam()
+
+
+def default_source(source: str | None, collection: str | None) -> tuple[str, str | None]:
+    """(STAC source, collection): Earth Search v1 and its collection when no --stac is given."""
+    if source is None:
+        return config.EARTH_SEARCH_URL, collection or config.EARTH_SEARCH_COLLECTION
+    return source, collection
+
+
+def tile_format_option(default: str, help: str):  # noqa: A002 (click's name)
+    """--tile-format, choices from :data:`basemap.output.media.TILE_FORMATS`."""
+    return click.option("--tile-format", type=click.Choice(tuple(TILE_FORMATS)), default=default,
+                        show_default=True, help=help)
+
+
+def build_options(block_size: bool = True):
+    """Options shared by `build`, `demo` and `world run` (everything that decides the pixels).
+
+    Args:
+        block_size: offer --block-size (`world run` takes the plan's).
+    """
+    options = [
+        click.option("--renderer", default=RENDERER_NAMES[0], show_default=True,
+                     type=click.Choice(RENDERER_NAMES),
+                     help="How reflectance becomes 8-bit colour."),
+        click.option("--model", "model_path", type=click.Path(dir_okay=False), default=None,
+                     help="U-Net weights (default: the shipped model)."),
+        tile_format_option("webp", "XYZ tile format (jpeg: tiles with transparency are stored "
+                           "as PNG)."),
+        click.option("--composite", type=click.Choice(METHOD_NAMES),
+                     default=METHOD_NAMES[0], show_default=True,
+                     help="Per-pixel compositing of cloud-free observations (mean is feathered)."),
+        click.option("--feather", type=click.IntRange(0), default=64, show_default=True,
+                     help="Feather distance (px) of the mean composite at scene/cloud edges."),
+        click.option("--window", type=int, default=config.WINDOW, show_default=True,
+                     help="U-Net window side (px, on the global grid)."),
+        click.option("--overlap", type=int, default=config.OVERLAP, show_default=True,
+                     help="Overlap of neighbouring U-Net windows (px)."),
+        click.option("--workers", type=click.IntRange(0), default=None,
+                     help="Local Dask worker processes, 1 thread each [default: CPU count; "
+                     "0: in this process]."),
+        click.option("--scheduler", default=None, envvar=config.SCHEDULER_ENV, metavar="ADDR",
+                     help="Use an existing Dask scheduler (tcp://host:8786) [env: "
+                     f"{config.SCHEDULER_ENV}]."),
+        click.option("--quiet", is_flag=True, help="No progress bars."),
+    ]
+    if block_size:
+        options.insert(5, click.option(
+            "--block-size", type=int, default=config.BLOCK_SIZE, show_default=True,
+            help="Processing block side in max-zoom px (256 x a power of two)."))
+
+    def decorate(f):
+        for option in reversed(options):
+            f = option(f)
+        return f
+
+    return decorate
+
+
+def settings(renderer, model_path, tile_format, composite, feather, block_size, window,
+             overlap) -> BuildSettings:
+    """The BuildSettings of the shared options."""
+    return BuildSettings(renderer=renderer, model=model_path, tile_format=tile_format,
+                         composite=composite, feather=feather, block_size=block_size,
+                         window=window, overlap=overlap)
+
+
+def finish(summary) -> None:
+    """Print a build's summary; exit 3 (PartialBuildError) when blocks failed."""
+    click.echo(summary.text())
+    if not summary.scenes:
+        click.echo("No items found: nothing was built (no tiles written).")
+    if summary.failed:
+        raise PartialBuildError(
+            f"{len(summary.failed)} block(s) failed: {', '.join(summary.failed)}; "
+            "run the same command again to retry them"
+        )

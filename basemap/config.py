@@ -1,0 +1,144 @@
+"""Configuration in one place: every environment variable the package reads, GDAL's settings,
+and the defaults shared by the commands.
+
+Environment variables (documented in the README, "Environment variables"):
+
+=========================  =====================================================================
+``BASEMAP_SCHEDULER``      address of an existing Dask scheduler (same as ``--scheduler``)
+``BASEMAP_WORKER_MEMORY``  memory limit of each local Dask worker process (e.g. ``4GB``)
+``BASEMAP_STAC_TIMEOUT``   seconds per STAC API request (default 30)
+``BASEMAP_STAC_BACKOFF``   backoff factor between STAC API retries (seconds, doubling; default 1)
+``BASEMAP_CPU_BACKEND``    U-Net inference on CPU: ``onnx`` (default, ONNX Runtime) or ``torch``
+``AWS_ENDPOINT_URL_S3``,   the S3 endpoint of ``s3://`` outputs (MinIO, SeaweedFS, ...); the
+``AWS_ENDPOINT_URL``       credentials themselves are read by botocore, never by this package
+``AWS_REGION``,            the S3 region
+``AWS_DEFAULT_REGION``
+``GDAL_*``, ``VSI_CACHE``  any key of :data:`GDAL_ENV` set in the environment overrides it
+=========================  =====================================================================
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.util import find_spec
+from pathlib import Path
+
+#: Environment variable naming an existing Dask scheduler (same as ``--scheduler``).
+SCHEDULER_ENV = "BASEMAP_SCHEDULER"
+#: Environment variable: memory limit of each local worker process (Dask syntax, e.g. "4GB").
+MEMORY_ENV = "BASEMAP_WORKER_MEMORY"
+STAC_TIMEOUT_ENV = "BASEMAP_STAC_TIMEOUT"
+STAC_BACKOFF_ENV = "BASEMAP_STAC_BACKOFF"
+CPU_BACKEND_ENV = "BASEMAP_CPU_BACKEND"
+
+#: Every variable read here, with what it means (the README's table is checked against it).
+ENVIRONMENT = {
+    SCHEDULER_ENV: "address of an existing Dask scheduler, e.g. tcp://host:8786 (= --scheduler)",
+    MEMORY_ENV: "memory limit of each local Dask worker process, e.g. 4GB (default: Dask's share)",
+    STAC_TIMEOUT_ENV: "seconds per STAC API request (default 30)",
+    STAC_BACKOFF_ENV: "backoff factor between STAC API retries, seconds, doubling (default 1)",
+    CPU_BACKEND_ENV: "U-Net inference on CPU: onnx (default, ONNX Runtime) or torch (reference)",
+    "AWS_ENDPOINT_URL_S3": "S3 endpoint of s3:// outputs (wins over AWS_ENDPOINT_URL)",
+    "AWS_ENDPOINT_URL": "S3 endpoint of s3:// outputs (MinIO, SeaweedFS, ...)",
+    "AWS_REGION": "S3 region (else AWS_DEFAULT_REGION)",
+    "AWS_DEFAULT_REGION": "S3 region",
+}
+
+# ---- defaults shared by the commands --------------------------------------------------------
+
+#: Processing block side in max-zoom pixels: `basemap build`, `basemap plan` and `basemap tiles`.
+BLOCK_SIZE = 2048
+#: U-Net window side and overlap (px on the global grid); the shipped model is trained for them.
+WINDOW = 512
+OVERLAP = 64
+#: Default STAC API (``--stac`` not given) and its collection.
+EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
+EARTH_SEARCH_COLLECTION = "sentinel-2-l2a"
+#: The weights shipped with the package (``basemap.model``, installed from model/), found without
+#: importing torch.
+DEFAULT_WEIGHTS = Path(find_spec("basemap.model").submodule_search_locations[0]) / "default.pt"
+
+
+def weights_path(model: str | os.PathLike | None) -> Path:
+    """The U-Net weights file of a ``--model`` value (None: the shipped default)."""
+    return Path(model) if model else DEFAULT_WEIGHTS
+
+
+# ---- GDAL -----------------------------------------------------------------------------------
+
+#: GDAL configuration for every read, in one place (applied with ``rasterio.Env`` per block task
+#: and exported to the environment of each Dask worker by :mod:`basemap.graph`). Any of these
+#: set in the environment wins (see :func:`gdal_env`): e.g. ``GDAL_HTTP_TIMEOUT=5`` in tests.
+GDAL_ENV: dict[str, str | int] = {
+    # Opening /vsicurl/ files: don't list the remote folder first (one request saved per file).
+    "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",
+    # HTTP retry policy (docs/reliability.md rows 8, 9, 11): GDAL retries each request answered
+    # 429, 500, 502, 503 or 504, or timed out, up to MAX_RETRY times, waiting RETRY_DELAY seconds
+    # first and then each wait times 2 to 2.5 (exponential backoff with random jitter): at most
+    # 1 + 2.5 + 6.3 + 15.6 s before a request gives up. Then the asset's error fails its block
+    # (a rerun retries it). 404 is never retried: the scene is skipped, the block is degraded.
+    "GDAL_HTTP_MAX_RETRY": "4",
+    "GDAL_HTTP_RETRY_DELAY": "1",
+    # A server that accepts and never answers: each attempt gives up after these many seconds.
+    "GDAL_HTTP_TIMEOUT": "60",
+    "GDAL_HTTP_CONNECTTIMEOUT": "15",
+    # Fewer round trips for the windowed reads of COG tiles.
+    "GDAL_HTTP_MERGE_CONSECUTIVE_RANGES": "YES",
+    "GDAL_HTTP_MULTIPLEX": "YES",
+    "VSI_CACHE": "TRUE",
+    # Block cache per worker process (MB); one task at a time per worker.
+    "GDAL_CACHEMAX": 256,
+    # One thread per worker process: parallelism comes from Dask.
+    "GDAL_NUM_THREADS": "1",
+}
+
+
+def gdal_env() -> dict[str, str | int]:
+    """:data:`GDAL_ENV`, each value overridden by an environment variable of the same name."""
+    return {k: type(v)(os.environ[k]) if k in os.environ else v for k, v in GDAL_ENV.items()}
+
+
+def export_env(values: dict, threads: int | None = None) -> None:
+    """Put settings into this process's environment (GDAL settings for a worker process), and
+    default OpenMP to ``threads`` threads (before torch is imported)."""
+    os.environ.update({k: str(v) for k, v in values.items()})
+    if threads is not None:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+
+
+# ---- the variables ----------------------------------------------------------------------------
+
+
+def scheduler_address(given: str | None = None) -> str | None:
+    """``--scheduler``, else ``$BASEMAP_SCHEDULER``, else None (a local cluster)."""
+    return given or os.environ.get(SCHEDULER_ENV) or None
+
+
+def worker_memory() -> str:
+    """Memory limit of each local worker process (``$BASEMAP_WORKER_MEMORY``, default "auto")."""
+    return os.environ.get(MEMORY_ENV, "auto")
+
+
+def stac_timeout() -> float:
+    """Seconds per STAC API request."""
+    return float(os.environ.get(STAC_TIMEOUT_ENV, 30.0))
+
+
+def stac_backoff() -> float:
+    """urllib3 backoff factor between STAC API retries."""
+    return float(os.environ.get(STAC_BACKOFF_ENV, 1.0))
+
+
+def cpu_backend() -> str:
+    """``onnx`` or ``torch``: how the U-Net runs on CPU."""
+    return os.environ.get(CPU_BACKEND_ENV, "onnx")
+
+
+def s3_endpoint() -> str | None:
+    """The S3 endpoint URL of ``s3://`` outputs, or None (AWS)."""
+    return os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+
+
+def s3_region() -> str | None:
+    """The S3 region, or None."""
+    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")

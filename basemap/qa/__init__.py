@@ -1,0 +1,1 @@
+"""Quality: `basemap evaluate` (seams, colour maths, the report)."""

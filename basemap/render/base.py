@@ -1,0 +1,79 @@
+"""Renderers: reflectance (3, H, W) float32 -> 8-bit RGB, one class per method, in one registry.
+
+Every renderer works on the global pixel grid: `input_region(region)` says which input pixels it
+needs to render `region` exactly, and `render` returns only `region`. Pixel-wise renderers need no
+context; window-based ones (the U-Net, the per-tile stretch) need their whole windows, which live
+on the global grid, so a pixel's value never depends on how the work was split.
+
+Methods: :mod:`basemap.render.classic` (``linear``, ``sh-l2a-optimized``, ``stretch-clahe``,
+``per-tile-stretch``,
+baselines) and :mod:`basemap.render.unet` (``unet``, the learned one, the default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+import numpy as np
+
+from basemap import config
+from basemap.errors import InputError
+from basemap.grid import Region
+from basemap.render.classic import (
+    LinearRenderer,
+    PerTileStretch,
+    SentinelHubL2AOptimized,
+    StretchClahe,
+)
+from basemap.render.unet import UNetRenderer
+
+
+class Renderer(Protocol):
+    """What the build and `basemap colorize` need from a rendering method."""
+
+    name: str
+
+    def input_region(self, region: Region) -> Region:
+        """Global-pixel region of input needed to render `region` exactly."""
+
+    def render(
+        self, reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int], region: Region
+    ) -> np.ndarray:
+        """Render `region` to uint8 (3, h, w) from input covering `input_region(region)`."""
+
+
+#: name -> factory(model, window, overlap) for every renderer, the default first; the CLI's
+#: choices come from here. Only the U-Net has weights and a window grid.
+_REGISTRY: dict[str, Callable[[str | None, int, int], Renderer]] = {
+    UNetRenderer.name: UNetRenderer,
+    LinearRenderer.name: lambda model, window, overlap: LinearRenderer(),
+    SentinelHubL2AOptimized.name: lambda model, window, overlap: SentinelHubL2AOptimized(),
+    StretchClahe.name: lambda model, window, overlap: StretchClahe(),
+    PerTileStretch.name: lambda model, window, overlap: PerTileStretch(),
+}
+
+
+#: Renderer names, the default first (the CLI's click.Choice).
+RENDERER_NAMES: tuple[str, ...] = tuple(_REGISTRY)
+
+
+def get_renderer(name: str, model: str | None = None, window: int = config.WINDOW,
+                 overlap: int = config.OVERLAP) -> Renderer:
+    """Build the renderer called `name` (cheap: the U-Net's weights load lazily, once a process).
+
+    Args:
+        name: one of :data:`RENDERER_NAMES`.
+        model: U-Net weights file (None: the shipped default); ignored by the classic renderers.
+        window, overlap: the U-Net's window grid (global pixels); ignored by the others.
+
+    Raises:
+        InputError: for an unknown name, listing the known ones, or a bad window grid.
+    """
+    try:
+        factory = _REGISTRY[name]
+    except KeyError:
+        raise InputError(
+            f"unknown renderer {name!r}; choose one of: {', '.join(RENDERER_NAMES)}"
+        ) from None
+    return factory(model, window, overlap)

@@ -1,0 +1,1 @@
+"""STAC: scenes, search, radiometry (the DN offset rule) and the frozen manifest."""

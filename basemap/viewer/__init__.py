@@ -1,0 +1,1 @@
+"""The web map viewer: `basemap serve` and its static page."""

@@ -1,0 +1,106 @@
+"""`basemap world run` and `basemap world pyramid`: the shards of a plan built into one output,
+then the zooms above the shards."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import replace
+
+import numpy as np
+
+from basemap.build import build
+from basemap.errors import InputError
+from basemap.ledger import Ledger
+from basemap.output.pyramid import reduce_tiles
+from basemap.output.storage import open_storage
+from basemap.output.tiles import TileOutput
+from basemap.types import BBox, ZoomRange
+from basemap.world.plan import Plan, Shard
+
+SHARDS_PREFIX = "ledger/shards"
+
+
+def run_shards(plan: Plan, out: str, settings, stac: str, indices: list[int] | None = None,
+               pyramid: bool = True, **build_kwargs) -> list[str]:
+    """Build shards of a plan into one output, one resumable `build` each, then the pyramid.
+
+    Args:
+        plan: the shard plan.
+        out: the output (folder or s3://).
+        settings: :class:`basemap.block.BuildSettings` (its block size is the plan's).
+        stac: STAC source.
+        indices: which shards (default: all), e.g. a Kubernetes Job's completion index.
+        pyramid: build zooms 0..shard_zoom-1 at the end (needs every shard finished).
+        build_kwargs: collection, datetime, max_cloud, workers, scheduler, progress.
+
+    Returns:
+        Failed blocks and missing pyramid tiles, named (empty when everything is done).
+    """
+    settings = replace(settings, block_size=plan.block_size)
+    zoom = ZoomRange(plan.shard_zoom, plan.zoom)
+    storage = open_storage(out)
+    chosen = plan.shards if indices is None else [_shard_at(plan, i) for i in indices]
+    failed: list[str] = []
+    for shard in chosen:
+        summary = build(BBox(*shard.bbox), zoom, out, settings, stac, **build_kwargs)
+        failed += [f"{shard.id}: {f}" for f in summary.failed]
+        storage.write_bytes(f"{SHARDS_PREFIX}/{shard.id}.json", json.dumps(
+            {"shard": shard.id, "failed": summary.failed, "blocks": summary.blocks}).encode())
+    if pyramid:
+        failed += world_pyramid(plan, out, settings.tile_format)
+    return failed
+
+
+def _shard_at(plan: Plan, index: int) -> Shard:
+    if not 0 <= index < len(plan.shards):
+        raise InputError(f"--index {index} is outside the plan's {len(plan.shards)} shards")
+    return plan.shards[index]
+
+
+def world_pyramid(plan: Plan, out: str, tile_format: str = "webp") -> list[str]:
+    """Zooms 0..shard_zoom-1 over every shard, by exact 2x reduction (the build's own rule).
+
+    Each shard's tile at shard_zoom is rebuilt losslessly from its blocks' root tiles kept in the
+    ledger (never from lossy encoded tiles), then reduced level by level. A shard that has not
+    finished (no record, or failed blocks) is a hole: its ancestors are NOT built (never read as
+    transparent) and are reported. Memory: one RGBA tile per finished shard with data.
+
+    Returns:
+        The tiles that could not be built, named, with the reason.
+    """
+    storage = open_storage(out)
+    ledger = Ledger(storage)
+    tiles = TileOutput(storage, tile_format)
+    levels = int(math.log2(plan.shard_size))
+    rz = plan.shard_zoom + levels  # the blocks' root zoom
+    level: dict[tuple[int, int], np.ndarray | None] = {}
+    broken: set[tuple[int, int]] = set()
+    problems: list[str] = []
+    for shard in plan.shards:
+        sx, sy = shard.blocks[0] // plan.shard_size, shard.blocks[1] // plan.shard_size
+        try:
+            record = json.loads(storage.read_bytes(f"{SHARDS_PREFIX}/{shard.id}.json"))
+        except FileNotFoundError:
+            record = None
+        if record is None or record["failed"]:
+            broken.add((sx, sy))
+            problems.append(f"shard {shard.id} is not finished: its ancestor tiles are not built")
+            continue
+        roots = {}
+        for by in range(shard.blocks[1], shard.blocks[3]):
+            for bx in range(shard.blocks[0], shard.blocks[2]):
+                roots[(bx, by)] = ledger.root(f"{rz}/{bx}/{by}")
+        tile = _reduce_square(roots, shard.blocks[0], shard.blocks[1], plan.shard_size)
+        if tile is not None:
+            level[(sx, sy)] = tile
+    # Above the shards: the one level loop, not building over an unfinished shard.
+    reduce_tiles(level, plan.shard_zoom, 0, tiles, broken)
+    return problems
+
+
+def _reduce_square(roots, x0, y0, n):
+    """The one tile an n x n square of root tiles (dict (x, y) -> RGBA or None) reduces to."""
+    level = {(x - x0, y - y0): t for (x, y), t in roots.items() if t is not None}
+    top, _ = reduce_tiles(level, int(math.log2(n)), 0, None)
+    return top.get((0, 0))

@@ -1,0 +1,131 @@
+"""Smoke runs of benchmarks/ (tiny sizes, seconds each) so the scripts don't rot, and the
+equivalence of the fast CPU inference path (ONNX Runtime) with the torch reference.
+
+These assert that the scripts run and produce well-formed numbers, never speed: speed goals live
+in BENCHMARKS.md, measured by the scripts themselves.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BENCH = ROOT / "benchmarks"
+
+
+def run_script(name: str, *args: str, tmp_path: Path, timeout: int = 120) -> dict:
+    """Run benchmarks/<name> with --json and return its result."""
+    out = tmp_path / f"{name}.json"
+    proc = subprocess.run([sys.executable, str(BENCH / name), *args, "--json", str(out)],
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    for key in ("date", "command", "machine"):
+        assert key in result
+    assert result["machine"]["cores"] >= 1
+    return result
+
+
+def positive(x) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
+
+
+def test_model_throughput_smoke(tmp_path):
+    r = run_script("model_throughput.py", "--window", "64", "--overlap", "16", "--batch", "2",
+                   "--variants", "eager,fold_cl,ort", "--rounds", "1", "--repeat", "1",
+                   "--peak-n", "128", "--peak-repeat", "1", "--region", "96", "--device", "cpu",
+                   tmp_path=tmp_path)
+    assert r["flops_per_pixel"] > 1e4  # the default U-Net: ~79 kFLOP per pixel
+    assert positive(r["peak_gflop_s"]["float32"])
+    names = {(v["variant"], v["batch"]) for v in r["variants"]}
+    assert names == {(n, 2) for n in ("eager", "fold_cl", "ort")}
+    for v in r["variants"]:
+        assert positive(v["input_mpx_s"]) and positive(v["fraction_of_fp32_peak"])
+        # same outputs whatever the variant (fp32): tiny float differences only
+        assert v["max_abs_diff_8bit"] < 0.05, v
+    assert positive(r["blended"]["output_mpx_s"]) and r["blended"]["windows"] > 0
+    assert r["overlap_cost"] == pytest.approx((64 / 48) ** 2, rel=1e-3)
+
+
+def test_onnx_runtime_path_matches_torch_and_is_batch_invariant(tmp_path):
+    """The CPU fast path gives the torch reference's colours (within 0.01 of an 8-bit unit,
+    float rounding) and the same bytes for a window whatever batch it runs in (so builds stay
+    partition-invariant)."""
+    import torch
+    from basemap.model.unet import Normalization, ResUNet, UNetConfig
+
+    from basemap.render.inference import LoadedModel, onnx_session, prepare_net
+
+    torch.manual_seed(0)
+    net = prepare_net(ResUNet(UNetConfig(base=8, levels=3)).eval(), "cpu")
+    norm = Normalization()
+    session = onnx_session(net, norm, 1)
+    assert session is not None, "onnxruntime and onnx are dependencies (pyproject.toml)"
+    fast = LoadedModel("t", "", "cpu", net, norm, session=session)
+    ref = LoadedModel("t", "", "cpu", net, norm)
+    x = np.random.default_rng(0).uniform(0, 1.2, (3, 3, 64, 64)).astype(np.float32)
+    a, b = fast.predict(x), ref.predict(x)
+    assert a.shape == b.shape == (3, 3, 64, 64)
+    assert np.abs(a - b).max() < 0.01
+    one = np.concatenate([fast.predict(x[i : i + 1]) for i in range(3)])
+    np.testing.assert_array_equal(one, a)
+
+
+def test_tiles_vs_gdal_smoke(tmp_path):
+    """`basemap tiles` and gdal2tiles (Debian's gdal-bin, installed by make test) on a tiny COG."""
+    r = run_script("tiles_vs_gdal.py", "--size", "256", "--zoom", "0-12", "--rounds", "1",
+                   "--processes", "1", tmp_path=tmp_path)
+    assert positive(r["basemap_s"]) and r["basemap_tiles"] >= 10 and r["basemap_empty_tiles"] == 0
+    assert positive(r["basemap_bytes"])
+    assert r["gdal2tiles_s"] is not None, "no gdal2tiles.py: run scripts/install-system-deps.sh"
+    assert positive(r["speedup"])
+    assert r["same_visible_tile_set"], (r["only_basemap"], r["only_gdal2tiles"])
+
+
+def test_pipeline_smoke(tmp_path, synth_world):
+    """Overhead and memory parts on the test world, in-process builds (--workers 0)."""
+    r = run_script("pipeline.py", "--preset", "test", "--catalog", str(synth_world),
+                   "--zoom", "13-14", "--window", "64", "--overlap", "16", "--block-size", "256",
+                   "--workers", "0", "--skip", "scaling", "--work", str(tmp_path / "work"),
+                   tmp_path=tmp_path, timeout=300)
+    large = r["large"]
+    assert positive(large["build_s"]) and positive(large["model_only_s"])
+    assert large["windows_run_by_blocks"] >= large["windows_global"] > 0
+    assert positive(large["overhead"]) and large["megapixels"] > 0
+    mem = r["memory"]
+    assert mem["peak_rss_large_mib"] > 50 and positive(mem["ratio"])
+    assert r["bbox_large"][2] - r["bbox_large"][0] == pytest.approx(
+        4 * (r["bbox_small"][2] - r["bbox_small"][0]))
+
+
+def test_overlap_seams_smoke(tmp_path):
+    """Seam excess per overlap on one small uint16 scene with a tiny random model."""
+    import rasterio
+    import torch
+    from basemap.model.unet import Normalization, ResUNet, UNetConfig
+    from basemap.model.weights import save_weights
+
+    torch.manual_seed(0)
+    weights = save_weights(tmp_path / "w.pt", ResUNet(UNetConfig(base=8, levels=3)).eval(),
+                           Normalization())
+    rng = np.random.default_rng(0)
+    paths = []
+    for band in "rgb":
+        path = tmp_path / f"{band}.tif"
+        with rasterio.open(path, "w", driver="GTiff", width=320, height=320, count=1,
+                           dtype="uint16") as ds:
+            ds.write(rng.integers(300, 3000, (1, 320, 320)).astype("uint16"))
+        paths.append(str(path))
+    r = run_script("overlap_seams.py", "--weights", str(weights), "--window", "64",
+                   "--overlaps", "0,16", "--bands", ",".join(paths), tmp_path=tmp_path)
+    assert [row["overlap"] for row in r["rows"]] == [0, 16]
+    for row in r["rows"]:
+        assert positive(row["cost"]) and positive(row["s_per_mpx"])
+        assert positive(row["excess_max"])

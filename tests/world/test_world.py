@@ -1,0 +1,142 @@
+"""World planning: shards on the global block grid, land mask, and `basemap plan`."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from basemap import grid
+from basemap.cli import cli
+from basemap.errors import InputError, PartialBuildError
+from basemap.types import BBox
+from basemap.world import plan as world
+
+
+def test_land_mask_knows_land_from_ocean():
+    land, cell = world.land_mask()
+    assert land.shape == (720, 1440) and cell == 0.25
+
+    def at(lat, lon):
+        return land[int((90 - lat) / cell), int((lon + 180) / cell)]
+
+    for lat, lon in [(46.2, 6.1), (23, 10), (-25, 135), (40, -100), (-80, 0), (64, -20)]:
+        assert at(lat, lon), (lat, lon)  # Geneva, Sahara, Australia, USA, Antarctica, Iceland
+    for lat, lon in [(0, -140), (40, -30), (-40, 80), (30, -160)]:
+        assert not at(lat, lon), (lat, lon)  # Pacific, Atlantic, Indian Ocean
+    # Earth is ~29% land by area; in 0.25-degree cells (any land; lakes count) rather more.
+    assert 0.25 < land.mean() < 0.45
+
+
+def test_world_plan_counts_are_sane():
+    p = world.plan(zoom=14, block_size=4096, shard_size=8, land_only=True)
+    s = world.summary(p)
+    assert p.blocks_total == 1024 * 1024
+    # Web Mercator inflates high latitudes (Antarctica, Greenland), and the mask is dilated by one
+    # cell: between the area fraction (0.29) and 0.6.
+    assert 0.29 < s["land_fraction_of_blocks"] < 0.6
+    assert s["tiles_max_zoom"] == p.land_blocks * 256
+    assert p.shard_zoom == 7  # 8 blocks x 4096 px = 128 tiles at z14 = one tile at z7
+    ids = {sh.id for sh in p.shards}
+    assert len(ids) == len(p.shards)
+    everything = world.plan(zoom=14, block_size=4096, shard_size=8, land_only=False)
+    assert len(everything.shards) == 128 * 128 > len(p.shards)
+
+
+def test_shard_bbox_covers_exactly_its_blocks():
+    """A build over a shard's bbox must plan the shard's blocks and no neighbour's."""
+    p = world.plan(zoom=14, block_size=4096, shard_size=4, land_only=True,
+                   regions=[BBox.parse("5.9,45.9,6.1,46.1"), BBox.parse("-75,-55,-60,-50")])
+    assert p.shards
+    for sh in p.shards:
+        regions = grid.bbox_regions(BBox(*sh.bbox), 14)
+        blocks = grid.plan_blocks(regions, 4096, 14)
+        bx0, by0, bx1, by1 = sh.blocks
+        assert {(b.bx, b.by) for b in blocks} == {
+            (x, y) for x in range(bx0, bx1) for y in range(by0, by1)}
+
+
+def test_region_plan_crossing_the_antimeridian_keeps_both_sides():
+    p = world.plan(zoom=14, block_size=4096, shard_size=1, land_only=True,
+                   regions=[BBox.parse("179,-18,-179,-16")])  # Fiji
+    columns = {sh.blocks[0] for sh in p.shards}
+    assert min(columns) < 10 and max(columns) > 1000
+    ocean = world.plan(zoom=14, block_size=4096, shard_size=1, land_only=True,
+                       regions=[BBox.parse("-125,-45,-124,-44")])  # open Pacific
+    assert ocean.shards == () and ocean.blocks_total > 0
+
+
+@pytest.mark.parametrize("bad", [{"block_size": 1000}, {"shard_size": 3}, {"shard_size": 0}])
+def test_plan_rejects_sizes_that_do_not_tile(bad):
+    kwargs = {"zoom": 14, "block_size": 4096, "shard_size": 8} | bad
+    with pytest.raises(InputError):
+        world.plan(**kwargs)
+
+
+def test_plan_cli_writes_a_plan_that_reads_back(tmp_path):
+    out = tmp_path / "shards.json"
+    r = CliRunner().invoke(cli, ["plan", "--bbox", "5.9,45.9,6.1,46.1", "--shard-size", "1",
+                                 "--block-size", "2048", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    p = world.Plan.read(out)
+    assert p.block_size == 2048 and len(p.shards) == json.loads(out.read_text())["summary"][
+        "shards"]
+    assert all(np.isfinite(sh.bbox).all() for sh in p.shards)
+    r = CliRunner().invoke(cli, ["plan"])
+    assert r.exit_code != 0
+
+
+@pytest.mark.slow
+def test_world_run_builds_shards_then_an_exact_low_zoom_pyramid(small_build, synth_world,
+                                                                tmp_path):
+    """`basemap world run` over a plan of the test world: shard tiles match a plain build's
+    max-zoom pixels; every low zoom is the exact 2x reduction of its children (PNG: lossless)."""
+    from PIL import Image
+
+    from basemap.output.tiles import assemble, reduce2x
+    from basemap.synth.tiles import world_bbox
+
+    reference, settings, _ = small_build
+    plan_path = tmp_path / "plan.json"
+    r = CliRunner().invoke(cli, ["plan", "--bbox", str(world_bbox("test")), "--block-size",
+                                 "512", "--shard-size", "2", "--out", str(plan_path)])
+    assert r.exit_code == 0, r.output
+    p = world.Plan.read(plan_path)
+    assert p.shard_zoom == 12 and 1 <= len(p.shards) <= 6
+    out = tmp_path / "out"
+    r = CliRunner().invoke(cli, ["world", "run", str(plan_path), "--out", str(out), "--stac",
+                                 str(synth_world), "--renderer", "linear", "--tile-format", "png",
+                                 "--feather", "32", "--workers", "0", "--quiet"])
+    assert r.exit_code == 0, r.output
+    for z in (14, 13):  # the blocks' own tiles: the same bytes as the plain build's
+        for ref in (reference / "tiles" / str(z)).rglob("*.png"):
+            got = out / ref.relative_to(reference)
+            assert got.read_bytes() == ref.read_bytes(), got
+
+    def rgba(path):
+        with Image.open(path) as im:
+            return np.moveaxis(np.asarray(im.convert("RGBA")), -1, 0)
+
+    assert (out / "tiles" / "0" / "0" / "0.png").is_file()
+    for z in range(0, 12):  # each pyramid tile = exact reduction of its children
+        for tile in (out / "tiles" / str(z)).rglob("*.png"):
+            x, y = int(tile.parent.name), int(tile.stem)
+            kids = []
+            for dy in (0, 1):
+                for dx in (0, 1):
+                    k = out / "tiles" / str(z + 1) / str(2 * x + dx) / f"{2 * y + dy}.png"
+                    kids.append(rgba(k) if k.is_file() else None)
+            assert np.array_equal(rgba(tile), reduce2x(assemble(tuple(kids)))), tile
+
+
+def test_world_pyramid_does_not_build_over_an_unfinished_shard(tmp_path):
+    """Row 23: a shard without a finished record is a hole: no ancestor tile, exit 3."""
+    plan_path = tmp_path / "plan.json"
+    world.plan(14, 512, 2, True, [BBox.parse("5.96,44.99,6.03,45.01")]).write(plan_path)
+    r = CliRunner().invoke(cli, ["world", "pyramid", str(plan_path), "--out",
+                                 str(tmp_path / "out")])
+    assert isinstance(r.exception, PartialBuildError) and r.exception.exit_code == 3
+    assert "not finished" in str(r.exception)
+    assert not (tmp_path / "out" / "tiles").exists()
