@@ -18,7 +18,7 @@ import numpy as np
 import rasterio
 
 from basemap import config
-from basemap.composite import METHOD_NAMES, Method, required_padding
+from basemap.composite import METHOD_NAMES, compositor
 from basemap.errors import InputError
 from basemap.grid import TILE_SIZE, Block, Region, check_block_size, expand, union
 from basemap.ledger import RESUMED, BlockRecord, Ledger, RecordingStorage, block_fingerprint
@@ -27,6 +27,7 @@ from basemap.output.media import TILE_FORMATS
 from basemap.output.pyramid import write_levels
 from basemap.output.storage import Storage
 from basemap.output.tiles import TileOutput
+from basemap.quality import required_padding
 from basemap.read import ReadSettings, observations
 from basemap.render.base import RENDERER_NAMES, Renderer, get_renderer
 from basemap.render.windows import WindowGrid
@@ -45,8 +46,8 @@ class BuildSettings:
         model: U-Net weights file (None: the shipped default).
         window, overlap: the U-Net's window grid (global pixels).
         block_size: processing block side in pixels (256 times a power of two).
-        composite: compositing method (:class:`basemap.composite.Method`).
-        feather: feather distance in pixels of the ``mean`` composite.
+        composite: compositing method (:data:`basemap.composite.METHODS`).
+        feather: footprint-edge ramp (px) of the observations' quality.
         tile_format: webp, png or jpeg.
         chunk, margin: warp chunk size (global px) and source margin (source px).
     """
@@ -101,8 +102,8 @@ def input_region(block: Block, renderer) -> Region:
 
 
 def read_region(block: Block, settings: BuildSettings, renderer) -> Region:
-    """The chunk-aligned region a block warps and composites: input region + feather padding."""
-    pad = required_padding(settings.feather) if Method(settings.composite).uses_feather else 0
+    """The chunk-aligned region a block warps and composites: input region + quality padding."""
+    pad = required_padding(settings.feather)
     return expand(input_region(block, renderer), pad).aligned_out(settings.chunk)
 
 
@@ -138,6 +139,7 @@ class BlockResult:
     message: str = ""
     seconds: float = 0.0
     rgba: np.ndarray | None = field(default=None, compare=False, repr=False)
+    filled: float = 0.0  # fraction of the block's valid pixels filled from rejected observations
 
 
 def build_block(job: BlockJob) -> BlockResult:
@@ -154,26 +156,30 @@ def build_block(job: BlockJob) -> BlockResult:
     need = input_region(block, renderer)
     region = read_region(block, s, renderer)
     rsettings = s.read_settings()
-    comp = Method(s.composite).compositor((region.height, region.width), s.feather)
+    comp = compositor(s.composite, (region.height, region.width))
     used, skipped = 0, []
     with rasterio.Env(**config.gdal_env()):
-        for _, refl, observed in observations(job.scenes, region, rsettings, skipped):
-            comp.add(refl, observed)
+        for obs in observations(job.scenes, region, rsettings, s.feather, skipped):
+            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality)
             used += 1
-    refl, valid = comp.result()
+    made = comp.result()
+    refl, valid = made.reflectance, made.valid
     status = "degraded" if skipped else "ok"
     message = f"missing assets of {', '.join(skipped)}" if skipped else ""
     rows, cols = block.region.slices((region.x0, region.y0))
     alpha = valid[rows, cols]
-    if not alpha.any():  # all cloud / nodata: the renderer is not run, nothing is written
+    if not alpha.any():  # no scene has data here: the renderer is not run, nothing is written
         return BlockResult(block, "degraded" if skipped else "empty", used, message=message,
                            seconds=time.perf_counter() - start)
+    filled = made.filled[rows, cols]
     nr, nc = need.slices((region.x0, region.y0))
     rgb = renderer.render(refl[:, nr, nc], valid[nr, nc], (need.x0, need.y0), block.region)
     rgba = np.concatenate([rgb, (alpha * np.uint8(255))[None]]).astype(np.uint8)
     rgba[:3, ~alpha] = 0
     key = cog_key(block)
     write_block_cog(rgba, block.region, s.zmax, job.storage, key)
+    provenance = np.stack([made.count[rows, cols], filled * np.uint8(255)]).astype(np.uint8)
+    write_block_cog(provenance, block.region, s.zmax, job.storage, provenance_key(block))
     out = TileOutput(job.storage, s.tile_format)
     tx, ty = block.region.x0 // TILE_SIZE, block.region.y0 // TILE_SIZE
     counts, root = write_levels(rgba, tx, ty, s.zmax, s.zmin, out)
@@ -181,7 +187,14 @@ def build_block(job: BlockJob) -> BlockResult:
     return BlockResult(
         block, status, used, tuple(sorted(counts.items(), reverse=True)), key, message,
         time.perf_counter() - start, rgba=root if min(counts) == rz and rz > s.zmin else None,
+        filled=round(float(filled.sum() / alpha.sum()), 6),
     )
+
+
+def provenance_key(block: Block) -> str:
+    """Storage key of a block's provenance COG: band 1 the number of accepted observations
+    used per pixel, band 2 255 where the pixel was filled from rejected ones."""
+    return f"provenance/{block.name}.tif"
 
 
 def _tile_counts(outputs: tuple[tuple[str, int, str], ...]) -> tuple[tuple[int, int], ...]:
@@ -209,13 +222,15 @@ def run_block(job: BlockJob) -> BlockResult:
         log.info("block %s: finished in an earlier run (ledger): not recomputed", name)
         cog = next((k for k, _, _ in rec.outputs if k.startswith("cogs/")), None)
         return BlockResult(job.block, rec.status, len(rec.items), _tile_counts(rec.outputs), cog,
-                           RESUMED, 0.0, rgba=ledger.root(name) if rec.root else None)
+                           RESUMED, 0.0, rgba=ledger.root(name) if rec.root else None,
+                           filled=rec.filled)
     ledger.forget(name)
     recording = RecordingStorage(job.storage)
     result = build_block(replace(job, storage=recording))
     notes = (result.message,) if result.message else ()
     ledger.record(BlockRecord(name, fp, result.status, recording.outputs(),
-                              tuple(s.id for s in job.scenes), notes, result.rgba is not None),
+                              tuple(s.id for s in job.scenes), notes, result.rgba is not None,
+                              result.filled),
                   result.rgba)
     return result
 

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, fields, replace
 
 from basemap import __version__, config
 from basemap.block import BlockJob, BuildSettings, read_region
-from basemap.composite import REJECTED_SCL
 from basemap.errors import BasemapError, WeightsError
 from basemap.graph import dask_client, run_graph
 from basemap.grid import (
@@ -47,6 +46,7 @@ from basemap.output.cog import write_vrt
 from basemap.output.storage import open_storage
 from basemap.output.tilejson import ATTRIBUTION, tilejson
 from basemap.output.tiles import TileOutput
+from basemap.quality import CLOUD_BUFFER, REJECTED_SCL
 from basemap.read import RESAMPLING
 from basemap.stac.manifest import manifest_bytes
 from basemap.stac.scene import Scene
@@ -293,12 +293,15 @@ def build_record(bbox: BBox, settings: BuildSettings, search_args: dict, scenes:
         "resampling": dict(RESAMPLING, pyramid="alpha-weighted 2x2 mean",
                            cog_overviews="average"),
         "compositing": {"method": settings.composite, "feather_px": settings.feather,
-                        "rejected_scl": list(REJECTED_SCL)},
+                        "rejected_scl": list(REJECTED_SCL), "cloud_buffer_px": CLOUD_BUFFER,
+                        "holes": "filled with the first quartile of rejected observations"},
         "model": model_checksum(settings),
         "items": [s.id for s in scenes],
         "blocks": [{"block": r.block.name, "status": r.status, "scenes": r.scenes,
                     "cog": r.cog, "tiles": dict(r.tiles), "message": r.message,
-                    "seconds": round(r.seconds, 3)} for r in results],
+                    "filled": r.filled, "seconds": round(r.seconds, 3)} for r in results],
+        "filled_fraction": round(sum(r.filled for r in results if r.cog)
+                                 / max(1, sum(1 for r in results if r.cog)), 6),
         "tiles_written": {str(z): n for z, n in sorted(summary.tiles.items())},
         "seconds": round(summary.seconds, 2),
     }

@@ -73,13 +73,14 @@ class BlockRecord:
     items: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
     root: bool = False  # a lossless root tile is kept beside the entry
+    filled: float = 0.0  # fraction of the block's valid pixels filled from rejected observations
 
     def to_json(self) -> bytes:
         """The entry's bytes."""
         doc = {
             "block": self.block, "fingerprint": self.fingerprint, "status": self.status,
             "outputs": [list(o) for o in self.outputs], "items": list(self.items),
-            "notes": list(self.notes), "root": self.root,
+            "notes": list(self.notes), "root": self.root, "filled": self.filled,
         }  # no timestamp: a resumed output is byte-identical to a clean one, ledger included
         return (json.dumps(doc, indent=1) + "\n").encode()
 
@@ -90,7 +91,7 @@ class BlockRecord:
         return cls(doc["block"], doc["fingerprint"], doc["status"],
                    tuple((k, int(s), h) for k, s, h in doc["outputs"]),
                    tuple(doc.get("items", ())), tuple(doc.get("notes", ())),
-                   bool(doc.get("root", False)))
+                   bool(doc.get("root", False)), float(doc.get("filled", 0.0)))
 
 
 def encode_rgba(rgba: np.ndarray) -> bytes:

@@ -27,12 +27,12 @@ import functools
 import logging
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from basemap.composite import observation_mask
 from basemap.config import gdal_env
 from basemap.errors import AssetError, MissingAssetError
 from basemap.grid import (
@@ -42,9 +42,11 @@ from basemap.grid import (
     region_transform,
     world_size,
 )
+from basemap.quality import observation_quality
 from basemap.stac.radiometry import to_reflectance
 
-__all__ = ["gdal_env", "observations", "read_scene", "ReadSettings", "SceneStack", "RESAMPLING"]
+__all__ = ["gdal_env", "Observation", "observations", "read_scene", "ReadSettings", "SceneStack",
+           "RESAMPLING"]
 
 log = logging.getLogger(__name__)
 
@@ -293,16 +295,31 @@ def _read_scl(scene, chunks: list[Region], region: Region, settings: ReadSetting
     return scl[0]
 
 
-def observations(scenes, region: Region, settings: ReadSettings, skipped: list[str] | None = None):
-    """Yield (scene, reflectance, cloud-free mask) for each scene seen in `region`, in order.
+class Observation(NamedTuple):
+    """One scene seen in a region: reflectance (3, H, W), where it has data, where it is
+    accepted (SCL and the cloud buffer) and its quality (:mod:`basemap.quality`)."""
+
+    scene: object
+    reflectance: np.ndarray
+    valid: np.ndarray
+    accepted: np.ndarray
+    quality: np.ndarray
+
+
+def observations(scenes, region: Region, settings: ReadSettings, feather: int,
+                 skipped: list[str] | None = None):  # fmt: skip
+    """Yield an :class:`Observation` for each scene with data in `region`, in manifest order.
 
     The one recipe shared by the build and `basemap evaluate`: warp, DN to reflectance by the
-    scene's offset, SCL masks. A scene with pixels but no cloud-free one is not yielded.
+    scene's offset, SCL masks and quality. Scenes whose pixels are all rejected are yielded too
+    (the composite fills holes from them).
 
     Args:
         scenes: :class:`basemap.stac.scene.Scene` values, in manifest order.
-        region: chunk-aligned global pixels (see :func:`read_scene`).
+        region: chunk-aligned global pixels (see :func:`read_scene`), padded by
+            :func:`basemap.quality.required_padding` around the pixels used.
         settings: the warp settings.
+        feather: footprint-edge ramp of the quality (px).
         skipped: when given, scenes with a missing asset are logged and their ids appended here
             instead of raising :class:`MissingAssetError`.
     """
@@ -318,6 +335,6 @@ def observations(scenes, region: Region, settings: ReadSettings, skipped: list[s
         if stack is None:
             continue
         refl, valid = to_reflectance(stack.dn, scene.dn_offset)
-        observed = observation_mask(valid, stack.scl)
-        if observed.any():
-            yield scene, refl, observed
+        if valid.any():
+            accepted, quality = observation_quality(refl, valid, stack.scl, feather)
+            yield Observation(scene, refl, valid, accepted, quality)

@@ -1,4 +1,4 @@
-"""The `auto` grader (v2): grades each WHOLE image the way an editor would, to make training targets.
+"""The `auto` grader (v2): grades each WHOLE image as an editor would, to make training targets.
 
 Sentinel-2 L2A reflectance is already physically white-balanced (a white roof reflects the same in
 B04, B03 and B02), so the grade keeps the physics and corrects only what varies between scenes

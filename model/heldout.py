@@ -20,7 +20,6 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-
 from basemap.model.augment import evaluation_atmospheres
 from basemap.model.corpus import Scene, heldout_scenes
 from basemap.model.grader import grade, luminance

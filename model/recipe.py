@@ -67,7 +67,8 @@ def real_pairs(root: Path) -> int:
             n += 1
             continue
         refl, valid, clear, _ = scene.read()
-        if valid.sum() < 256 or (clear is not None and (clear & valid).sum() < MIN_CLEAR * valid.sum()):
+        cloudy = clear is not None and (clear & valid).sum() < MIN_CLEAR * valid.sum()
+        if valid.sum() < 256 or cloudy:
             continue
         target, params = grade(refl, valid, clear)
         dn = np.where(valid, np.rint(refl * 10000 - scene.dn_offset), 0).clip(0, 65535)
@@ -98,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
                          "else beside --out)")  # fmt: skip
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    config = RECIPE if args.lambdas is None else replace(RECIPE, lambdas=parse_lambdas(args.lambdas))
+    config = RECIPE if args.lambdas is None else replace(RECIPE,
+                                                         lambdas=parse_lambdas(args.lambdas))
     pairs = args.work / "pairs"
     t0 = time.monotonic()
     n_real = real_pairs(pairs / "real")
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
 
     metrics = evaluate_weights(args.out)
     default = args.out.resolve() == (HERE / "default.pt").resolve()
-    path = args.metrics or (HERE / "metrics.json" if default else args.out.with_suffix(".metrics.json"))
+    path = args.metrics or (HERE / "metrics.json" if default
+                            else args.out.with_suffix(".metrics.json"))
     path.write_text(json.dumps(metrics, indent=1) + "\n")
     print(json.dumps(metrics["summary"], indent=1))
 

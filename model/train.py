@@ -223,7 +223,8 @@ def train(
     out = Path(out)
     files = _paths(out)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    loss_fn = (loss or build_loss(config.lambdas, vgg_weights, device, config.feature_crops)).to(device)
+    loss_fn = loss or build_loss(config.lambdas, vgg_weights, device, config.feature_crops)
+    loss_fn = loss_fn.to(device)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     root = Path(pairs_dir)

@@ -271,18 +271,28 @@ def test_item_without_blue_is_skipped(synth_world, tmp_path, caplog):
     assert summary.blocks.get("ok") and not summary.failed
 
 
-def test_all_cloud_is_empty_not_missing(synth_world, tmp_path, monkeypatch, capsys):
-    """Row 13: every SCL pixel is cloud: blocks are `empty`, nothing written, exit 0."""
+def test_all_cloud_is_filled_not_a_hole(synth_world, tmp_path, monkeypatch, capsys):
+    """Row 13: every SCL pixel is cloud: no observation is accepted, yet nothing is left
+    transparent: every pixel a scene covers is filled from the rejected observations, recorded
+    per block (build.json) and per pixel (the provenance COG), exit 0."""
     root = _world_copy(synth_world, tmp_path, scl=9)
     code, out, err = run_cli(
         ["build", "--stac", str(root / "catalog.json"), "--bbox", "5.995,44.997,6.0,45.0",
          "--zoom", "14", "--out", str(tmp_path / "out"), "--renderer", "linear",
          "--block-size", "512", "--workers", "0", "--quiet"], monkeypatch, capsys)
     assert code == 0, err
-    assert "empty" in out and "failed" not in out
+    assert "failed" not in out
     rec = json.loads((tmp_path / "out" / "build.json").read_text())
-    assert rec["blocks"] and {b["status"] for b in rec["blocks"]} == {"empty"}
-    assert not (tmp_path / "out" / "tiles").exists() and not (tmp_path / "out" / "cogs").exists()
+    assert rec["blocks"] and {b["status"] for b in rec["blocks"]} == {"ok"}
+    assert {b["filled"] for b in rec["blocks"]} == {1.0} and rec["filled_fraction"] == 1.0
+    for b in rec["blocks"]:
+        with rasterio.open(tmp_path / "out" / b["cog"]) as ds:
+            alpha = ds.read(4)
+        with rasterio.open(tmp_path / "out" / b["cog"].replace("cogs/", "provenance/")) as ds:
+            count, filled = ds.read()
+        assert (alpha == 255).any() and count.max() == 0
+        # Opaque exactly where filled: transparent only beyond every scene's footprint.
+        assert np.array_equal(alpha == 255, filled == 255)
 
 
 def test_latitude_clamp_and_antimeridian_plan(synth_world, tmp_path, monkeypatch, capsys):

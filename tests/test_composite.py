@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from basemap.composite import METHOD_NAMES, compositor, observation_mask
-from basemap.quality import (CLOUD_BUFFER, HAZE_FLOOR, observation_quality, required_padding)
+from basemap.quality import CLOUD_BUFFER, HAZE_FLOOR, observation_quality, required_padding
 
 
 def test_scl_rejects_clouds_shadows_nodata():

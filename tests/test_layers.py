@@ -24,6 +24,7 @@ DEFERRED = {
     ("basemap.render.inference", "basemap.model.weights"),  # torch
     ("basemap.cli.model", "basemap.model.losses"),  # torch
     ("basemap.cli.model", "basemap.model.train"),  # torch
+    ("basemap.cli.model", "basemap.model.unet"),  # torch
 }
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60

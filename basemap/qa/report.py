@@ -115,6 +115,7 @@ at zoom {result["zoom"]} ({x1 - x0} x {y1 - y0} px, centred on a block corner),
 {len(result["scenes"])} scenes. Borders: windows every {b["window"]} px, blocks every
 {b["block"]} px, tiles every {b["tile"]} px. Seam excess: about 1 or less means no visible
 seam.</p>
+<p>Composite: {_composite_line(result.get("composite", {}))}.</p>
 <table><tr><th></th>{head}</tr>
 {chr(10).join(rows)}
 </table>
@@ -125,6 +126,15 @@ seam.</p>
 <p>Numbers: <a href="report.json">report.json</a>.</p>
 </body></html>
 """
+
+
+def _composite_line(c: dict) -> str:
+    if not c:
+        return "not measured"
+    frac = c.get("build_filled_fraction")
+    build = "n/a" if frac is None else f"{100 * frac:.2f} %"
+    return (f"holes {c['holes_pct']:.2f} % of covered pixels, filled {c['filled_pct']:.2f} % "
+            f"(whole build: {build}), haze/cloud leak proxy {c['leak_proxy_pct']:.2f} %")
 
 
 def _json_safe(value):

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.ndimage import binary_erosion
 
 from basemap.synth.ground import Landscape, coarse_fields, ground
 from basemap.synth.layout import KX, KY, LAT0, LON0, Layout, Preset, layout
-from basemap.synth.noise import fbm
+from basemap.synth.noise import fbm, hash01
 from basemap.synth.sky import skies, swath_outside
 from basemap.types import BBox
 
@@ -106,6 +107,7 @@ class TileScene:
     dn: np.ndarray  # uint16 (4, H, W) R, G, B, NIR; 0 = nodata
     scl: np.ndarray  # uint8 (H/2, W/2)
     landcover: np.ndarray  # uint8 (H, W) Landscape codes
+    clean: np.ndarray | None = None  # float32 (4, H, W) the ground without the sky (truth)
 
 #: SCL codes in the order a 20 m pixel takes them from its four 10 m pixels (first wins).
 _SCL_PRIORITY = (0, 9, 8, 3, 10, 7, 11, 6, 2, 4, 5, 1)
@@ -132,8 +134,31 @@ def raw_offset_in_dn(tile: Tile, lay: Layout, k: int) -> bool:
     """
     return float(lay.dates[k][1]) >= 4.0 and tile.zone == 31
 
-def render_tile(tile: Tile, preset: Preset, seed: int) -> list[TileScene]:
-    """Every date of one tile: ground sampled on the tile's grid, then each date's sky."""
+def _scl(scl_ground, cloud, shadow, cirrus, outside, lies: bool, snow: np.ndarray) -> np.ndarray:
+    """The 10 m SCL of one date: exact thresholds, or (``lies``) SCL's known errors: thin cloud
+    (opacity < 0.35) and haze left unflagged, cloud edges under-detected by 3 px, shadows
+    flagged only where dark (> 0.55), and a third of the snow flagged as cloud."""
+    scl = scl_ground.copy()
+    thin, mid, thick, dark = (0.35, 0.45, 0.6, 0.55) if lies else (0.1, 0.25, 0.6, 0.3)
+    cloudy = cloud > mid
+    if lies:
+        cloudy = binary_erosion(cloudy, iterations=3)
+        scl[snow] = 9
+    scl[cirrus > (0.15 if lies else 0.08)] = 10
+    scl[shadow > dark] = 3
+    if not lies:
+        scl[cloud > thin] = 7
+    scl[cloudy] = 8
+    scl[cloudy & (cloud > thick)] = 9
+    scl[outside] = 0
+    return scl
+
+
+def render_tile(tile: Tile, preset: Preset, seed: int, lies: bool = False) -> list[TileScene]:
+    """Every date of one tile: ground sampled on the tile's grid, then each date's sky.
+
+    ``lies``: the SCL has real SCL's errors (:func:`_scl`) and each scene keeps its truth.
+    """
     lay = layout(preset)
     step = 2 if preset == "test" else 4
     n = tile.size
@@ -166,12 +191,8 @@ def render_tile(tile: Tile, preset: Preset, seed: int) -> list[TileScene]:
         offset = 1000 if raw_offset_in_dn(tile, lay, k) else 0
         dn = np.clip(np.rint(refl * 10000) + offset, 1, 65535).astype(np.uint16)
         dn[:, outside] = 0
-        scl = scl_ground.copy()
-        scl[cirrus > 0.08] = 10
-        scl[shadow > 0.3] = 3
-        scl[cloud > 0.1] = 7
-        scl[cloud > 0.25] = 8
-        scl[cloud > 0.6] = 9
-        scl[outside] = 0
-        out.append(TileScene(dn, _scl_20m(scl), g.landcover))
+        snow = (g.landcover == Landscape.SNOW) & (hash01(wx // 400, wy // 400, seed + k) < 0.33)
+        scl = _scl(scl_ground, cloud, shadow, cirrus, outside, lies, snow)
+        clean = g.reflectance * gain[:, None, None].astype(np.float32) if lies else None
+        out.append(TileScene(dn, _scl_20m(scl), g.landcover, clean))
     return out

@@ -1,4 +1,4 @@
-"""The `auto` grader v2: physics kept (neutral, deserts bright), haze removed, highlights rolled off."""
+"""The `auto` grader v2: physics kept (neutral, deserts bright), haze removed, highlights kept."""
 
 from pathlib import Path
 

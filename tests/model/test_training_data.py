@@ -29,7 +29,8 @@ def test_path_radiance_is_strongest_in_blue_and_clean_is_identity():
     valid = np.ones((16, 16), bool)
     valid[0] = False
     refl[:, 0] = 0
-    np.testing.assert_allclose(augment.Atmosphere().apply(refl, valid), np.maximum(refl, 1e-4) * valid)
+    clean = augment.Atmosphere().apply(refl, valid)
+    np.testing.assert_allclose(clean, np.maximum(refl, 1e-4) * valid)
     for k in (1.0, 4.0):
         pr = augment.Atmosphere(haze=0.05, exponent=k).path_radiance()
         assert pr[2] == pytest.approx(0.05) and pr[0] < pr[1] < pr[2]

@@ -103,6 +103,12 @@ def test_evaluate_report(eval_build, tmp_path):
     assert fig["linear"]["clipped_pct"] > fig["sh-l2a-optimized"]["clipped_pct"]
     assert fig["linear"]["cross_scene_pairs"] >= 1
     assert "per-tile-stretch" in (report / "index.html").read_text()
+    # The composite: no holes where a scene covers, the filled share and a leak proxy, reported.
+    c = doc["composite"]
+    assert c["holes_pct"] == 0.0
+    assert 0.0 <= c["filled_pct"] <= 100.0 and 0.0 <= c["leak_proxy_pct"] <= 100.0
+    assert c["build_filled_fraction"] is not None
+    assert "leak proxy" in run.stdout and "holes" in (report / "index.html").read_text()
 
 
 def test_evaluate_errors(tmp_path, eval_build):
