@@ -25,11 +25,14 @@ from basemap.model.corpus import Scene, heldout_scenes
 from basemap.model.grader import grade, luminance
 from basemap.model.metrics import ciede2000, clipped_pct, srgb_to_lab
 from scipy.stats import spearmanr
+from tqdm import tqdm
 
 from basemap.grid import Region
 from basemap.render.base import get_renderer
 
 CLASSIC = ("sh-l2a-optimized", "linear", "stretch-clahe", "per-tile-stretch")
+#: The renderers whose consistency (atmospheres, dates) is measured: the model and its anchor.
+CONSISTENCY = ("unet", "sh-l2a-optimized")
 #: A frame counts for the date comparison when at least this much of it is clear.
 CLEAR_DATE = 0.7
 #: Without SCL, a pixel is taken as cloud when its blue reflectance exceeds this.
@@ -88,10 +91,11 @@ def scene_metrics(scene: Scene, renderers: dict[str, str | None]) -> dict:
             vlab = srgb_to_lab(rgb[:, veg])
             row["veg_a"] = float(vlab[1].mean())
             row["veg_bluish_pct"] = float(100 * (vlab[2] < -2).mean())
-        renders = [rgb] + [render(name, a.apply(refl, valid), valid, model)
-                           for a in evaluation_atmospheres()[1:]]  # fmt: skip
-        row["de_atmospheres"] = float(np.mean([_mean_de(a, b, valid)
-                                               for a, b in itertools.combinations(renders, 2)]))
+        if name in CONSISTENCY:
+            renders = [rgb] + [render(name, a.apply(refl, valid), valid, model)
+                               for a in evaluation_atmospheres()[1:]]  # fmt: skip
+            row["de_atmospheres"] = float(np.mean(
+                [_mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
         rows[name] = row
     return {"scene": scene.name, "place": scene.place, "date": scene.date, "level": scene.level,
             "pixels": int(valid.sum()), "renderers": rows}  # fmt: skip
@@ -114,6 +118,8 @@ def date_consistency(scenes: list[Scene], renderers: dict[str, str | None]) -> d
             continue
         res = {}
         for name, model in renderers.items():
+            if name not in CONSISTENCY:
+                continue
             rgbs = [render(name, r, v, model) for _, r, v, _ in frames]
             des = []
             for (a, (_, _, va, ca)), (b, (_, _, vb, cb)) in itertools.pairwise(
@@ -128,13 +134,14 @@ def date_consistency(scenes: list[Scene], renderers: dict[str, str | None]) -> d
 
 
 def pick_frames(scenes: list[Scene]) -> list[Scene]:
-    """The clearest frame per place, series and month (at least half clear): time series are
+    """The clearest frame of each series per quarter (at least half clear): time series are
     long, and a frame that is all cloud is not a picture of the ground."""
     best: dict[tuple, tuple[float, Scene]] = {}
     for s in scenes:
         refl, valid, clear_scl, _ = s.read()
         frac = _clear(clear_scl, refl, valid).sum() / max(valid.sum(), 1)
-        key = (s.place, s.name.split("_")[0], s.date[:6])
+        quarter = (s.date[:4], (int(s.date[4:6] or 1) - 1) // 3)
+        key = (s.place, s.name.split("_")[0], quarter)
         if frac >= 0.5 and (key not in best or frac > best[key][0]):
             best[key] = (frac, s)
     return [s for _, s in best.values()]
@@ -145,7 +152,9 @@ def evaluate_weights(weights: str | Path | None) -> dict:
     renderers: dict[str, str | None] = {"unet": str(weights) if weights else None}
     renderers |= {name: None for name in CLASSIC}
     scenes = heldout_scenes()
-    per_scene = [scene_metrics(s, renderers) for s in pick_frames(scenes)]
+    frames = pick_frames(scenes)
+    per_scene = [scene_metrics(s, renderers)
+                 for s in tqdm(frames, desc="held-out scenes", unit="scene")]  # fmt: skip
     dates = date_consistency([s for s in scenes if s.place in ("antwerp-port", "puglia")],
                              renderers)  # fmt: skip
     return {"scenes": per_scene, "dates": dates, "summary": summarize(per_scene, dates)}

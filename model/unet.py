@@ -1,6 +1,6 @@
 """A small residual U-Net: 16-bit RGB reflectance in, 8-bit RGB out.
 
-Window-local and deterministic (DESIGN.md invariant 3): convolutions, BatchNorm (eval mode at
+Window-local and deterministic (docs/design.md, invariant 3): convolutions, BatchNorm (eval mode at
 inference), max-pooling and transposed convolutions only -- no instance/group/layer norm over
 space, no global pooling, nothing computed from the window's own statistics. The input
 normalisation is a fixed function of reflectance (clip, asinh) whose constants are stored with the
