@@ -51,19 +51,7 @@ def colorize_file(
     if not dst.parent.is_dir():
         raise ConfigError(f"output folder {dst.parent} does not exist")
     rend = get_renderer(renderer, None if model_path is None else str(model_path))
-    try:
-        opened = rasterio.open(src)
-    except RasterioIOError as exc:
-        raise InputError(
-            f"{src} is not a raster GDAL can read ({exc}); expected a 3-band R, G, B GeoTIFF of "
-            "Sentinel-2 L2A DN (stack B04, B03, B02, e.g. with gdal_merge.py -separate)"
-        ) from None
-    with opened as ds:
-        if ds.count != 3 or not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-            raise InputError(
-                f"{src} has {ds.count} band(s) of {ds.dtypes[0]}; expected 3 integer bands R, G, B "
-                "of Sentinel-2 L2A DN (stack B04, B03, B02, e.g. with gdal_merge.py -separate)"
-            )
+    with _open_source(src) as ds:
         h, w = ds.height, ds.width
         profile = {
             "driver": "GTiff", "width": w, "height": h, "count": 3, "dtype": "uint8",
@@ -86,6 +74,24 @@ def colorize_file(
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".msk").unlink(missing_ok=True)
     return dst
+
+
+def _open_source(src: Path):
+    """``src`` opened, once checked to be 3 integer bands (InputError naming it and the fix)."""
+    try:
+        ds = rasterio.open(src)
+    except RasterioIOError as exc:
+        raise InputError(
+            f"{src} is not a raster GDAL can read ({exc}); expected a 3-band R, G, B GeoTIFF of "
+            "Sentinel-2 L2A DN (stack B04, B03, B02, e.g. with gdal_merge.py -separate)"
+        ) from None
+    if ds.count != 3 or not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+        ds.close()
+        raise InputError(
+            f"{src} has {ds.count} band(s) of {ds.dtypes[0]}; expected 3 integer bands R, G, B "
+            "of Sentinel-2 L2A DN (stack B04, B03, B02, e.g. with gdal_merge.py -separate)"
+        )
+    return ds
 
 
 def _render_region(ds, out, rend, region: Region, dn_offset: float) -> None:

@@ -33,8 +33,8 @@ import rasterio
 from rasterio.errors import RasterioIOError
 
 from basemap.composite import observation_mask
-from basemap.config import gdal_env
-from basemap.errors import AssetError, MissingAssetError
+from basemap.config import gdal_env, open_env
+from basemap.errors import AssetError, MissingAssetError, UnusableAssetError
 from basemap.grid import (
     Region,
     region_lonlat_bounds,
@@ -44,7 +44,8 @@ from basemap.grid import (
 )
 from basemap.stac.radiometry import to_reflectance
 
-__all__ = ["gdal_env", "observations", "read_scene", "ReadSettings", "SceneStack", "RESAMPLING"]
+__all__ = ["gdal_env", "observations", "read_scene", "ReadSettings", "SceneStack", "RESAMPLING",
+           "check_assets"]
 
 log = logging.getLogger(__name__)
 
@@ -148,13 +149,76 @@ def _asset_error(exc: Exception, href: str, scene_id: str, key: str, doing: str)
     return AssetError(f"{doing} asset {key} of scene {scene_id} at {href} failed{hint}: {text}")
 
 
+#: File suffix -> the GDAL driver that reads it (checked when such a file fails to open).
+_DRIVERS = {".jp2": "JP2OpenJPEG", ".j2k": "JP2OpenJPEG"}
+
+
+def _missing_driver(href: str) -> UnusableAssetError | None:
+    """The error for a file whose format this GDAL cannot read (None if the driver is there)."""
+    suffix = "." + href.rsplit(".", 1)[-1].lower() if "." in href else ""
+    driver = _DRIVERS.get(suffix)
+    if driver is None or driver in rasterio.drivers.raster_driver_extensions().values():
+        return None
+    return UnusableAssetError(
+        f"{href}: the GDAL of this rasterio has no {driver} driver for {suffix} files; install "
+        f"a rasterio/GDAL built with OpenJPEG, or convert the asset (gdal_translate -of COG)"
+    )
+
+
 def _open(href: str, scene_id: str, key: str):
+    """Open an asset: a local file as GDAL opens it (sidecars honoured), a remote one with the
+    remote-only settings (:func:`basemap.config.open_env`)."""
     try:
-        return rasterio.open(href)
+        with rasterio.Env(**open_env(href)):
+            return rasterio.open(href)
     except RasterioIOError as exc:
-        error = _asset_error(exc, href, scene_id, key, "opening")
+        error = _missing_driver(href) or _asset_error(exc, href, scene_id, key, "opening")
     _forget(href)
     raise error
+
+
+def check_asset(ds, href: str, scene_id: str, key: str) -> None:
+    """Raise :class:`UnusableAssetError` naming ``href`` and the fix when an open asset can't be
+    used: no CRS or geotransform, not one band, not integer DN (reflectance) or classes (SCL)."""
+    where = f"asset {key} of scene {scene_id} ({href})"
+    if ds.crs is None or ds.transform.is_identity:
+        what = "no CRS" if ds.crs is None else "no geotransform"
+        raise UnusableAssetError(
+            f"{where} has {what}: keep its georeferencing sidecar ({href}.aux.xml) beside it, "
+            "or write one into the file (e.g. gdal_edit.py -a_srs EPSG:<code> -a_ullr ...)"
+        )
+    if ds.count != 1:
+        raise UnusableAssetError(
+            f"{where} has {ds.count} bands; expected one band per asset (point the item's "
+            f"{key} asset at a single-band file, e.g. gdal_translate -b N)"
+        )
+    if ds.dtypes[0] not in ("uint8", "uint16", "int16", "uint32", "int32") or (
+        key != "scl" and ds.dtypes[0] == "uint8"
+    ):
+        want = "integer classes" if key == "scl" else "integer DN (uint16)"
+        raise UnusableAssetError(
+            f"{where} is {ds.dtypes[0]}, expected {want}: is it the 8-bit 'visual' asset, or "
+            "reflectance already scaled to float? Point the item at the L2A band files"
+        )
+
+
+def check_assets(scenes, every: int = 1) -> None:
+    """Preflight (before any block runs): open the local assets of ``scenes`` and check each
+    (:func:`check_asset`); an unusable one fails the run with exit 2 instead of every block.
+    Remote assets, and files that fail to open (left to the blocks' error handling), are not
+    checked here."""
+    for scene in scenes[::every]:
+        for key, href in scene.assets:
+            if key not in (*BANDS, "scl") or "://" in href:
+                continue
+            try:
+                ds = _open(href, scene.id, key)
+            except UnusableAssetError:
+                raise
+            except AssetError:
+                continue
+            with ds:
+                check_asset(ds, href, scene.id, key)
 
 
 def _source_window(dataset, chunk: Region, settings: ReadSettings):
@@ -176,6 +240,17 @@ def _source_window(dataset, chunk: Region, settings: ReadSettings):
     return r0, r1, c0, c1
 
 
+def _dn(ds, window) -> np.ndarray:
+    """Band 1 of ``ds`` in ``window`` with every nodata value as 0 (the pipeline's nodata): the
+    file's own nodata (e.g. -32768 of an int16 asset) and negative values."""
+    data = ds.read(1, window=window)
+    if ds.nodata is not None and ds.nodata != 0:
+        data[data == ds.nodata] = 0
+    if np.issubdtype(data.dtype, np.signedinteger):
+        data[data < 0] = 0
+    return data
+
+
 def _warp_asset(datasets, chunks, region, settings, resampling, dtype):
     """Warp bands (one dataset per band, same grid) into ``region``, chunk by chunk."""
     from rasterio.enums import Resampling
@@ -193,7 +268,7 @@ def _warp_asset(datasets, chunks, region, settings, resampling, dtype):
     r0, r1 = min(w[0] for w in used), max(w[1] for w in used)
     c0, c1 = min(w[2] for w in used), max(w[3] for w in used)
     window = Window(c0, r0, c1 - c0, r1 - r0)
-    src = np.stack([ds.read(1, window=window) for ds in datasets])
+    src = np.stack([_dn(ds, window) for ds in datasets])
     touched = False
     for chunk, w in windows.items():
         if w is None:
@@ -250,11 +325,7 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
         for key in BANDS:  # inside the try: a failed open closes the ones already open
             datasets.append(_open(scene.href(key), scene.id, key))
         for key, ds in zip(BANDS, datasets, strict=True):
-            if ds.dtypes[0] not in ("uint16", "int16", "uint32", "int32"):
-                raise AssetError(
-                    f"asset {key} of scene {scene.id} ({scene.href(key)}) is {ds.dtypes[0]}, "
-                    "expected integer DN (uint16): is it the 8-bit 'visual' asset?"
-                )
+            check_asset(ds, scene.href(key), scene.id, key)
             if (ds.crs, ds.transform, ds.shape) != (datasets[0].crs, datasets[0].transform,
                                                     datasets[0].shape):
                 raise AssetError(f"bands of scene {scene.id} are not on one grid ({key} differs)")
@@ -282,6 +353,7 @@ def _read_scl(scene, chunks: list[Region], region: Region, settings: ReadSetting
     error = None
     ds = _open(scene.href("scl"), scene.id, "scl")
     try:
+        check_asset(ds, scene.href("scl"), scene.id, "scl")
         scl, _ = _warp_asset([ds], chunks, region, settings, RESAMPLING["scl"], "uint8")
     except RasterioIOError as exc:
         error = _asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
