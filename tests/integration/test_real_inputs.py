@@ -6,6 +6,7 @@ blocks, the `linear` renderer, in this process (`--workers 0`).
 """
 
 import json
+from pathlib import Path
 
 import pytest
 import rasterio
@@ -13,6 +14,7 @@ from rio_cogeo.cogeo import cog_validate
 
 from tests.support.cli_runner import run_cli
 from tests.support.real_inputs import BAD_CASES, CASES, build_bbox, make_catalog
+from tests.support.stac_check import open_with_pystac_client, validate_stac
 
 pytestmark = pytest.mark.slow
 
@@ -61,6 +63,18 @@ def test_sidecar_build_uses_both_dates_and_the_sidecar_georeferencing(tmp_path, 
     rec = json.loads((out / "build.json").read_text())
     assert {b["status"] for b in rec["blocks"]} == {"ok"}
     assert all(b["scenes"] == 2 for b in rec["blocks"])
+    # The basemap as STAC: validates offline, pystac-client lists every COG, the items link
+    # their sources (entries of the manifest, for a static catalog).
+    coll, items = validate_stac(out)
+    cogs = sorted(p.relative_to(out).as_posix() for p in (out / "cogs").rglob("*.tif"))
+    _, _, listed = open_with_pystac_client(out)
+    assert sorted(Path(i.assets["data"].get_absolute_href()).resolve() for i in listed) == [
+        (out / c).resolve() for c in cogs]
+    manifest = json.loads((out / "manifest.json").read_text())["scenes"]
+    for item in items:
+        derived = [ln for ln in item["links"] if ln["rel"] == "derived_from"]
+        assert [manifest[int(ln["href"].rsplit("/", 1)[1])]["id"] for ln in derived] == [
+            ln["title"] for ln in derived] == rec["items"]
 
 
 @pytest.mark.parametrize("name", sorted(BAD_CASES))
