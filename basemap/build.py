@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field, fields, replace
 
 from basemap import __version__, config
+from basemap.assets import check_assets
 from basemap.block import BlockJob, BuildSettings, read_region
 from basemap.composite import REJECTED_SCL
 from basemap.errors import BasemapError, WeightsError
@@ -48,7 +49,7 @@ from basemap.output.stac import CogEntry, source_items, write_stac
 from basemap.output.storage import open_storage
 from basemap.output.tilejson import ATTRIBUTION, tilejson
 from basemap.output.tiles import TileOutput
-from basemap.read import RESAMPLING, check_assets
+from basemap.read import RESAMPLING
 from basemap.stac.manifest import manifest_bytes
 from basemap.stac.scene import Scene
 from basemap.stac.search import check_max_cloud, is_api, parse_datetime, search
