@@ -22,7 +22,7 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from basemap.config import open_env
+from basemap.config import is_remote, open_env
 from basemap.errors import AssetError, MissingAssetError, UnusableAssetError
 
 __all__ = ["asset_error", "check_asset", "check_assets", "forget", "open_asset", "read_dn"]
@@ -132,14 +132,14 @@ def check_asset(ds, href: str, scene_id: str, key: str) -> None:
         )
 
 
-def check_assets(scenes, every: int = 1) -> None:
+def check_assets(scenes) -> None:
     """Preflight (before any block runs): open the local assets of ``scenes`` and check each
     (:func:`check_asset`); an unusable one fails the run with exit 2 instead of every block.
     Remote assets, and files that fail to open (left to the blocks' error handling), are not
     checked here."""
-    for scene in scenes[::every]:
+    for scene in scenes:
         for key, href in scene.assets:
-            if key not in CHECKED or "://" in href:
+            if key not in CHECKED or is_remote(href):
                 continue
             try:
                 ds = open_asset(href, scene.id, key)

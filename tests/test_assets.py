@@ -102,3 +102,24 @@ def test_int16_negative_nodata_is_nodata(tmp_path):
         got = _dn(ds, None)
     assert (got[:4] == 0).all() and (got[4, :3] == 0).all() and (got[5:] == 1000).all()
     assert np.issubdtype(got.dtype, np.integer)
+
+
+def test_the_preflight_checks_local_assets_only(tmp_path, monkeypatch):
+    """check_assets opens local assets (exit 2 on an unusable one) and never a remote one."""
+    from types import SimpleNamespace
+
+    from basemap import assets
+    from basemap.errors import UnusableAssetError
+
+    bad = _asset(tmp_path, "B04.tif", no_crs=True)
+    opened = []
+    real = assets.open_asset
+    monkeypatch.setattr(assets, "open_asset", lambda h, s, k: opened.append(h) or real(h, s, k))
+    remote = SimpleNamespace(id="r", assets=(("red", "https://x.test/B04.tif"),
+                                             ("blue", "/vsis3/bucket/B02.tif")))
+    assets.check_assets([remote])
+    assert opened == []
+    local = SimpleNamespace(id="l", assets=(("red", bad), ("nir", bad)))
+    with pytest.raises(UnusableAssetError, match="has no CRS"):
+        assets.check_assets([remote, local])
+    assert opened == [bad]
