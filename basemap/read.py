@@ -29,7 +29,7 @@ from rasterio.errors import RasterioIOError
 from basemap.assets import asset_error, check_asset, check_assets, forget, open_asset, read_dn
 from basemap.composite import observation_mask
 from basemap.config import gdal_env
-from basemap.errors import AssetError, MissingAssetError
+from basemap.errors import MissingAssetError
 from basemap.grid import (
     Region,
     region_lonlat_bounds,
@@ -163,6 +163,18 @@ def _warp_asset(datasets, chunks, region, settings, resampling, dtype):
     return out, touched
 
 
+def _warp_bands(datasets, chunks, region, settings):
+    """The reflectance bands warped onto ``region``: in one pass when they share a grid, else
+    band by band (real catalogs mix them: one band georeferenced by a sidecar, another not)."""
+    grids = {(ds.crs, ds.transform, ds.shape) for ds in datasets}
+    if len(grids) == 1:
+        return _warp_asset(datasets, chunks, region, settings, RESAMPLING["reflectance"],
+                           "uint16")
+    parts = [_warp_asset([ds], chunks, region, settings, RESAMPLING["reflectance"], "uint16")
+             for ds in datasets]
+    return np.concatenate([dn for dn, _ in parts]), any(t for _, t in parts)
+
+
 def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | None:
     """Warp a scene's red/green/blue DN and SCL onto a chunk-aligned region of the global grid.
 
@@ -192,12 +204,7 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
             datasets.append(open_asset(scene.href(key), scene.id, key))
         for key, ds in zip(BANDS, datasets, strict=True):
             check_asset(ds, scene.href(key), scene.id, key)
-            if (ds.crs, ds.transform, ds.shape) != (datasets[0].crs, datasets[0].transform,
-                                                    datasets[0].shape):
-                raise AssetError(f"bands of scene {scene.id} are not on one grid ({key} differs)")
-        dn, touched = _warp_asset(
-            datasets, chunks, region, settings, RESAMPLING["reflectance"], "uint16"
-        )
+        dn, touched = _warp_bands(datasets, chunks, region, settings)
     except RasterioIOError as exc:  # a read after the open: truncated data, server gone, ...
         hrefs = " / ".join(scene.href(k) for k in BANDS)
         error = asset_error(exc, hrefs, scene.id, "/".join(BANDS), "reading")

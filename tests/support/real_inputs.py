@@ -39,7 +39,8 @@ class Case:
     bands: int = 1
     raster_bands: dict | None = None  # raster:bands entry of the red/green/blue assets
     dates: tuple[str, ...] = ("2023-06-01T10:30:00Z",)
-    extra: dict = field(default_factory=dict)
+    sidecar_keys: tuple[str, ...] = ()  # these assets only are georeferenced by a sidecar
+    band_res: dict = field(default_factory=dict)  # key -> resolution (m) other than 10
 
 
 CASES = [
@@ -55,6 +56,10 @@ CASES = [
     Case("raster-bands-no-offset", raster_bands={"scale": 0.0001, "offset": 0, "nodata": 0}),
     Case("scl-60m", scl=60),
     Case("no-scl", scl=None),
+    # As mapchete-eo's test catalog ships: only blue keeps its georeferencing in a sidecar.
+    Case("mixed-georeferencing", sidecar_keys=("blue",), dates=("2023-06-01T10:30:00Z",
+                                                               "2023-06-21T10:30:00Z")),
+    Case("bands-on-two-grids", band_res={"green": 20}),
 ]
 #: Cases that must fail with exit 2, and a word of the fix their message must give.
 BAD_CASES = {
@@ -77,12 +82,14 @@ def write_aux_xml(path: Path, epsg: int, t: Affine) -> None:
         f"  <GeoTransform>{gt}</GeoTransform>\n</PAMDataset>\n")
 
 
-def write_asset(path: Path, data: np.ndarray, res: float, case: Case, nodata) -> None:
-    """One asset file of ``case`` (data (bands, rows, cols))."""
+def write_asset(path: Path, data: np.ndarray, res: float, case: Case, nodata,
+                sidecar: bool | None = None) -> None:
+    """One asset file of ``case`` (data (bands, rows, cols)); ``sidecar`` overrides the case's."""
+    sidecar = case.sidecar if sidecar is None else sidecar
     t = transform(res)
     profile = {"width": data.shape[2], "height": data.shape[1], "count": data.shape[0],
                "dtype": data.dtype.name, "nodata": nodata}
-    if not (case.sidecar or case.no_crs):
+    if not (sidecar or case.no_crs):
         profile.update(crs=f"EPSG:{EPSG}", transform=t)
     if case.driver == "COG":
         profile.update(driver="COG", compress="deflate", blocksize=128, overviews="NONE")
@@ -93,7 +100,7 @@ def write_asset(path: Path, data: np.ndarray, res: float, case: Case, nodata) ->
     with rasterio.Env(GDAL_PAM_ENABLED="NO"):  # no sidecar unless the case writes one
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(data)
-    if case.sidecar:
+    if sidecar:
         write_aux_xml(path, EPSG, t)
 
 
@@ -143,7 +150,10 @@ def make_catalog(root: Path, case: Case, seed: int = 0) -> Path:
         rows, cols = case.size
         for key, name in BANDS.items():
             path = folder / f"{name}{ext}"
-            write_asset(path, _dn(case, rng, (case.bands, rows, cols)), 10.0, case, case.nodata)
+            res = case.band_res.get(key, 10)
+            shape = (case.bands, max(1, rows * 10 // res), max(1, cols * 10 // res))
+            write_asset(path, _dn(case, rng, shape), float(res), case, case.nodata,
+                        sidecar=case.sidecar or key in case.sidecar_keys)
             extra = {"raster:bands": [case.raster_bands]} if case.raster_bands else {}
             item.add_asset(key, pystac.Asset(str(path), roles=["data"], extra_fields=extra))
         if case.scl is not None:
