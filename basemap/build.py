@@ -238,7 +238,8 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
         summary.seconds = time.perf_counter() - start
         return summary
     assigned = assign_scenes(planned, scenes, settings, renderer)
-    check_assets([s for s in scenes if any(s in sc for _, sc in assigned)])  # exit 2, not N fails
+    used = {s.id for _, sc in assigned for s in sc}
+    check_assets([s for s in scenes if s.id in used])  # an unusable asset: exit 2, not N fails
     jobs = [BlockJob(b, sc, settings, storage) for b, sc in assigned]
     with dask_client(workers, scheduler, want_gpu=settings.renderer == "unet") as client:
         results, pyramid, missing = run_graph(client, jobs, TileOutput(storage,
