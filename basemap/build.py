@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field, fields, replace
 
 from basemap import __version__, config
+from basemap.assets import check_assets
 from basemap.block import BlockJob, BuildSettings, read_region
 from basemap.errors import BasemapError, WeightsError
 from basemap.graph import dask_client, run_graph
@@ -43,6 +44,7 @@ from basemap.grid import (
 from basemap.lease import Lease
 from basemap.ledger import clean_temp_files, file_sha256, freeze_manifest
 from basemap.output.cog import write_vrt
+from basemap.output.stac import CogEntry, source_items, write_stac
 from basemap.output.storage import open_storage
 from basemap.output.tilejson import ATTRIBUTION, tilejson
 from basemap.output.tiles import TileOutput
@@ -50,7 +52,7 @@ from basemap.quality import CLOUD_BUFFER, REJECTED_SCL
 from basemap.read import RESAMPLING
 from basemap.stac.manifest import manifest_bytes
 from basemap.stac.scene import Scene
-from basemap.stac.search import check_max_cloud, parse_datetime, search
+from basemap.stac.search import check_max_cloud, is_api, parse_datetime, search
 from basemap.types import BBox, ZoomRange
 
 log = logging.getLogger(__name__)
@@ -236,6 +238,8 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
         summary.seconds = time.perf_counter() - start
         return summary
     assigned = assign_scenes(planned, scenes, settings, renderer)
+    used = {s.id for _, sc in assigned for s in sc}
+    check_assets([s for s in scenes if s.id in used])  # an unusable asset: exit 2, not N fails
     jobs = [BlockJob(b, sc, settings, storage) for b, sc in assigned]
     with dask_client(workers, scheduler, want_gpu=settings.renderer == "unet") as client:
         results, pyramid, missing = run_graph(client, jobs, TileOutput(storage,
@@ -245,8 +249,10 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
     cogs = [(r.cog, r.block.region) for r in results if r.cog]
     write_vrt(cogs, settings.zmax, storage)
     zwritten = min(summary.tiles) if summary.tiles else settings.zmax
-    storage.write_bytes("tilejson.json", json.dumps(build_tilejson(bbox, settings, zwritten),
-                                                    indent=1).encode())
+    tj = build_tilejson(bbox, settings, zwritten)
+    storage.write_bytes("tilejson.json", json.dumps(tj, indent=1).encode())
+    if cogs:
+        _write_stac(storage, jobs, results, scenes, stac, bbox, settings, tj)
     summary.seconds = time.perf_counter() - start
     halo = max((max(j.block.region.x0 - rr.x0, j.block.region.y0 - rr.y0) for j, rr in
                 ((j, read_region(j.block, settings, renderer)) for j in jobs)), default=0)
@@ -259,7 +265,18 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
         "vrt": str(storage.path("mosaic.vrt")) if cogs else "(none: no data)",
         "record": str(storage.path("build.json")),
     })
+    if cogs:
+        summary.paths["stac"] = str(storage.path("stac/collection.json"))
     return summary
+
+
+def _write_stac(storage, jobs, results, scenes, stac, bbox, settings, tj) -> None:
+    """``OUT/stac/``: the build's COGs as a STAC Collection (:mod:`basemap.output.stac`)."""
+    used = {j.block.name: tuple(s.id for s in j.scenes) for j in jobs}
+    entries = [CogEntry(r.cog, r.block.region, used.get(r.block.name, ())) for r in results
+               if r.cog]
+    write_stac(storage, entries, settings.zmax, bbox.as_tuple(),
+               source_items(scenes, stac, is_api(stac)), tj)
 
 
 def _count(summary: BuildSummary, results, pyramid: dict, missing: int,

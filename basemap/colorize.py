@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from rio_cogeo.profiles import cog_profiles
 from tqdm import tqdm
 
 from basemap.errors import ConfigError, InputError
 from basemap.grid import Region
-from basemap.output.cog import write_cog
+from basemap.output.cog import cog_blocksize, write_cog
 from basemap.render.base import get_renderer
 from basemap.stac.radiometry import to_reflectance
 
@@ -50,12 +51,7 @@ def colorize_file(
     if not dst.parent.is_dir():
         raise ConfigError(f"output folder {dst.parent} does not exist")
     rend = get_renderer(renderer, None if model_path is None else str(model_path))
-    with rasterio.open(src) as ds:
-        if ds.count != 3 or not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
-            raise InputError(
-                f"{src} has {ds.count} band(s) of {ds.dtypes[0]}; expected 3 integer bands R, G, B "
-                "of Sentinel-2 L2A DN (stack B04, B03, B02, e.g. with gdal_merge.py -separate)"
-            )
+    with _open_source(src) as ds:
         h, w = ds.height, ds.width
         profile = {
             "driver": "GTiff", "width": w, "height": h, "count": 3, "dtype": "uint8",
@@ -70,13 +66,32 @@ def colorize_file(
                 _render_region(ds, out, rend, region, dn_offset)
     part = dst.with_name(dst.name + ".part")
     try:
-        write_cog(str(tmp), part, cog_profiles.get("deflate"), add_mask=True, in_memory=False,
-                  name=str(dst))
+        profile = dict(cog_profiles.get("deflate"))  # tiled, whatever the input's shape
+        profile["blockxsize"] = profile["blockysize"] = cog_blocksize(w, h)
+        write_cog(str(tmp), part, profile, add_mask=True, in_memory=False, name=str(dst))
         part.replace(dst)
     finally:
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".msk").unlink(missing_ok=True)
     return dst
+
+
+def _open_source(src: Path):
+    """``src`` opened, once checked to be 3 integer bands (InputError naming it and the fix)."""
+    try:
+        ds = rasterio.open(src)
+    except RasterioIOError as exc:
+        raise InputError(
+            f"{src} is not a raster GDAL can read ({exc}); expected a 3-band R, G, B GeoTIFF of "
+            "Sentinel-2 L2A DN (stack B04, B03, B02, e.g. with gdal_merge.py -separate)"
+        ) from None
+    if ds.count != 3 or not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+        ds.close()
+        raise InputError(
+            f"{src} has {ds.count} band(s) of {ds.dtypes[0]}; expected 3 integer bands R, G, B "
+            "of Sentinel-2 L2A DN (stack B04, B03, B02, e.g. with gdal_merge.py -separate)"
+        )
+    return ds
 
 
 def _render_region(ds, out, rend, region: Region, dn_offset: float) -> None:

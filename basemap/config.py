@@ -20,6 +20,7 @@ Environment variables (documented in the README, "Environment variables"):
 from __future__ import annotations
 
 import os
+import re
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -96,6 +97,29 @@ GDAL_ENV: dict[str, str | int] = {
 def gdal_env() -> dict[str, str | int]:
     """:data:`GDAL_ENV`, each value overridden by an environment variable of the same name."""
     return {k: type(v)(os.environ[k]) if k in os.environ else v for k, v in GDAL_ENV.items()}
+
+
+#: Settings of :data:`GDAL_ENV` meant for remote files only (http, https, s3, ``/vsicurl/``...):
+#: not listing the folder of a remote file saves a request, but for a local file it hides the
+#: sidecars GDAL would honour (``.aux.xml`` georeferencing, ``.ovr`` overviews, ``.msk`` masks).
+REMOTE_ONLY_GDAL_ENV = ("GDAL_DISABLE_READDIR_ON_OPEN",)
+#: What a local open sets instead (a worker's environment holds the remote values).
+LOCAL_OPEN_ENV: dict[str, str] = {"GDAL_DISABLE_READDIR_ON_OPEN": "FALSE"}
+_REMOTE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|/vsi(curl|s3|gs|az|adls|oss|swift|webhdfs))")
+
+
+def is_remote(href: str) -> bool:
+    """Whether ``href`` is read over the network (a URL or a GDAL network file system)."""
+    return bool(_REMOTE.match(str(href))) and not str(href).startswith("file://")
+
+
+def open_env(href: str) -> dict[str, str | int]:
+    """GDAL settings to open ``href`` with: the remote-only ones for a remote file, GDAL's own
+    behaviour (sidecars honoured) for a local one."""
+    if is_remote(href):
+        env = gdal_env()
+        return {k: env[k] for k in REMOTE_ONLY_GDAL_ENV}
+    return dict(LOCAL_OPEN_ENV)
 
 
 def export_env(values: dict, threads: int | None = None) -> None:

@@ -42,6 +42,11 @@ class WeightsError(BasemapError):
     exit_code = 2
 
 
+class UnusableAssetError(InputError, AssetError):
+    """An asset that opens but cannot be used as given (no CRS, unexpected dtype or band count,
+    no GDAL driver for its format): exit 2, the message names the href and the fix."""
+
+
 class MissingAssetError(AssetError):
     """An asset does not exist (HTTP 404 or no such file): skipped, the block is degraded."""
 

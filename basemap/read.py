@@ -12,29 +12,24 @@ identically.
 Resampling (documented and fixed): **bilinear** for the 10 m reflectance bands (DN 0 is nodata and
 is left out of the kernel by GDAL), **nearest** for the 20 m SCL classes.
 
-All reads of a block happen in one task, with :func:`basemap.config.gdal_env` in effect. Errors
-are sorted (docs/reliability.md, rows 7-11): a missing asset (HTTP 404, no such file) raises
-:class:`basemap.errors.MissingAssetError` (the block skips the scene and is marked degraded);
-anything else that keeps an asset from being read (5xx or 429 after GDAL's retries, timeouts,
-truncated or corrupt files) raises :class:`AssetError` naming the href, and the block fails. After
-any failure GDAL's per-process cache of that URL is dropped, so a later attempt in the same
-process asks the server again instead of replaying the cached failure.
+All reads of a block happen in one task, with :func:`basemap.config.gdal_env` in effect. Assets
+are opened, and their errors sorted and named, by :mod:`basemap.assets` (docs/reliability.md,
+rows 7-11): a missing asset is skipped (the block is degraded), one that can't be read fails the
+block, one that can't be used as given (no CRS, ...) fails the run with exit 2.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-import rasterio
 from rasterio.errors import RasterioIOError
 
+from basemap.assets import asset_error, check_asset, check_assets, forget, open_asset, read_dn
 from basemap.config import gdal_env
-from basemap.errors import AssetError, MissingAssetError
+from basemap.errors import MissingAssetError
 from basemap.grid import (
     Region,
     region_lonlat_bounds,
@@ -46,7 +41,7 @@ from basemap.quality import observation_quality
 from basemap.stac.radiometry import to_reflectance
 
 __all__ = ["gdal_env", "Observation", "observations", "read_scene", "ReadSettings", "SceneStack",
-           "RESAMPLING"]
+           "RESAMPLING", "check_assets"]
 
 log = logging.getLogger(__name__)
 
@@ -104,61 +99,6 @@ def _bbox_overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
-def _forget(href: str) -> None:
-    """Drop GDAL's cached state of a remote file (a failed open is otherwise remembered by the
-    process and replayed, as "does not exist", to every later open of the URL)."""
-    if "://" not in href:
-        return
-    fn = _clear_cache_function()
-    if fn is not None:
-        fn(("/vsicurl/" + href if not href.startswith("/vsi") else href).encode())
-
-
-@functools.cache
-def _clear_cache_function():
-    """GDAL's ``VSICurlPartialClearCache`` from the libgdal rasterio loaded (None if not found)."""
-    import ctypes
-
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted({ln.split()[-1] for ln in fh if "libgdal" in ln.rsplit("/", 1)[-1]})
-        if paths:
-            fn = ctypes.CDLL(paths[0]).VSICurlPartialClearCache
-            fn.argtypes, fn.restype = [ctypes.c_char_p], None
-            return fn
-    except (OSError, AttributeError):  # not Linux, or a GDAL without the function
-        pass
-    log.debug("VSICurlPartialClearCache not available: failed opens stay cached")
-    return None
-
-
-def _asset_error(exc: Exception, href: str, scene_id: str, key: str, doing: str) -> AssetError:
-    """The AssetError for a failed open or read of ``href`` (MissingAssetError for a 404).
-
-    Raise it outside the ``except`` block: GDAL's text is in the message, and rasterio's CPLE
-    errors in its ``__context__`` can't cross Dask (tblib can't rebuild them, so Dask would send
-    a bare ``Exception`` with the text instead of the AssetError).
-    """
-    text = str(exc)
-    if re.search(r"HTTP response code: 404\b|No such file or directory", text):
-        return MissingAssetError(f"asset {key} of scene {scene_id} not found (404): {href}")
-    hint = ""
-    if re.search(r"HTTP response code: (429|5\d\d)|timed out|CURL error", text):
-        hint = " (the server kept failing through GDAL's retries; rerun to retry the block)"
-    elif re.search(r"TIFF|not recognized|Read error|IReadBlock|corrupt", text, re.IGNORECASE):
-        hint = " (truncated or corrupt file?)"
-    return AssetError(f"{doing} asset {key} of scene {scene_id} at {href} failed{hint}: {text}")
-
-
-def _open(href: str, scene_id: str, key: str):
-    try:
-        return rasterio.open(href)
-    except RasterioIOError as exc:
-        error = _asset_error(exc, href, scene_id, key, "opening")
-    _forget(href)
-    raise error
-
-
 def _source_window(dataset, chunk: Region, settings: ReadSettings):
     """The window of ``dataset`` that chunk's warp reads, clipped to the dataset (or None)."""
     from rasterio.warp import transform_bounds
@@ -195,7 +135,7 @@ def _warp_asset(datasets, chunks, region, settings, resampling, dtype):
     r0, r1 = min(w[0] for w in used), max(w[1] for w in used)
     c0, c1 = min(w[2] for w in used), max(w[3] for w in used)
     window = Window(c0, r0, c1 - c0, r1 - r0)
-    src = np.stack([ds.read(1, window=window) for ds in datasets])
+    src = np.stack([read_dn(ds, window) for ds in datasets])
     touched = False
     for chunk, w in windows.items():
         if w is None:
@@ -224,6 +164,18 @@ def _warp_asset(datasets, chunks, region, settings, resampling, dtype):
     return out, touched
 
 
+def _warp_bands(datasets, chunks, region, settings):
+    """The reflectance bands warped onto ``region``: in one pass when they share a grid, else
+    band by band (real catalogs mix them: one band georeferenced by a sidecar, another not)."""
+    grids = {(ds.crs, ds.transform, ds.shape) for ds in datasets}
+    if len(grids) == 1:
+        return _warp_asset(datasets, chunks, region, settings, RESAMPLING["reflectance"],
+                           "uint16")
+    parts = [_warp_asset([ds], chunks, region, settings, RESAMPLING["reflectance"], "uint16")
+             for ds in datasets]
+    return np.concatenate([dn for dn, _ in parts]), any(t for _, t in parts)
+
+
 def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | None:
     """Warp a scene's red/green/blue DN and SCL onto a chunk-aligned region of the global grid.
 
@@ -250,28 +202,19 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
     datasets, error = [], None
     try:
         for key in BANDS:  # inside the try: a failed open closes the ones already open
-            datasets.append(_open(scene.href(key), scene.id, key))
+            datasets.append(open_asset(scene.href(key), scene.id, key))
         for key, ds in zip(BANDS, datasets, strict=True):
-            if ds.dtypes[0] not in ("uint16", "int16", "uint32", "int32"):
-                raise AssetError(
-                    f"asset {key} of scene {scene.id} ({scene.href(key)}) is {ds.dtypes[0]}, "
-                    "expected integer DN (uint16): is it the 8-bit 'visual' asset?"
-                )
-            if (ds.crs, ds.transform, ds.shape) != (datasets[0].crs, datasets[0].transform,
-                                                    datasets[0].shape):
-                raise AssetError(f"bands of scene {scene.id} are not on one grid ({key} differs)")
-        dn, touched = _warp_asset(
-            datasets, chunks, region, settings, RESAMPLING["reflectance"], "uint16"
-        )
+            check_asset(ds, scene.href(key), scene.id, key)
+        dn, touched = _warp_bands(datasets, chunks, region, settings)
     except RasterioIOError as exc:  # a read after the open: truncated data, server gone, ...
         hrefs = " / ".join(scene.href(k) for k in BANDS)
-        error = _asset_error(exc, hrefs, scene.id, "/".join(BANDS), "reading")
+        error = asset_error(exc, hrefs, scene.id, "/".join(BANDS), "reading")
     finally:
         for ds in datasets:
             ds.close()
     if error is not None:
         for key in BANDS:
-            _forget(scene.href(key))
+            forget(scene.href(key))
         raise error
     if not touched:
         return None
@@ -282,15 +225,16 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
 def _read_scl(scene, chunks: list[Region], region: Region, settings: ReadSettings) -> np.ndarray:
     """The scene's SCL classes warped onto ``region`` (nearest), (H, W) uint8."""
     error = None
-    ds = _open(scene.href("scl"), scene.id, "scl")
+    ds = open_asset(scene.href("scl"), scene.id, "scl")
     try:
+        check_asset(ds, scene.href("scl"), scene.id, "scl")
         scl, _ = _warp_asset([ds], chunks, region, settings, RESAMPLING["scl"], "uint8")
     except RasterioIOError as exc:
-        error = _asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
+        error = asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
     finally:
         ds.close()
     if error is not None:
-        _forget(scene.href("scl"))
+        forget(scene.href("scl"))
         raise error
     return scl[0]
 

@@ -24,6 +24,7 @@ from basemap.output.tiles import assemble, reduce2x
 from basemap.synth.tiles import world_bbox
 from basemap.types import BBox, ZoomRange
 from tests.support.cli_runner import run_cli
+from tests.support.stac_check import validate_stac
 
 ZOOM = ZoomRange(12, 14)
 SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
@@ -76,6 +77,11 @@ def test_outputs(full):
                 "items", "version", "model"):
         assert key in rec, key
     assert rec["settings"]["block_size"] == 512 and len(rec["items"]) == summary.scenes
+    # OUT/stac/ (issue 13): one valid Item per COG in a valid Collection.
+    coll, items = validate_stac(Path(out))
+    assert sorted(Path(out, "stac", "items", i["assets"]["data"]["href"]).resolve()
+                  for i in items) == sorted(p.resolve() for p in cogs)
+    assert any(ln["rel"] == "tilejson" for ln in coll["links"])
 
 
 def test_vrt_returns_the_cog_pixels(full):

@@ -155,3 +155,75 @@ def test_colorize_real_29rkh_writes_a_valid_cog(tmp_path):
     np.testing.assert_array_equal(mask, valid)
     # A bright desert: the fixed linear TCI saturates 96% of red; the model must keep < 1%.
     assert clipped_pct(rgb, valid) < 1.0
+
+
+# ---- issue 13: any readable raster of any size -> a valid COG, or exit 2 -------------------------
+
+
+def _rgb_geotiff(path, height, width, tiled=False):
+    """A plain (strip-organised unless `tiled`) 3-band uint16 GeoTIFF, as users have them."""
+    from affine import Affine
+
+    data = np.random.default_rng(height * 7919 + width).integers(1, 4000, (3, height, width))
+    profile = {"driver": "GTiff", "width": width, "height": height, "count": 3,
+               "dtype": "uint16", "crs": "EPSG:32632", "tiled": tiled,
+               "transform": Affine(10, 0, 300000, 0, -10, 5000000)}
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(data.astype(np.uint16))
+    return path
+
+
+def _colorize_valid(tmp_path, height, width):
+    from rio_cogeo.cogeo import cog_validate
+
+    src = _rgb_geotiff(tmp_path / f"in-{height}x{width}.tif", height, width)
+    dst = tmp_path / f"out-{height}x{width}.tif"
+    colorize_file(src, dst, renderer="linear", progress=False)
+    ok, errors, _ = cog_validate(str(dst), quiet=True)
+    assert ok, (height, width, errors)
+    with rasterio.open(dst) as ds:
+        assert (ds.height, ds.width, ds.count) == (height, width, 3)
+
+
+@pytest.mark.parametrize("height, width", [(856, 512), (512, 856), (2000, 512), (1, 1)])
+def test_untiled_rgb_of_any_shape_gives_a_valid_cog(tmp_path, height, width):
+    """Issue 13: an 856-row x 512-column untiled RGB GeoTIFF failed with rio-cogeo's "The file
+    is greater than 512xH or 512xW, but is not tiled" (512-px tiles as wide as the image)."""
+    _colorize_valid(tmp_path, height, width)
+
+
+def test_cog_blocksize_never_equals_a_level_width_over_512():
+    from basemap.output.cog import cog_blocksize
+
+    assert cog_blocksize(4096, 4096) == 512
+    assert cog_blocksize(512, 856) == 256
+    for w, h in [(512, 2000), (256, 5000), (1024, 3000), (5, 9000)]:
+        assert cog_blocksize(w, h) in (512, 256, 1024, 128)
+
+
+def test_colorize_of_a_non_raster_exits_2(tmp_path, monkeypatch, capsys):
+    """Issue 13: `basemap colorize /etc/passwd out.tif` ended in a traceback."""
+    from tests.support.cli_runner import run_cli
+
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    code, out, err = run_cli(["colorize", str(text), str(tmp_path / "out.tif"), "--renderer",
+                              "linear"], monkeypatch, capsys)
+    assert code == 2 and "Traceback" not in out + err
+    assert str(text) in err and "not a raster GDAL can read" in err
+
+
+def test_colorize_of_any_size_is_a_valid_cog(tmp_path_factory):
+    """Property: every size, odd, prime, 1 px wide or tall, around the tile sizes."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    sizes = st.one_of(st.integers(1, 40), st.integers(250, 260), st.integers(500, 520),
+                      st.integers(1020, 1030), st.sampled_from([1, 2, 3, 97, 131, 257, 1031]))
+
+    @settings(max_examples=12, deadline=None, database=None)
+    @given(height=sizes, width=sizes)
+    def check(height, width):
+        _colorize_valid(tmp_path_factory.mktemp("cz"), height, width)
+
+    check()

@@ -84,3 +84,42 @@ def test_rejects_a_16_bit_raster_with_exit_2(tmp_path):
     r = CliRunner().invoke(cli, ["tiles", str(tmp_path / "src.tif"), str(tmp_path / "o")])
     assert r.exit_code == 2 or "8-bit" in str(r.exception)
     assert "8-bit" in (r.output + str(r.exception))
+
+
+# ---- issue 13: any readable raster of any size -> tiles, or exit 2 -------------------------------
+
+
+def test_tiles_of_a_non_raster_exit_2(tmp_path, monkeypatch, capsys):
+    from tests.support.cli_runner import run_cli
+
+    text = tmp_path / "passwd"
+    text.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    code, out, err = run_cli(["tiles", str(text), str(tmp_path / "out"), "-q"], monkeypatch,
+                             capsys)
+    assert code == 2 and "Traceback" not in out + err and str(text) in err
+
+
+def test_tiles_of_any_size(tmp_path_factory):
+    """Property: a plain (strip) RGB GeoTIFF of any size, 1 px wide or tall included."""
+    from affine import Affine
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    sizes = st.one_of(st.integers(1, 20), st.sampled_from([131, 257, 512, 856]))
+
+    @settings(max_examples=8, deadline=None, database=None)
+    @given(height=sizes, width=sizes)
+    def check(height, width):
+        d = tmp_path_factory.mktemp("t")
+        data = np.random.default_rng(height + width).integers(1, 256, (3, height, width))
+        with rasterio.open(d / "src.tif", "w", driver="GTiff", width=width, height=height,
+                           count=3, dtype="uint8", crs="EPSG:32632", tiled=False,
+                           transform=Affine(10, 0, 300000, 0, -10, 5000000)) as ds:
+            ds.write(data.astype(np.uint8))
+        result = CliRunner().invoke(cli, ["tiles", str(d / "src.tif"), str(d / "out"),
+                                          "--zoom", "12-14", "--workers", "0", "-q"])
+        assert result.exit_code == 0, result.output
+        doc = json.loads((d / "out" / "tilejson.json").read_text())
+        assert doc["maxzoom"] == 14 and list((d / "out" / "tiles").rglob("*.png"))
+
+    check()

@@ -29,6 +29,23 @@ COG_PROFILE = {
 }
 
 
+def cog_blocksize(width: int, height: int) -> int:
+    """The internal tile side of a COG of ``width`` x ``height`` px: 512, else 256 (1024, 128).
+
+    Always tiled whatever the shape: rio-cogeo calls a level over 512 px whose tile is as wide as
+    the level "not tiled" (e.g. 512 px tiles on a 512 x 856 raster), so the first size that is
+    no level's width (the full size and each overview rio-cogeo adds for it) is taken.
+    """
+    from rio_cogeo.utils import get_maximum_overview_level
+
+    for size in (512, 256, 1024, 128):
+        levels = get_maximum_overview_level(width, height, minsize=size)
+        shapes = [(-(-width // 2**k), -(-height // 2**k)) for k in range(levels + 1)]
+        if not any(w == size and max(w, h) > 512 for w, h in shapes):
+            return size
+    return 512
+
+
 def cog_key(block) -> str:
     """Storage key of a block's COG: ``cogs/{z}/{x}/{y}.tif`` of the block's root tile."""
     return f"cogs/{block.name}.tif"

@@ -10,7 +10,11 @@ Routes (all answers carry ``Access-Control-Allow-Origin: *``):
 - ``/tilejson/<n>.json``: layer n's TileJSON with absolute tile URLs on this server (for QGIS or
   any other web map);
 - ``/data/<path>``: any file under OUT, with HTTP Range support (206), which is how the viewer
-  reads ``.pmtiles`` archives (the pmtiles JS library in the browser, no server-side decoding).
+  reads ``.pmtiles`` archives (the pmtiles JS library in the browser, no server-side decoding);
+- ``/<path>``: any other path is OUT's file too, as a static host serves OUT at ``/``: so
+  ``/tilejson.json`` (a build's TileJSON) works and its relative ``tiles/{z}/{x}/{y}`` template
+  resolves. The page loads each tile set through its TileJSON there (``tilejson`` in
+  ``/layers.json``).
 
 A tile that does not exist answers **404** with an empty body (the build writes no tile where there
 is no data; Leaflet then shows nothing there), so clients and caches can tell "no tile" from a tile.
@@ -67,6 +71,7 @@ def describe_layers(out: Path) -> list[dict]:
                 "name": label,
                 "path": rel,
                 "url": f"/data/{tiles_rel}/{{z}}/{{x}}/{{y}}.{ts.ext}",
+                "tilejson": "/tilejson.json" if rel == "." else f"/{rel}/tilejson.json",
                 "format": ts.ext,
                 "minzoom": ts.minzoom,
                 "maxzoom": ts.maxzoom,
@@ -145,8 +150,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_file(_safe_join(STATIC_DIR, path[len("/static/") :]), body)
         elif path.startswith("/data/"):
             self._send_file(_safe_join(self.out, path[len("/data/") :]), body)
-        else:
-            self._send_error(HTTPStatus.NOT_FOUND, body)
+        else:  # OUT at / as on a static host (404 when there is no such file)
+            self._send_file(_safe_join(self.out, path), body)
 
     def _send_tilejson(self, index: int, body: bool) -> None:
         if index >= len(self.layers) or self.layers[index]["kind"] != "xyz":

@@ -53,6 +53,7 @@ def test_layers_and_content_types(server, served_out):
         ("unet.pmtiles (PMTiles)", "pmtiles", "png"),
     ]
     assert layers[0]["url"] == "/data/linear/tiles/{z}/{x}/{y}.webp"
+    assert layers[0]["tilejson"] == "/linear/tilejson.json"  # the page loads the layer from it
     assert layers[0]["bounds"] == pytest.approx([5.95, 45.95, 6.25, 46.15])
     cases = {
         "data/linear/tiles/10/528/363.webp": "image/webp",
@@ -73,6 +74,33 @@ def test_layers_and_content_types(server, served_out):
     # A TileJSON with absolute URLs on this server, for other clients.
     doc = requests.get(server + "tilejson/1.json", timeout=5).json()
     assert doc["tiles"] == [server.rstrip("/") + "/data/unet/tiles/{z}/{x}/{y}.png"]
+
+
+def test_out_is_also_served_at_the_root_as_on_a_static_host(served_out, tmp_path):
+    """Issue 13: `/tilejson.json` of `basemap serve OUT` answered 404 (only /data/... and
+    /tilejson/<n>.json existed); a static host serves OUT at /, and so does the server now."""
+    out = tmp_path / "out"
+    shutil.copytree(served_out / "linear", out)  # one tile set at the top, as a build writes it
+    server, url = serve_in_thread(out)
+    try:
+        r = requests.get(url + "tilejson.json", timeout=5)
+        assert r.status_code == 200 and r.headers["Content-Type"] == "application/json"
+        template = r.json()["tiles"][0]
+        assert not template.startswith(("/", "http"))  # relative: resolves against the TileJSON
+        tile = requests.get(url + template.format(z=10, x=528, y=363), timeout=5)
+        assert tile.status_code == 200
+        assert tile.content == (out / "tiles/10/528/363.webp").read_bytes()
+        layers = requests.get(url + "layers.json", timeout=5).json()
+        assert layers[0]["tilejson"] == "/tilejson.json"
+        # The old paths keep working; the page itself stays at /.
+        assert requests.get(url + "data/tilejson.json", timeout=5).status_code == 200
+        assert requests.get(url + "tilejson/0.json", timeout=5).status_code == 200
+        assert "text/html" in requests.get(url, timeout=5).headers["Content-Type"]
+        for path in ("tiles/10/0/0.webp", "%2e%2e/%2e%2e/etc/passwd", "../../etc/passwd"):
+            assert requests.get(url + path, timeout=5).status_code == 404, path
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_missing_tiles_and_escapes_are_404(server):
@@ -132,7 +160,8 @@ def _open(browser, url):
     errors, tiles = [], []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: errors.append(str(e)))
-    page.on("response", lambda r: tiles.append((r.status, r.url)) if "/data/" in r.url else None)
+    page.on("response", lambda r: tiles.append((r.status, r.url))
+            if "/tiles/" in r.url or r.url.endswith(".pmtiles") else None)
     page.goto(url)
     page.wait_for_function("window.basemapViewer && window.basemapViewer.ready", timeout=20000)
     page.wait_for_timeout(200)  # let the last tiles paint
@@ -155,6 +184,8 @@ def test_viewer_in_chromium(browser, cli_server, layer, name):
     # XYZ tiles answer 200; the PMTiles archive is read with Range requests (206).
     ok = {"xyz": {200}, "pmtiles": {206}}[name]
     assert {status for status, _ in tiles} <= ok, tiles
+    if name == "xyz":  # loaded through the layer's TileJSON, from OUT served at /
+        assert all("/data/" not in url and "/linear/tiles/" in url for _, url in tiles), tiles
     state = page.evaluate("({n: basemapViewer.tilesLoaded, e: basemapViewer.tileErrors})")
     assert state["n"] >= 4 and state["e"] == 0  # 4 native z10 tiles cover the view (fitted bounds)
     # The centre 400x300 px (the controls sit in the corners) is the tiles only. With blank

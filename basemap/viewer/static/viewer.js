@@ -161,11 +161,29 @@
     if (descs.length > 1) compare.update(first.basemapDesc);
   }
 
+  // An XYZ layer is loaded through its TileJSON, served from OUT at / as on a static host: its
+  // (relative) tile template is resolved against the TileJSON's own URL.
+  function fromTileJSON(desc) {
+    if (desc.kind !== "xyz" || !desc.tilejson) return Promise.resolve(desc);
+    const base = new URL(desc.tilejson, window.location.href);
+    return fetch(base.href)
+      .then(function (r) {
+        if (!r.ok) throw new Error(desc.tilejson + ": HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (doc) {
+        // new URL() escapes the braces of {z}/{x}/{y}; decodeURI gives them back to Leaflet.
+        desc.url = decodeURI(new URL(doc.tiles[0], base).href);
+        return desc;
+      });
+  }
+
   fetch("layers.json")
     .then(function (r) {
       if (!r.ok) throw new Error("layers.json: HTTP " + r.status);
       return r.json();
     })
+    .then(function (descs) { return Promise.all(descs.map(fromTileJSON)); })
     .then(start)
     .catch(function (err) {
       state.error = String(err);

@@ -1,0 +1,162 @@
+"""Opening Sentinel-2 assets: local files as GDAL opens them, remote ones with the remote-only
+settings; the errors that name an asset; the checks that an opened asset can be used.
+
+Errors are sorted (docs/reliability.md, rows 7-11): a missing asset (HTTP 404, no such file)
+raises :class:`basemap.errors.MissingAssetError` (the block skips the scene and is marked
+degraded); anything else that keeps an asset from being read (5xx or 429 after GDAL's retries,
+timeouts, truncated or corrupt files) raises :class:`AssetError` naming the href, and the block
+fails. After any failure GDAL's per-process cache of that URL is dropped, so a later attempt in
+the same process asks the server again instead of replaying the cached failure. An asset that
+opens but can't be used as given (no CRS, several bands, float or 8-bit data, no driver for its
+format) raises :class:`UnusableAssetError` (exit 2) naming the href and the fix; the build checks
+its local assets before any block runs (:func:`check_assets`).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+
+import numpy as np
+import rasterio
+from rasterio.errors import RasterioIOError
+
+from basemap.config import is_remote, open_env
+from basemap.errors import AssetError, MissingAssetError, UnusableAssetError
+
+__all__ = ["asset_error", "check_asset", "check_assets", "forget", "open_asset", "read_dn"]
+
+log = logging.getLogger(__name__)
+
+#: Asset keys checked by :func:`check_assets`.
+CHECKED = ("red", "green", "blue", "scl")
+
+
+def forget(href: str) -> None:
+    """Drop GDAL's cached state of a remote file (a failed open is otherwise remembered by the
+    process and replayed, as "does not exist", to every later open of the URL)."""
+    if "://" not in href:
+        return
+    fn = _clear_cache_function()
+    if fn is not None:
+        fn(("/vsicurl/" + href if not href.startswith("/vsi") else href).encode())
+
+
+@functools.cache
+def _clear_cache_function():
+    """GDAL's ``VSICurlPartialClearCache`` from the libgdal rasterio loaded (None if not found)."""
+    import ctypes
+
+    try:
+        with open("/proc/self/maps") as fh:
+            paths = sorted({ln.split()[-1] for ln in fh if "libgdal" in ln.rsplit("/", 1)[-1]})
+        if paths:
+            fn = ctypes.CDLL(paths[0]).VSICurlPartialClearCache
+            fn.argtypes, fn.restype = [ctypes.c_char_p], None
+            return fn
+    except (OSError, AttributeError):  # not Linux, or a GDAL without the function
+        pass
+    log.debug("VSICurlPartialClearCache not available: failed opens stay cached")
+    return None
+
+
+def asset_error(exc: Exception, href: str, scene_id: str, key: str, doing: str) -> AssetError:
+    """The AssetError for a failed open or read of ``href`` (MissingAssetError for a 404).
+
+    Raise it outside the ``except`` block: GDAL's text is in the message, and rasterio's CPLE
+    errors in its ``__context__`` can't cross Dask (tblib can't rebuild them, so Dask would send
+    a bare ``Exception`` with the text instead of the AssetError).
+    """
+    text = str(exc)
+    if re.search(r"HTTP response code: 404\b|No such file or directory", text):
+        return MissingAssetError(f"asset {key} of scene {scene_id} not found (404): {href}")
+    hint = ""
+    if re.search(r"HTTP response code: (429|5\d\d)|timed out|CURL error", text):
+        hint = " (the server kept failing through GDAL's retries; rerun to retry the block)"
+    elif re.search(r"TIFF|not recognized|Read error|IReadBlock|corrupt", text, re.IGNORECASE):
+        hint = " (truncated or corrupt file?)"
+    return AssetError(f"{doing} asset {key} of scene {scene_id} at {href} failed{hint}: {text}")
+
+
+#: File suffix -> the GDAL driver that reads it (checked when such a file fails to open).
+_DRIVERS = {".jp2": "JP2OpenJPEG", ".j2k": "JP2OpenJPEG"}
+
+
+def _missing_driver(href: str) -> UnusableAssetError | None:
+    """The error for a file whose format this GDAL cannot read (None if the driver is there)."""
+    suffix = "." + href.rsplit(".", 1)[-1].lower() if "." in href else ""
+    driver = _DRIVERS.get(suffix)
+    if driver is None or driver in rasterio.drivers.raster_driver_extensions().values():
+        return None
+    return UnusableAssetError(
+        f"{href}: the GDAL of this rasterio has no {driver} driver for {suffix} files; install "
+        f"a rasterio/GDAL built with OpenJPEG, or convert the asset (gdal_translate -of COG)"
+    )
+
+
+def open_asset(href: str, scene_id: str, key: str):
+    """Open an asset: a local file as GDAL opens it (sidecars honoured), a remote one with the
+    remote-only settings (:func:`basemap.config.open_env`)."""
+    try:
+        with rasterio.Env(**open_env(href)):
+            return rasterio.open(href)
+    except RasterioIOError as exc:
+        error = _missing_driver(href) or asset_error(exc, href, scene_id, key, "opening")
+    forget(href)
+    raise error
+
+
+def check_asset(ds, href: str, scene_id: str, key: str) -> None:
+    """Raise :class:`UnusableAssetError` naming ``href`` and the fix when an open asset can't be
+    used: no CRS or geotransform, not one band, not integer DN (reflectance) or classes (SCL)."""
+    where = f"asset {key} of scene {scene_id} ({href})"
+    if ds.crs is None or ds.transform.is_identity:
+        what = "no CRS" if ds.crs is None else "no geotransform"
+        raise UnusableAssetError(
+            f"{where} has {what}: keep its georeferencing sidecar ({href}.aux.xml) beside it, "
+            "or write one into the file (e.g. gdal_edit.py -a_srs EPSG:<code> -a_ullr ...)"
+        )
+    if ds.count != 1:
+        raise UnusableAssetError(
+            f"{where} has {ds.count} bands; expected one band per asset (point the item's "
+            f"{key} asset at a single-band file, e.g. gdal_translate -b N)"
+        )
+    if ds.dtypes[0] not in ("uint8", "uint16", "int16", "uint32", "int32") or (
+        key != "scl" and ds.dtypes[0] == "uint8"
+    ):
+        want = "integer classes" if key == "scl" else "integer DN (uint16)"
+        raise UnusableAssetError(
+            f"{where} is {ds.dtypes[0]}, expected {want}: is it the 8-bit 'visual' asset, or "
+            "reflectance already scaled to float? Point the item at the L2A band files"
+        )
+
+
+def check_assets(scenes) -> None:
+    """Preflight (before any block runs): open the local assets of ``scenes`` and check each
+    (:func:`check_asset`); an unusable one fails the run with exit 2 instead of every block.
+    Remote assets, and files that fail to open (left to the blocks' error handling), are not
+    checked here."""
+    for scene in scenes:
+        for key, href in scene.assets:
+            if key not in CHECKED or is_remote(href):
+                continue
+            try:
+                ds = open_asset(href, scene.id, key)
+            except UnusableAssetError:
+                raise
+            except AssetError:
+                continue
+            with ds:
+                check_asset(ds, href, scene.id, key)
+
+
+def read_dn(ds, window) -> np.ndarray:
+    """Band 1 of ``ds`` in ``window`` with every nodata value as 0 (the pipeline's nodata): the
+    file's own nodata (e.g. -32768 of an int16 asset) and negative values."""
+    data = ds.read(1, window=window)
+    if ds.nodata is not None and ds.nodata != 0:
+        data[data == ds.nodata] = 0
+    if np.issubdtype(data.dtype, np.signedinteger):
+        data[data < 0] = 0
+    return data
