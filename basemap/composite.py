@@ -28,18 +28,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from basemap.quality import REJECTED_SCL, accepted_mask, required_padding
-
-__all__ = ["METHODS", "METHOD_NAMES", "REJECTED_SCL", "Composite", "compositor",
-           "observation_mask", "required_padding"]  # fmt: skip
-
 #: Exponent of the quality weights of ``best``.
 BEST_POWER = 8
-
-
-def observation_mask(valid: np.ndarray, scl: np.ndarray | None) -> np.ndarray:
-    """Pixels with data and an accepted SCL class (when there is SCL)."""
-    return accepted_mask(valid, scl)
 
 
 @dataclass(frozen=True)

@@ -102,11 +102,11 @@ def scene_metrics(scene: Scene, renderers: dict[str, str | None]) -> dict:
 
 
 def date_consistency(scenes: list[Scene], renderers: dict[str, str | None]) -> dict:
-    """Per place: mean CIEDE2000 between consecutive clear dates of the same ground."""
+    """Per series: mean CIEDE2000 between consecutive clear dates of the same ground."""
     out = {}
     by_place: dict[str, list[Scene]] = {}
-    for s in scenes:
-        by_place.setdefault(s.place, []).append(s)
+    for s in scenes:  # one series: one place and one footprint (Puglia has six fields)
+        by_place.setdefault(f"{s.place}/{s.name.split('_')[0]}", []).append(s)
     for place, group in by_place.items():
         frames = []
         for s in sorted(group, key=lambda s: s.date):
