@@ -127,8 +127,9 @@ class BlockJob:
 class BlockResult:
     """The record of one block: status ok / empty / degraded / failed, and what it wrote.
 
-    ``empty`` means the block was computed and has no valid pixel (all cloud or nodata: nothing
-    written, the model not run), which is not the same as ``failed`` (not computed).
+    ``empty`` means the block was computed and no scene has data in it (all-cloud pixels are
+    filled, not empty; nothing written, the model not run), which is not the same as ``failed``
+    (not computed).
     """
 
     block: Block

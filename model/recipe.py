@@ -55,29 +55,18 @@ def synth_pairs(work: Path, root: Path, seeds: tuple[int, ...]) -> None:
 
 def real_pairs(root: Path) -> int:
     """Grade the real training scenes into ROOT/<place>/<scene>/; returns how many."""
-    import numpy as np
     from basemap.model.corpus import train_scenes
-    from basemap.model.grader import grade
-    from basemap.model.pairs import write_pair
+    from basemap.model.pairs import SourceImage, make_pair
 
     n = 0
     for scene in train_scenes():
-        dest = root / scene.place / scene.name
-        if (dest / "target.tif").is_file():
-            n += 1
-            continue
-        refl, valid, clear, _ = scene.read()
-        cloudy = clear is not None and (clear & valid).sum() < MIN_CLEAR * valid.sum()
-        if valid.sum() < 256 or cloudy:
-            continue
-        target, params = grade(refl, valid, clear)
-        dn = np.where(valid, np.rint(refl * 10000 - scene.dn_offset), 0).clip(0, 65535)
-        import rasterio
-
-        with rasterio.open(scene.rgb[0]) as ds:
-            profile = ds.profile
-        write_pair(dest, dn.astype(np.uint16), target, profile, scene.dn_offset,
-                   {"grader": "auto", "source": list(scene.rgb), "params": params.to_dict()})
+        if not (root / scene.place / scene.name / "target.tif").is_file():
+            _, valid, clear, _ = scene.read()
+            cloudy = clear is not None and (clear & valid).sum() < MIN_CLEAR * valid.sum()
+            if valid.sum() < 256 or cloudy:
+                continue
+            make_pair(SourceImage(scene.name, scene.rgb, scene.dn_offset, scene.scl),
+                      root / scene.place)
         n += 1
     return n
 

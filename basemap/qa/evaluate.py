@@ -63,6 +63,7 @@ class BuildInfo:
     out: Path
     settings: BuildSettings
     bounds: tuple[float, float, float, float]
+    filled_fraction: float | None = None  # build.json's share of pixels filled from rejected obs
 
     @property
     def zoom(self) -> int:
@@ -93,14 +94,16 @@ def read_build(out: Path) -> BuildInfo:
         out = out / "build"
     path = out / "build.json"
     try:
-        settings = BuildSettings(**json.loads(path.read_text())["settings"])
+        record = json.loads(path.read_text())
+        settings = BuildSettings(**record["settings"])
     except FileNotFoundError:
         raise ConfigError(
             f"{path} not found: evaluate needs the output folder of `basemap build`"
         ) from None
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"{path} is not a basemap build record: {exc!r}") from exc
-    return BuildInfo(out=out, settings=settings, bounds=read_tileset(out / "tilejson.json").bounds)
+    return BuildInfo(out=out, settings=settings, bounds=read_tileset(out / "tilejson.json").bounds,
+                     filled_fraction=record.get("filled_fraction"))
 
 
 # ---- measures ----------------------------------------------------------------------------------
@@ -277,13 +280,12 @@ def composite_figures(build: BuildInfo, inputs: SampleInputs, region: Region) ->
     refl = inputs.composite[:, rows, cols]
     made = covered & ~filled
     hot = refl[2] - 0.5 * refl[0]
-    record = json.loads((build.out / "build.json").read_text())
     n = max(int(covered.sum()), 1)
     return {
         "holes_pct": 100.0 * float((covered & ~delivered).sum()) / n,
         "filled_pct": 100.0 * float(filled.sum()) / n,
         "leak_proxy_pct": 100.0 * float((made & (hot > HOT_HAZE)).sum()) / max(int(made.sum()), 1),
-        "build_filled_fraction": record.get("filled_fraction"),
+        "build_filled_fraction": build.filled_fraction,
     }
 
 
