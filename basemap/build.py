@@ -53,6 +53,7 @@ from basemap.read import RESAMPLING
 from basemap.stac.manifest import manifest_bytes
 from basemap.stac.scene import Scene
 from basemap.stac.search import check_max_cloud, is_api, parse_datetime, search
+from basemap.stac.select import Selection
 from basemap.types import BBox, ZoomRange
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,7 @@ def build(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: bool = True,
+    selection: Selection | None = None,
 ) -> BuildSummary:
     """Run a whole build (see the module docstring); returns its summary.
 
@@ -208,7 +210,7 @@ def build(
         with Lease(storage):  # one run per output at a time (docs/reliability.md, row 21)
             clean_temp_files(storage)
             return _build(bbox, settings, stac, collection, datetime, max_cloud, workers,
-                          scheduler, progress, storage, start)
+                          scheduler, progress, storage, start, selection or Selection())
     except OSError as exc:  # disk full is fatal, not a failed block (docs/reliability.md, row 18)
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise
@@ -220,15 +222,18 @@ def build(
 
 
 def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, scheduler,
-           progress, storage, start) -> BuildSummary:
+           progress, storage, start, selection: Selection) -> BuildSummary:
     """The build proper, run under the output's lease (see :func:`build`)."""
     renderer = settings.make_renderer()
     summary = BuildSummary(out=storage.root, bbox=bbox, area_km2=_area_km2(bbox))
     planned = plan_blocks(bbox_regions(bbox, settings.zmax), settings.block_size, settings.zmax)
     where = search_bbox(planned, settings, renderer)
     search_args = {"stac": stac, "bbox": list(where.as_tuple()), "datetime": datetime,
-                   "max_cloud": max_cloud, "collection": collection}
-    scenes = search(stac, where, datetime, max_cloud, collection)
+                   "max_cloud": max_cloud, "collection": collection} | selection.to_dict()
+    found = search(stac, where, datetime, max_cloud, collection)
+    scenes = selection.apply(found)
+    if len(scenes) < len(found):
+        log.info("read policy %s: %d of %d items", selection.to_dict(), len(scenes), len(found))
     scenes = freeze_manifest(storage, scenes, search_args)  # reruns use the first run's (row 22)
     storage.write_bytes("manifest.json", manifest_bytes(scenes))
     summary.scenes = len(scenes)
@@ -304,6 +309,8 @@ def build_record(bbox: BBox, settings: BuildSettings, search_args: dict, scenes:
         "collection": search_args["collection"],
         "datetime": search_args["datetime"],
         "max_cloud": search_args["max_cloud"],
+        "max_items": search_args["max_items"],
+        "months": search_args["months"],
         "settings": {f.name: getattr(settings, f.name) for f in fields(settings)},
         "stride": settings.window - settings.overlap,
         "halo": halo,

@@ -8,16 +8,28 @@ result never depends on the order the scenes were read in. Methods (:data:`METHO
 
 * ``mean``: the quality-weighted mean (quality ramps from 0 at footprint edges and cloud
   buffers, so the number of observations changing makes no step);
-* ``best``: weights ``quality ** BEST_POWER``: the best observation wins, and where two are
-  about as good they blend, so a change of winner makes no step (Earth Engine's
-  ``qualityMosaic``, feathered);
+* ``best``: weights ``quality ** BEST_POWER`` times the observation's **agreement** with the
+  others: the best observation wins, and where two are about as good they blend, so a change of
+  winner makes no step (Earth Engine's ``qualityMosaic``, feathered). Agreement catches what the
+  masks and scores miss (faint shadows, thin cloud, haze): an observation's disagreement ``D`` is
+  its smallest mean absolute log-ratio (over bands) to any other accepted observation of the
+  pixel, and its agreement ``exp(-((D - D_min) / AGREEMENT_TAU) ** 2)``, ``D_min`` the pixel's
+  smallest. Where two or more dates agree, the odd one out loses; with two dates or all
+  disagreeing alike, quality alone decides. A third factor ranks haze *between* dates:
+  ``exp(-((HOT - HOT_min) / HOT_TAU) ** 2)``, HOT = B02 - 0.5 B04 (:mod:`basemap.quality`) and
+  ``HOT_min`` the pixel's least hazy accepted view: haze too faint for the absolute score still
+  loses to a clearer date (a missed shadow scales HOT down with the ground, so barely gains);
 * ``quartile``: the per-band first quartile (Sentinel Hub's cloudless mosaic, CDSE quarterly
   mosaics): darker than the median, so cloud wisps and haze that the masks miss lose;
 * ``median``: the per-band median; ``medoid``: the observation closest (L1, all bands) to all
   the others, a real pixel rather than a per-band mix (S2Mosaic); ``first``: the oldest.
 
-**No holes**: where a pixel has data but no accepted observation, it is filled with the per-band
-first quartile of its rejected observations (Sentinel Hub's rule), and marked filled. Only pixels
+**No holes**: where a pixel has data but no accepted observation, it is filled from its rejected
+observations, weighted as ``best`` weighs accepted ones but by their fallback quality (a view
+just inside the cloud buffer over one under the cloud, the less hazy over the hazier; see
+:mod:`basemap.quality`) and their agreement, and marked filled. Sentinel Hub fills with the
+first quartile of the rejected observations instead, which takes the darker of a cloud and a
+missed shadow: the shadow. Only pixels
 no scene covers stay transparent. :class:`Composite` records per pixel how many observations
 were used and whether it was filled.
 """
@@ -30,6 +42,13 @@ import numpy as np
 
 #: Exponent of the quality weights of ``best``.
 BEST_POWER = 8
+#: Log-ratio disagreement (about 10 % in brightness) at which ``best``'s agreement is 1/e.
+AGREEMENT_TAU = 0.1
+#: HOT excess over the pixel's least hazy view at which ``best``'s haze ranking is 1/e.
+HOT_TAU = 0.02
+#: Added to the fallback quality of the fill, so a rejected view at a footprint edge (quality 0)
+#: still fills its pixel.
+FALLBACK_EPS = 1e-3
 
 
 @dataclass(frozen=True)
@@ -76,8 +95,10 @@ class Compositor:
         self.count = np.zeros(shape, np.uint8)
         self.layers: list[np.ndarray] = []  # accepted stack (stacked methods only)
         self.masks: list[np.ndarray] = []
+        self.qualities: list[np.ndarray] = []
         self.rejected: list[np.ndarray] = []  # reflectance * 10000 as uint16, for the fill
         self.rejected_masks: list[np.ndarray] = []
+        self.rejected_quality: list[np.ndarray] = []
 
     def add(self, reflectance: np.ndarray, valid: np.ndarray, accepted: np.ndarray,
             quality: np.ndarray) -> None:  # fmt: skip
@@ -86,12 +107,14 @@ class Compositor:
         if self.stacked:
             self.layers.append(reflectance.astype(np.float32, copy=False))
             self.masks.append(accepted)
+            self.qualities.append(quality)
         else:
             self._add(reflectance, accepted, quality)
         rejected = valid & ~accepted
         if rejected.any():
             self.rejected.append(np.clip(np.rint(reflectance * 10000), 0, 65535).astype(np.uint16))
             self.rejected_masks.append(rejected)
+            self.rejected_quality.append(np.where(rejected, quality, 0).astype(np.float32))
 
     def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray) -> None:
         raise NotImplementedError
@@ -108,8 +131,8 @@ class Compositor:
             masks = np.stack(self.rejected_masks) & ~got[None]
             if masks.any():
                 stack = np.stack(self.rejected).astype(np.float32) / 10000
-                fill = _quantile(stack, masks, 0.25)
-                filled = masks.any(axis=0)
+                quality = np.stack(self.rejected_quality) + np.float32(FALLBACK_EPS)
+                fill, filled = _best_of(stack, masks, quality, rank_haze=False)
                 out[:, filled] = fill[:, filled]
         valid = got | filled
         out[:, ~valid] = 0.0
@@ -138,10 +161,55 @@ class WeightedMean(Compositor):
         return out, got
 
 
-class Best(WeightedMean):
-    """The best observation wins; near-ties blend (no steps where the winner changes)."""
+def agreement(stack: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(N, H, W) agreement in (0, 1] of each accepted observation with the others (see above)."""
+    logs = np.log(np.maximum(stack, 1e-3))
+    n = len(stack)
+    dis = np.full(masks.shape, np.inf, np.float32)
+    for i in range(n):
+        for j in range(i + 1, n):
+            d = np.abs(logs[i] - logs[j]).mean(axis=0)
+            both = masks[i] & masks[j]
+            np.minimum(dis[i], np.where(both, d, np.inf), out=dis[i])
+            np.minimum(dis[j], np.where(both, d, np.inf), out=dis[j])
+    lone = ~np.isfinite(dis)  # no other accepted observation to compare with
+    dis[lone] = 0.0
+    dis_min = np.where(masks, dis, np.inf).min(axis=0)
+    excess = np.maximum(dis - dis_min[None], 0.0) / AGREEMENT_TAU
+    return np.where(masks, np.exp(-(excess**2)), 0.0).astype(np.float32)
 
-    power = BEST_POWER
+
+def haze_rank(stack: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """(N, H, W) haze ranking in (0, 1] of each accepted observation against the pixel's
+    least hazy one (see above)."""
+    hot = stack[:, 2] - 0.5 * stack[:, 0]
+    hot_min = np.where(masks, hot, np.inf).min(axis=0)
+    excess = np.maximum(hot - hot_min[None], 0.0) / HOT_TAU
+    return np.where(masks, np.exp(-(excess**2)), 0.0).astype(np.float32)
+
+
+def _best_of(stack: np.ndarray, masks: np.ndarray, quality: np.ndarray, rank_haze: bool):
+    """(reflectance, got): mean weighted by quality ** BEST_POWER, agreement (and haze rank)."""
+    w = np.where(masks, quality.astype(np.float64), 0.0) ** BEST_POWER * agreement(stack, masks)
+    if rank_haze:  # not in the fill: among rejected views the least hazy is a flagged shadow
+        w *= haze_rank(stack, masks)
+    wsum = w.sum(axis=0)
+    got = wsum > 0
+    out = np.zeros(stack.shape[1:], np.float32)
+    np.divide((stack * w[:, None]).sum(axis=0), wsum, out=out, where=got, casting="unsafe")
+    return out, got
+
+
+class Best(Compositor):
+    """The best observation that agrees with the others wins; near-ties blend (no steps)."""
+
+    stacked = True
+
+    def _combine(self):
+        if not self.layers:
+            return np.zeros((3, *self.shape), np.float32), np.zeros(self.shape, bool)
+        return _best_of(np.stack(self.layers), np.stack(self.masks), np.stack(self.qualities),
+                        rank_haze=True)
 
 
 class First(Compositor):

@@ -14,6 +14,11 @@ build was split): the product of three scores in [0, 1],
   cloud and haze brighten blue far more than red, clear land rarely passes 0.06, while deserts
   and rock (red > blue) never trigger it. Snow (SCL 11) is exempt.
 
+A pixel that is not accepted still gets a **fallback** quality, used only where no observation of
+the pixel is accepted (the no-holes fill of :mod:`basemap.composite`): edge and haze as above,
+times ``FALLBACK_FLOOR`` inside a flagged cloud or shadow, rising to 1 at the buffer's outer edge,
+so the least-bad view wins the fill (a pixel just inside the buffer over one under the cloud).
+
 Distances are exact Euclidean transforms capped at their ramps, so values at least
 :func:`required_padding` px inside the array do not depend on where it was cut.
 """
@@ -34,6 +39,8 @@ CLOUD_RAMP = 24
 #: HOT (B02 - 0.5 B04 reflectance) of a clear pixel and of a hazy one; the haze score's floor.
 HOT_CLEAR, HOT_HAZE = 0.06, 0.16
 HAZE_FLOOR = 0.05
+#: The fallback quality's cloud factor inside a flagged cloud or shadow (1 at the buffer's edge).
+FALLBACK_FLOOR = 0.1
 
 
 def required_padding(feather: int) -> int:
@@ -59,13 +66,23 @@ def edge_score(valid: np.ndarray, feather: int) -> np.ndarray:
     return _capped_distance(valid, feather) / np.float32(feather)
 
 
-def cloud_score(scl: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
-    """0 within CLOUD_BUFFER px of a cloud/shadow pixel, ramping to 1 over CLOUD_RAMP px."""
+def cloud_distance(scl: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
+    """Distance (px) to the nearest cloud/shadow pixel, capped at CLOUD_BUFFER + CLOUD_RAMP."""
+    cap = CLOUD_BUFFER + CLOUD_RAMP
     if scl is None:
-        return np.ones(shape, np.float32)
-    clear = ~np.isin(scl, CLOUDY_SCL)
-    d = _capped_distance(clear, CLOUD_BUFFER + CLOUD_RAMP)
-    return np.clip((d - CLOUD_BUFFER) / CLOUD_RAMP, 0.0, 1.0).astype(np.float32)
+        return np.full(shape, float(cap), np.float32)
+    return _capped_distance(~np.isin(scl, CLOUDY_SCL), cap)
+
+
+def cloud_score(distance: np.ndarray) -> np.ndarray:
+    """0 within CLOUD_BUFFER px of a cloud/shadow pixel, ramping to 1 over CLOUD_RAMP px."""
+    return np.clip((distance - CLOUD_BUFFER) / CLOUD_RAMP, 0.0, 1.0).astype(np.float32)
+
+
+def fallback_cloud_score(distance: np.ndarray) -> np.ndarray:
+    """FALLBACK_FLOOR inside a cloud/shadow, rising to 1 at CLOUD_BUFFER px from it."""
+    near = np.minimum(distance, CLOUD_BUFFER) / CLOUD_BUFFER
+    return (FALLBACK_FLOOR + (1 - FALLBACK_FLOOR) * near).astype(np.float32)
 
 
 def haze_score(reflectance: np.ndarray, scl: np.ndarray | None) -> np.ndarray:
@@ -90,10 +107,13 @@ def observation_quality(
     """(accepted (H, W) bool, quality (H, W) float32 in [0, 1]) of one scene's pixels.
 
     Accepted: data, an accepted SCL class, and farther than CLOUD_BUFFER px from cloud/shadow.
-    Quality is the product of the three scores (0 where there is no data).
+    Quality is the product of the three scores where accepted, the fallback quality where not
+    (0 where there is no data).
     """
-    cloud = cloud_score(scl, valid.shape)
+    distance = cloud_distance(scl, valid.shape)
+    cloud = cloud_score(distance)
     accepted = accepted_mask(valid, scl) & (cloud > 0)
+    cloud = np.where(accepted, cloud, fallback_cloud_score(distance))
     quality = edge_score(valid, feather) * cloud * haze_score(reflectance, scl)
     quality[~valid] = 0.0
     return accepted, quality.astype(np.float32)

@@ -31,7 +31,7 @@ SYNTH_SEEDS = (1, 2, 3, 4)
 MIN_CLEAR = 0.25
 RECIPE = TrainConfig(epochs=10, steps_per_epoch=200, batch=8, crop=128, lr=1e-3,
                      lambdas=(0.6, 0.2, 0.2), feature_crops=2, atmosphere=True, seed=0,
-                     arch=UNetConfig(base=16, levels=5))  # fmt: skip
+                     arch=UNetConfig(base=16, levels=5, tone_prior=True))  # fmt: skip
 HERE = Path(__file__).resolve().parent
 
 

@@ -22,6 +22,7 @@ from basemap.model.unet import Normalization, ResUNet, UNetConfig
 from basemap.model.weights import save_weights
 
 from basemap.errors import ConfigError, InputError
+from basemap.render.gapfill import fill_gaps
 
 #: The paper combines all three terms; lambda_f > 0 needs HED's VGG-16 (hed.py) or VGG-19 (vgg.py).
 DEFAULT_LAMBDAS = (0.6, 0.2, 0.2)
@@ -103,7 +104,8 @@ class CropSampler:
         """(reflectance (3,c,c), target float (3,c,c) in [0,1], mask (1,c,c)) of one crop.
 
         With augment, the input (never the target) also goes through a random atmosphere when
-        the sampler was made with ``atmosphere=True`` (:mod:`basemap.model.augment`).
+        the sampler was made with ``atmosphere=True`` (:mod:`basemap.model.augment`). Nodata is
+        gap-filled as at inference (:mod:`basemap.render.gapfill`).
         """
         c = self.crop
         for _ in range(8):
@@ -123,6 +125,7 @@ class CropSampler:
         m[0, :hh, :ww] = mask
         if augment and self.atmosphere:
             refl = random_atmosphere(self.rng).apply(refl, m[0] > 0, self.rng)
+        refl = fill_gaps(refl, m[0] > 0)
         if augment:
             k = int(self.rng.integers(4))
             flip = bool(self.rng.integers(2))
@@ -235,7 +238,7 @@ def train(
     val_sampler = CropSampler(val_pairs, config.crop, np.random.default_rng(config.seed + 2))
     val = val_sampler.batch(config.val_crops, augment=False)
 
-    model = ResUNet(config.arch).to(device)
+    model = ResUNet(config.arch, config.normalization).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: list[dict] = []
     start_epoch, elapsed = 0, 0.0

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from basemap.model import grader
 from torch import nn
 
 
@@ -33,9 +34,37 @@ class Normalization:
         r = reflectance.clamp(self.clip_low, self.clip_high)
         return torch.asinh(r / self.softening) / float(np.arcsinh(self.clip_high / self.softening))
 
+    def invert(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised input -> the (clipped) reflectance it encodes (sinh spelt out for ONNX)."""
+        a = x * float(np.arcsinh(self.clip_high / self.softening))
+        return (torch.exp(a) - torch.exp(-a)) * (0.5 * self.softening)
+
     def to_dict(self) -> dict:
         """Plain-dict form stored in the weights file."""
         return asdict(self)
+
+
+def neutral_grade(reflectance: torch.Tensor) -> torch.Tensor:
+    """The auto grader's per-pixel part in torch: (N, 3, H, W) reflectance -> display [0, 1].
+
+    :func:`basemap.model.grader.apply_params` with no haze, unit gain and no clarity (exposure,
+    saturation, roll-off, sRGB, floor and ceiling); tests/model/test_unet.py holds the two equal.
+    """
+    lin = reflectance.clamp(min=0) * grader.EXPOSURE
+    y = (lin * _LUMA.to(lin)).sum(dim=1, keepdim=True)
+    d = lin - y
+    room = torch.where(d < 0, y / (-d).clamp(min=1e-12), torch.full_like(d, float("inf")))
+    s = room.amin(dim=1, keepdim=True).clamp(min=1.0).clamp(max=grader.SATURATION)
+    lin = y + s * d
+    knee = grader.KNEE
+    over = knee + (1 - knee) * torch.tanh((lin - knee) / (1 - knee))
+    lin = torch.where(lin <= knee, lin, over).clamp(min=0)
+    srgb = torch.where(lin <= 0.0031308, 12.92 * lin,
+                       1.055 * lin.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)  # fmt: skip
+    return grader.FLOOR + (grader.TOP - grader.FLOOR) * srgb.clamp(0, 1)
+
+
+_LUMA = torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -47,6 +76,8 @@ class UNetConfig:
         levels: resolution levels (``levels - 1`` poolings, so sizes must be multiples of
             :attr:`factor`).
         blocks: residual blocks per level and side.
+        tone_prior: the output is a correction, in logit space, of :func:`neutral_grade` of the
+            input (the network learns the per-scene and local part of the grading only).
     """
 
     base: int = 16
@@ -54,6 +85,7 @@ class UNetConfig:
     blocks: int = 1
     in_channels: int = 3
     out_channels: int = 3
+    tone_prior: bool = False
 
     @property
     def factor(self) -> int:
@@ -92,12 +124,17 @@ class ResUNet(nn.Module):
     """Residual U-Net mapping normalised reflectance (N, 3, H, W) to RGB in [0, 1].
 
     The output is ``sigmoid(head(features) + skip(x))``: a learned per-pixel 1x1 mapping of the
-    input (the global tone curve's first-order part) plus the U-Net's local correction.
+    input (the global tone curve's first-order part) plus the U-Net's local correction. With
+    ``config.tone_prior`` it is ``sigmoid(logit(neutral_grade(r)) + head + skip)``, ``r`` the
+    reflectance x encodes under `normalization`; head and skip start at zero, so an untrained
+    network is the neutral grade.
     """
 
-    def __init__(self, config: UNetConfig | None = None) -> None:
+    def __init__(self, config: UNetConfig | None = None,
+                 normalization: Normalization | None = None) -> None:
         super().__init__()
         self.config = config = config or UNetConfig()
+        self.normalization = normalization or Normalization()
         widths = [config.base * 2**i for i in range(config.levels)]
         self.stem = nn.Conv2d(config.in_channels, widths[0], 3, padding=1)
         self.down = nn.ModuleList()
@@ -111,6 +148,10 @@ class ResUNet(nn.Module):
             self.up.append(_stage(2 * widths[i], widths[i], config.blocks))
         self.head = nn.Conv2d(widths[0], config.out_channels, 1)
         self.input_skip = nn.Conv2d(config.in_channels, config.out_channels, 1)
+        if config.tone_prior:
+            for layer in (self.head, self.input_skip):
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map normalised input to RGB in [0, 1]; H and W must be multiples of ``config.factor``."""
@@ -127,7 +168,11 @@ class ResUNet(nn.Module):
         skips.pop()
         for upconv, stage in zip(self.upconv, self.up, strict=True):
             h = stage(torch.cat([upconv(h), skips.pop()], dim=1))
-        return torch.sigmoid(self.head(h) + self.input_skip(x))
+        logits = self.head(h) + self.input_skip(x)
+        if self.config.tone_prior:
+            p = neutral_grade(self.normalization.invert(x))
+            logits = logits + torch.log(p / (1 - p))
+        return torch.sigmoid(logits)
 
 
 def fold_batchnorm(net: ResUNet) -> ResUNet:

@@ -110,7 +110,7 @@ def load_weights(path: str | Path) -> tuple[ResUNet, Normalization, dict]:
         raise WeightsError(f"{path}: band order {payload.get('bands')!r}, expected {list(BANDS)}")
     config = _dataclass_from(UNetConfig, payload.get("arch"), path, "architecture")
     norm = _dataclass_from(Normalization, payload.get("normalization"), path, "normalization")
-    model = ResUNet(config)
+    model = ResUNet(config, norm)
     state = payload.get("state_dict")
     if not isinstance(state, dict):
         raise WeightsError(f"{path}: no state_dict in the weights file")

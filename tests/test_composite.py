@@ -31,7 +31,7 @@ def _run(method, layers, accepted, quality=None, valid=None):
 
 
 @pytest.mark.parametrize("method,expected", [
-    ("mean", 0.25), ("best", 0.25), ("median", 0.25), ("first", 0.1),
+    ("mean", 0.25), ("median", 0.25), ("first", 0.1),
     ("quartile", 0.175),  # sorted 0.1 0.2 0.3 0.4: position 0.75 -> 0.1 + 0.75 * 0.1
     ("medoid", 0.2),  # L1 sums: 0.1 -> 0.6, 0.2 -> 0.4, 0.3 -> 0.4, 0.4 -> 0.6: first of ties
 ])
@@ -42,30 +42,66 @@ def test_methods_on_a_known_stack(method, expected):
     np.testing.assert_allclose(c.reflectance, expected, atol=1e-6)
 
 
+def _view(red, green, blue):
+    return np.stack([np.full((2, 3), v, np.float32) for v in (red, green, blue)])
+
+
 def test_best_follows_quality_and_blends_near_ties():
-    layers = _stack()[:2]  # 0.1 and 0.4
+    """Two views with the same HOT (blue - red / 2 = 0.03) and no third to agree with: the
+    weights are quality ** 8."""
+    layers = [_view(0.1, 0.1, 0.08), _view(0.4, 0.4, 0.23)]
     acc = [np.ones((2, 3), bool)] * 2
     q = [np.full((2, 3), 1.0, np.float32), np.full((2, 3), 0.5, np.float32)]
     c = _run("best", layers, acc, q)
-    np.testing.assert_allclose(c.reflectance, (0.1 + 0.4 * 0.5**8) / (1 + 0.5**8), rtol=1e-5)
+    np.testing.assert_allclose(c.reflectance[0], (0.1 + 0.4 * 0.5**8) / (1 + 0.5**8), rtol=1e-5)
     q[1][:] = 1.0
-    np.testing.assert_allclose(_run("best", layers, acc, q).reflectance, 0.25, atol=1e-6)
+    np.testing.assert_allclose(_run("best", layers, acc, q).reflectance[0], 0.25, atol=1e-6)
+
+
+def test_best_drops_the_odd_one_out_of_three_even_when_its_quality_is_higher():
+    """A missed faint shadow (x0.6) beside two dates of vegetation that agree: the shadowed date
+    has the best quality score (nothing flagged it) but disagrees by ln(1/0.6) = 0.51 against
+    0.05 for the others, so its weight is ~exp(-21) of theirs."""
+    clean = (0.04, 0.07, 0.035)
+    layers = [_view(*clean), _view(*(0.6 * v for v in clean)), _view(*(1.05 * v for v in clean))]
+    acc = [np.ones((2, 3), bool)] * 3
+    q = [np.full((2, 3), v, np.float32) for v in (0.9, 1.0, 0.9)]
+    got = _run("best", layers, acc, q).reflectance[:, 0, 0]
+    # between the two agreeing dates (1.0x and 1.05x), nothing of the 0.6x one (tolerance 1e-4)
+    assert np.all(got >= np.array(clean) - 1e-4) and np.all(got <= 1.05 * np.array(clean) + 1e-4)
+
+
+def test_best_ranks_faint_haze_below_a_clearer_date():
+    """Haze of 0.03 in blue (SCL and the absolute HOT score miss it: HOT 0.04 < HOT_CLEAR) over
+    vegetation, against the clear date with equal quality: HOT excess 0.022 -> weight 0.30, so
+    the result is 77 % of the way to the clear view (0.3 / 1.3 hazy), not the 50 % of a mean."""
+    clear = np.array((0.04, 0.07, 0.035))
+    hazy = clear + 0.03 * np.array((0.55, 0.75, 1.0))
+    acc = [np.ones((2, 3), bool)] * 2
+    q = [np.ones((2, 3), np.float32)] * 2
+    got = _run("best", [_view(*clear), _view(*hazy)], acc, q).reflectance[:, 0, 0]
+    rank = np.exp(-((0.03 * (1 - 0.5 * 0.55)) / 0.02) ** 2)
+    np.testing.assert_allclose(got, (clear + rank * hazy) / (1 + rank), rtol=1e-4)
+    assert rank < 0.35
 
 
 def test_no_holes_fill_rule():
-    """A pixel seen only by rejected observations gets their first quartile, marked filled;
-    a pixel no scene covers stays invalid."""
+    """A pixel seen only by rejected observations gets the best of them by fallback quality,
+    marked filled; a pixel no scene covers stays invalid."""
     layers = _stack()
     acc = [np.zeros((2, 3), bool) for _ in range(4)]
     acc[0][:, 0] = True  # only column 0 has an accepted observation
     valid = [np.ones((2, 3), bool) for _ in range(4)]
     for v in valid:
         v[:, 2] = False  # column 2: no scene has data
+    quality = [np.full((2, 3), q, np.float32) for q in (0.1, 0.1, 1.0, 0.1)]
+    quality[0][:, 0] = 1.0
     for method in METHOD_NAMES:
-        c = _run(method, layers, acc, valid=valid)
+        c = _run(method, layers, acc, quality, valid=valid)
         np.testing.assert_allclose(c.reflectance[:, :, 0], 0.1, atol=1e-6)
         assert c.filled[:, 1].all() and not c.filled[:, 0].any()
-        # column 1's rejected values: 0.4, 0.2, 0.3 (and 0.1 from scene 0): first quartile
-        np.testing.assert_allclose(c.reflectance[:, :, 1], 0.175, atol=1e-4)
+        # column 1's rejected values 0.1, 0.4, 0.2, 0.3: 0.2 has the best fallback quality (1
+        # against 0.1: weight 1e8 times theirs), the others add < 1e-6
+        np.testing.assert_allclose(c.reflectance[:, :, 1], 0.2, atol=1e-6)
         assert not c.valid[:, 2].any() and not c.reflectance[:, :, 2].any()
         assert c.count[:, 0].tolist() == [1, 1] and c.count[:, 1].tolist() == [0, 0]

@@ -3,7 +3,14 @@
 import numpy as np
 import pytest
 
-from basemap.quality import CLOUD_BUFFER, HAZE_FLOOR, observation_quality, required_padding
+from basemap.quality import (
+    CLOUD_BUFFER,
+    CLOUD_RAMP,
+    FALLBACK_FLOOR,
+    HAZE_FLOOR,
+    observation_quality,
+    required_padding,
+)
 
 
 def _scene(seed=0, n=300):
@@ -32,7 +39,25 @@ def test_quality_does_not_depend_on_the_crop():
     assert q[:, 199].max() <= 1 / f + 1e-6  # ramps to 0 at the footprint edge
     # The cloud buffer dilates the shadow: rejected within CLOUD_BUFFER px of it.
     assert not acc[50 - CLOUD_BUFFER + 1 : 80 + CLOUD_BUFFER - 1, 70].any()
-    assert acc[50 - CLOUD_BUFFER - 2, 70] or scl[50 - CLOUD_BUFFER - 2, 70] != 4  # just outside
+
+
+def test_cloud_buffer_ramp_and_fallback_quality_exactly():
+    """Along a row leaving a cloud: the fallback quality inside it and in the buffer (rejected),
+    then the accepted ramp (distances 0, 1, ..., all Euclidean along the row)."""
+    refl = np.full((3, 80, 80), 0.05, np.float32)  # clear: HOT 0.025, haze score 1
+    scl = np.full((80, 80), 4, np.uint8)
+    scl[30:40, 30:40] = 9
+    acc, q = observation_quality(refl, np.ones((80, 80), bool), scl, 0)
+    row = 35
+    assert not acc[row, 30:40].any() and np.allclose(q[row, 30:40], FALLBACK_FLOOR)
+    for d in range(1, CLOUD_BUFFER + 1):  # the buffer: rejected, fallback rising to 1
+        assert not acc[row, 39 + d]
+        assert q[row, 39 + d] == pytest.approx(FALLBACK_FLOOR + (1 - FALLBACK_FLOOR) * d
+                                               / CLOUD_BUFFER)  # fmt: skip
+    for d in range(CLOUD_BUFFER + 1, CLOUD_BUFFER + 6):  # accepted, on the ramp
+        assert acc[row, 39 + d]
+        assert q[row, 39 + d] == pytest.approx((d - CLOUD_BUFFER) / CLOUD_RAMP)
+    assert acc[row, 79] and q[row, 79] == 1
 
 
 def test_haze_lowers_quality_but_not_for_desert_or_snow():

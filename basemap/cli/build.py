@@ -7,7 +7,16 @@ from pathlib import Path
 import click
 
 from basemap.build import build as run_build
-from basemap.cli.options import BBOX, ZOOM, build_options, default_source, finish, settings
+from basemap.cli.options import (
+    BBOX,
+    ZOOM,
+    build_options,
+    default_source,
+    finish,
+    selection,
+    selection_options,
+    settings,
+)
 from basemap.stac.search import check_max_cloud, parse_datetime
 from basemap.synth.tiles import world_bbox
 from basemap.synth.world import make_world
@@ -27,18 +36,21 @@ from basemap.synth.world import make_world
               help="STAC interval, e.g. 2024-06-01/2024-08-31.")
 @click.option("--max-cloud", type=float, default=None, metavar="P",
               help="Use items with eo:cloud_cover <= P percent.")
+@selection_options
 @build_options()
-def build(bbox, zoom, out, source, collection, datetime_, max_cloud, renderer, model_path,
-          tile_format, composite, feather, block_size, window, overlap, workers, scheduler,
-          quiet):
+def build(bbox, zoom, out, source, collection, datetime_, max_cloud, max_items, months, renderer,
+          model_path, tile_format, composite, feather, block_size, window, overlap, workers,
+          scheduler, quiet):
     """Build seamless 8-bit COGs and XYZ tiles for a bbox from Sentinel-2 L2A (a Dask graph)."""
     parse_datetime(datetime_)  # bad input: exit 2 before any network call
     check_max_cloud(max_cloud)
+    policy = selection(max_items, months)
     source, collection = default_source(source, collection)
     chosen = settings(renderer, model_path, tile_format, composite, feather, block_size, window,
                       overlap)
     summary = run_build(bbox, zoom, out, chosen, source, collection, datetime_, max_cloud,
-                        workers=workers, scheduler=scheduler, progress=not quiet)
+                        workers=workers, scheduler=scheduler, progress=not quiet,
+                        selection=policy)
     finish(summary)
 
 

@@ -12,6 +12,7 @@ from basemap.composite import METHOD_NAMES
 from basemap.errors import BasemapWarning, PartialBuildError
 from basemap.output.media import TILE_FORMATS
 from basemap.render.base import RENDERER_NAMES
+from basemap.stac.select import Selection
 from basemap.types import BBox, ZoomRange
 
 
@@ -57,6 +58,19 @@ def tile_format_option(default: str, help: str):  # noqa: A002 (click's name)
     """--tile-format, choices from :data:`basemap.output.media.TILE_FORMATS`."""
     return click.option("--tile-format", type=click.Choice(tuple(TILE_FORMATS)), default=default,
                         show_default=True, help=help)
+
+
+def selection_options(f):
+    """--max-items and --months: which found items a build reads (:mod:`basemap.stac.select`)."""
+    f = click.option("--months", default=None, metavar="M-M",
+                     help="Only items of these months, any year (6-8; 11-2 wraps).")(f)
+    return click.option("--max-items", type=int, default=None, metavar="N",
+                        help="Read the N least cloudy items per MGRS tile [default: all].")(f)
+
+
+def selection(max_items: int | None, months: str | None) -> Selection:
+    """The read policy of the --max-items/--months values (bad values: exit 2)."""
+    return Selection(max_items, Selection.parse_months(months))
 
 
 def build_options(block_size: bool = True):

@@ -9,7 +9,15 @@ from pathlib import Path
 import click
 
 from basemap import config
-from basemap.cli.options import BBOX, build_options, default_source, settings, tile_format_option
+from basemap.cli.options import (
+    BBOX,
+    build_options,
+    default_source,
+    selection,
+    selection_options,
+    settings,
+    tile_format_option,
+)
 from basemap.errors import InputError, PartialBuildError
 from basemap.world import plan as world_plan
 from basemap.world.plan import Plan
@@ -60,21 +68,24 @@ def world():
               "Indexed Job's $(JOB_COMPLETION_INDEX)). Default: every shard.")
 @click.option("--pyramid/--no-pyramid", default=True, show_default=True,
               help="Build zooms 0..shard_zoom-1 at the end (needs every shard finished).")
+@selection_options
 @build_options(block_size=False)
 def world_run(plan_path, out, source, collection, datetime_, max_cloud, indices, pyramid,
-              renderer, model_path, tile_format, composite, feather, window, overlap,
-              workers, scheduler, quiet):
+              max_items, months, renderer, model_path, tile_format, composite, feather, window,
+              overlap, workers, scheduler, quiet):
     """Build the shards of PLAN into one output (each a resumable build), then the pyramid.
 
     The block size is the plan's (`basemap plan --block-size`).
     """
+    policy = selection(max_items, months)
     plan = Plan.read(plan_path)
     source, collection = default_source(source, collection)
     chosen = settings(renderer, model_path, tile_format, composite, feather, plan.block_size,
                       window, overlap)
     problems = run_shards(plan, out, chosen, source, list(indices) or None, pyramid,
                           collection=collection, datetime=datetime_, max_cloud=max_cloud,
-                          workers=workers, scheduler=scheduler, progress=not quiet)
+                          workers=workers, scheduler=scheduler, progress=not quiet,
+                          selection=policy)
     if problems:
         raise PartialBuildError(f"{len(problems)} problem(s): " + "; ".join(problems[:20]) +
                                 " -- run the same command again to retry")

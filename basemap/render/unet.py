@@ -16,6 +16,7 @@ import numpy as np
 
 from basemap import config
 from basemap.errors import InputError
+from basemap.render.gapfill import fill_gaps
 from basemap.render.inference import LoadedModel, load_model
 from basemap.render.windows import WindowGrid, blend
 
@@ -126,7 +127,7 @@ def _run_windows(
                          dtype=np.float32)
         for j, (wx, wy) in enumerate(chunk):
             sl = np.s_[wy - oy : wy - oy + window, wx - ox : wx - ox + window]
-            batch[j] = np.where(valid[sl], reflectance[(slice(None), *sl)], 0.0)
+            batch[j] = fill_gaps(reflectance[(slice(None), *sl)], valid[sl])
         out = model.predict(batch)
         for j, (wx, wy) in enumerate(chunk):
             yield wx, wy, out[j]

@@ -32,7 +32,7 @@ def run_shards(plan: Plan, out: str, settings, stac: str, indices: list[int] | N
         stac: STAC source.
         indices: which shards (default: all), e.g. a Kubernetes Job's completion index.
         pyramid: build zooms 0..shard_zoom-1 at the end (needs every shard finished).
-        build_kwargs: collection, datetime, max_cloud, workers, scheduler, progress.
+        build_kwargs: collection, datetime, max_cloud, workers, scheduler, progress, selection.
 
     Returns:
         Failed blocks and missing pyramid tiles, named (empty when everything is done).

@@ -54,17 +54,20 @@ def test_model_throughput_smoke(tmp_path):
     assert r["overlap_cost"] == pytest.approx((64 / 48) ** 2, rel=1e-3)
 
 
-def test_onnx_runtime_path_matches_torch_and_is_batch_invariant(tmp_path):
+@pytest.mark.parametrize("tone_prior", [False, True])
+def test_onnx_runtime_path_matches_torch_and_is_batch_invariant(tmp_path, tone_prior):
     """The CPU fast path gives the torch reference's colours (within 0.01 of an 8-bit unit,
     float rounding) and the same bytes for a window whatever batch it runs in (so builds stay
-    partition-invariant)."""
+    partition-invariant), with and without the tone prior."""
     import torch
     from basemap.model.unet import Normalization, ResUNet, UNetConfig
 
     from basemap.render.inference import LoadedModel, onnx_session, prepare_net
 
     torch.manual_seed(0)
-    net = prepare_net(ResUNet(UNetConfig(base=8, levels=3)).eval(), "cpu")
+    net = ResUNet(UNetConfig(base=8, levels=3, tone_prior=tone_prior)).eval()
+    torch.nn.init.normal_(net.head.weight, std=0.1)  # a correction on top of the prior
+    net = prepare_net(net, "cpu")
     norm = Normalization()
     session = onnx_session(net, norm, 1)
     assert session is not None, "onnxruntime and onnx are dependencies (pyproject.toml)"
