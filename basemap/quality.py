@@ -34,7 +34,7 @@ REJECTED_SCL = (0, 1, 3, 8, 9, 10)
 CLOUDY_SCL = (3, 8, 9, 10)
 SNOW_SCL = 11
 #: Px within which a cloud/shadow pixel rejects an observation, and the ramp after it.
-CLOUD_BUFFER = 4
+CLOUD_BUFFER = 8
 CLOUD_RAMP = 24
 #: HOT (B02 - 0.5 B04 reflectance) of a clear pixel and of a hazy one; the haze score's floor.
 HOT_CLEAR, HOT_HAZE = 0.06, 0.16

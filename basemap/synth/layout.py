@@ -8,7 +8,7 @@ from typing import Literal
 
 from basemap.errors import InputError
 
-Preset = Literal["test", "demo"]
+Preset = Literal["test", "demo", "season"]
 
 #: Centre of the world: the UTM zone edge between 31 and 32 (6 E), at 45 N.
 LON0, LAT0 = 6.0, 45.0
@@ -49,6 +49,15 @@ PRESETS: dict[str, Layout] = {
             ("2023-07-24T10:37:19.031000Z", "05.09"),
         ),
         blocksize=512, half_x=26000.0, half_y=9000.0, shadow_m=900.0, cloud_scale_m=3500.0,
+        bbox_margin=0.12,
+    ),
+    # A season of imagery at half the demo's scale: six summer dates, as a region's catalog has
+    # them (benchmarks/composite_leaks.py measures compositing on it).
+    "season": Layout(
+        tile_px=900, overlap_px=82, cols=2, zone_reach_m=4500.0,
+        dates=tuple((f"2023-{m:02d}-{d:02d}T10:37:19.031000Z", "05.09")
+                    for m, d in ((6, 4), (6, 19), (7, 9), (7, 24), (8, 8), (8, 23))),
+        blocksize=256, half_x=13000.0, half_y=4500.0, shadow_m=450.0, cloud_scale_m=1750.0,
         bbox_margin=0.12,
     ),
 }

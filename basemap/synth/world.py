@@ -48,7 +48,8 @@ def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | N
     Args:
         out: output folder (created; existing synthetic files in it are overwritten).
         seed: the world's seed; the same seed gives the same bytes.
-        preset: "test" (4 tiles of 3 km, 2 dates, seconds) or "demo" (4 tiles of 18 km, 3 dates).
+        preset: "test" (4 tiles of 3 km, 2 dates, seconds), "demo" (4 tiles of 18 km, 3 dates)
+            or "season" (4 tiles of 9 km, 6 dates).
         progress: show a progress bar (default: for the demo preset only).
 
     Returns:
@@ -62,7 +63,7 @@ def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | N
     items, raw = [], []
     all_tiles = tiles(preset)
     bar = tqdm(total=len(all_tiles) * len(lay.dates), desc="synth items", unit="item",
-               disable=not (preset == "demo" if progress is None else progress))
+               disable=not (preset != "test" if progress is None else progress))
     for tile in all_tiles:
         for k, scene in enumerate(render_tile(tile, preset, seed)):
             folder = coll_dir / item_dict(tile, lay, k, scene, coll_dir)["id"]
