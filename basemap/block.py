@@ -59,7 +59,7 @@ class BuildSettings:
     window: int = config.WINDOW
     overlap: int = config.OVERLAP
     block_size: int = config.BLOCK_SIZE
-    composite: str = "mean"
+    composite: str = "best"
     feather: int = 64
     tile_format: str = "webp"
     chunk: int = 128
@@ -141,6 +141,7 @@ class BlockResult:
     seconds: float = 0.0
     rgba: np.ndarray | None = field(default=None, compare=False, repr=False)
     filled: float = 0.0  # fraction of the block's valid pixels filled from rejected observations
+    pixels: int = 0  # the block's valid (delivered) pixels
 
 
 def build_block(job: BlockJob) -> BlockResult:
@@ -188,7 +189,7 @@ def build_block(job: BlockJob) -> BlockResult:
     return BlockResult(
         block, status, used, tuple(sorted(counts.items(), reverse=True)), key, message,
         time.perf_counter() - start, rgba=root if min(counts) == rz and rz > s.zmin else None,
-        filled=round(float(filled.sum() / alpha.sum()), 6),
+        filled=round(float(filled.sum() / alpha.sum()), 6), pixels=int(alpha.sum()),
     )
 
 
@@ -224,14 +225,14 @@ def run_block(job: BlockJob) -> BlockResult:
         cog = next((k for k, _, _ in rec.outputs if k.startswith("cogs/")), None)
         return BlockResult(job.block, rec.status, len(rec.items), _tile_counts(rec.outputs), cog,
                            RESUMED, 0.0, rgba=ledger.root(name) if rec.root else None,
-                           filled=rec.filled)
+                           filled=rec.filled, pixels=rec.pixels)
     ledger.forget(name)
     recording = RecordingStorage(job.storage)
     result = build_block(replace(job, storage=recording))
     notes = (result.message,) if result.message else ()
     ledger.record(BlockRecord(name, fp, result.status, recording.outputs(),
                               tuple(s.id for s in job.scenes), notes, result.rgba is not None,
-                              result.filled),
+                              result.filled, result.pixels),
                   result.rgba)
     return result
 

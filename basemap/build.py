@@ -318,14 +318,15 @@ def build_record(bbox: BBox, settings: BuildSettings, search_args: dict, scenes:
                            cog_overviews="average"),
         "compositing": {"method": settings.composite, "feather_px": settings.feather,
                         "rejected_scl": list(REJECTED_SCL), "cloud_buffer_px": CLOUD_BUFFER,
-                        "holes": "filled with the first quartile of rejected observations"},
+                        "holes": "filled from the rejected observations (best fallback quality)"},
         "model": model_checksum(settings),
         "items": [s.id for s in scenes],
         "blocks": [{"block": r.block.name, "status": r.status, "scenes": r.scenes,
                     "cog": r.cog, "tiles": dict(r.tiles), "message": r.message,
-                    "filled": r.filled, "seconds": round(r.seconds, 3)} for r in results],
-        "filled_fraction": round(sum(r.filled for r in results if r.cog)
-                                 / max(1, sum(1 for r in results if r.cog)), 6),
+                    "filled": r.filled, "pixels": r.pixels,
+                    "seconds": round(r.seconds, 3)} for r in results],
+        "filled_fraction": round(sum(r.filled * r.pixels for r in results if r.cog)
+                                 / max(1, sum(r.pixels for r in results if r.cog)), 6),
         "tiles_written": {str(z): n for z, n in sorted(summary.tiles.items())},
         "seconds": round(summary.seconds, 2),
     }

@@ -46,6 +46,8 @@ BEST_POWER = 8
 AGREEMENT_TAU = 0.1
 #: HOT excess over the pixel's least hazy view at which ``best``'s haze ranking is 1/e.
 HOT_TAU = 0.02
+#: The least agreement and haze rank a view keeps (so two tiny factors never make a hole).
+RANK_FLOOR = 1e-6
 #: Added to the fallback quality of the fill, so a rejected view at a footprint edge (quality 0)
 #: still fills its pixel.
 FALLBACK_EPS = 1e-3
@@ -189,10 +191,14 @@ def haze_rank(stack: np.ndarray, masks: np.ndarray) -> np.ndarray:
 
 
 def _best_of(stack: np.ndarray, masks: np.ndarray, quality: np.ndarray, rank_haze: bool):
-    """(reflectance, got): mean weighted by quality ** BEST_POWER, agreement (and haze rank)."""
-    w = np.where(masks, quality.astype(np.float64), 0.0) ** BEST_POWER * agreement(stack, masks)
+    """(reflectance, got): mean weighted by quality ** BEST_POWER, agreement (and haze rank).
+
+    Both ranks are floored at RANK_FLOOR and the weights are float64 (quality ** 8 of a view at
+    a footprint edge near a cloud is ~1e-36), so every pixel with a view gets a value."""
+    w = np.where(masks, quality.astype(np.float64), 0.0) ** BEST_POWER
+    w *= np.maximum(agreement(stack, masks), RANK_FLOOR)
     if rank_haze:  # not in the fill: among rejected views the least hazy is a flagged shadow
-        w *= haze_rank(stack, masks)
+        w *= np.maximum(haze_rank(stack, masks), RANK_FLOOR)
     wsum = w.sum(axis=0)
     got = wsum > 0
     out = np.zeros(stack.shape[1:], np.float32)
@@ -270,7 +276,7 @@ class Medoid(Compositor):
 
 #: name -> compositor class; the CLI's ``--composite`` choices, the default first.
 METHODS: dict[str, type[Compositor]] = {
-    "mean": WeightedMean, "best": Best, "quartile": FirstQuartile, "median": Quantile,
+    "best": Best, "mean": WeightedMean, "quartile": FirstQuartile, "median": Quantile,
     "medoid": Medoid, "first": First,
 }  # fmt: skip
 METHOD_NAMES = tuple(METHODS)

@@ -74,6 +74,7 @@ class BlockRecord:
     notes: tuple[str, ...] = ()
     root: bool = False  # a lossless root tile is kept beside the entry
     filled: float = 0.0  # fraction of the block's valid pixels filled from rejected observations
+    pixels: int = 0  # the block's valid (delivered) pixels
 
     def to_json(self) -> bytes:
         """The entry's bytes."""
@@ -81,6 +82,7 @@ class BlockRecord:
             "block": self.block, "fingerprint": self.fingerprint, "status": self.status,
             "outputs": [list(o) for o in self.outputs], "items": list(self.items),
             "notes": list(self.notes), "root": self.root, "filled": self.filled,
+            "pixels": self.pixels,
         }  # no timestamp: a resumed output is byte-identical to a clean one, ledger included
         return (json.dumps(doc, indent=1) + "\n").encode()
 
@@ -91,7 +93,8 @@ class BlockRecord:
         return cls(doc["block"], doc["fingerprint"], doc["status"],
                    tuple((k, int(s), h) for k, s, h in doc["outputs"]),
                    tuple(doc.get("items", ())), tuple(doc.get("notes", ())),
-                   bool(doc.get("root", False)), float(doc.get("filled", 0.0)))
+                   bool(doc.get("root", False)), float(doc.get("filled", 0.0)),
+                   int(doc.get("pixels", 0)))
 
 
 def encode_rgba(rgba: np.ndarray) -> bytes:

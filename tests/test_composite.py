@@ -85,6 +85,19 @@ def test_best_ranks_faint_haze_below_a_clearer_date():
     assert rank < 0.35
 
 
+def test_best_never_leaves_a_hole_where_every_rank_is_tiny():
+    """Two hazy dates that agree and a clear one that disagrees by a factor 3: the clear one's
+    agreement and the hazy ones' haze rank both underflow float32's exp; the pixel still gets
+    a value (the floors), between the views."""
+    clear, hazy = _view(0.03, 0.05, 0.02), _view(0.09, 0.15, 0.40)
+    layers = [hazy, hazy * 1.01, clear]
+    acc = [np.ones((2, 3), bool)] * 3
+    q = [np.full((2, 3), 1e-4, np.float32)] * 3  # a footprint edge next to a cloud
+    c = _run("best", layers, acc, q)
+    assert c.valid.all() and not c.filled.any()
+    assert np.all(c.reflectance >= 0.02 - 1e-6) and np.all(c.reflectance <= 0.41)
+
+
 def test_no_holes_fill_rule():
     """A pixel seen only by rejected observations gets the best of them by fallback quality,
     marked filled; a pixel no scene covers stays invalid."""

@@ -164,6 +164,7 @@ class SampleInputs:
     valid: np.ndarray  # bool (H, W)
     scenes: list[tuple[str, np.ndarray, np.ndarray]]  # (scene id, reflectance, observed)
     filled: np.ndarray  # bool (H, W): filled from rejected observations
+    covered: np.ndarray  # bool (H, W): some scene has data (what must not be a hole)
 
 
 def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
@@ -176,17 +177,19 @@ def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
     shape = (read_region.height, read_region.width)
     comp = compositor(settings.composite, shape)
     singles = []
+    covered = np.zeros(shape, bool)
     scenes = read_manifest(build.manifest)  # manifest order: (datetime, id)
     with rasterio.Env(**config.gdal_env()):
         for obs in observations(scenes, read_region, settings.read_settings(), settings.feather):
             comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality)
+            covered |= obs.valid
             if obs.accepted.any():
                 singles.append((obs.scene.id, obs.reflectance, obs.accepted))
     if not singles:
         raise ConfigError(f"no scene of {build.manifest} has pixels in {read_region}")
     made = comp.result()
     return SampleInputs((read_region.x0, read_region.y0), made.reflectance, made.valid, singles,
-                        made.filled)
+                        made.filled, covered)
 
 
 def read_tiles(build: BuildInfo, region: Region) -> tuple[np.ndarray, np.ndarray]:
@@ -274,7 +277,7 @@ def composite_figures(build: BuildInfo, inputs: SampleInputs, region: Region) ->
     transparent), ``filled_pct``, ``leak_proxy_pct`` (% of accepted-composite pixels whose
     HOT = B02 - 0.5 B04 says haze or cloud, > HOT_HAZE)."""
     rows, cols = region.slices(inputs.origin)
-    covered = inputs.valid[rows, cols]
+    covered = inputs.covered[rows, cols]
     filled = inputs.filled[rows, cols]
     _, delivered = read_tiles(build, region)
     refl = inputs.composite[:, rows, cols]

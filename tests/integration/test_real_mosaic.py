@@ -19,8 +19,9 @@ What the tests measure, on the max-zoom mosaic (OUT/mosaic.vrt, the index of eve
    of the data, so without the no-holes fill most of the mosaic would be transparent.
    Filled fraction: each block's ``filled`` in build.json equals its provenance COG
    (band 2 == 255 over the block COG's alpha); the build's ``filled_fraction`` should equal the
-   share of all delivered pixels that provenance marks filled (``FILLED_TOL``; xfail: it is
-   the unweighted mean of the blocks' fractions, a library bug named at the test).
+   share of all delivered pixels that provenance marks filled (``FILLED_TOL``; it was the
+   unweighted mean of the blocks' fractions, 0.657 against 0.752, until blocks recorded their
+   pixel counts).
 2. **Seams** (:func:`edge_excess`): seam excess, the measure of :mod:`basemap.qa.seams`, taken
    along one footprint line instead of a family of grid borders. For each mosaic row the line
    (tile A's east edge, a straight line in EPSG:32629; tile B's west edge, a straight line in
@@ -37,12 +38,12 @@ What the tests measure, on the max-zoom mosaic (OUT/mosaic.vrt, the index of eve
    tile that continues past the line has data across the whole strip, and the tile whose edge
    it is across its own half, are used; saturated pixels (a channel at 255) and transparent
    ones are left out (a step between two white pixels cannot be seen).
-3. `basemap evaluate OUT` (sample centred in the overlap) runs and reports 0 % holes. (Its
-   holes figure counts against the composite's own valid mask, so a compositor that left data
-   pixels empty would still read 0 there: test 1 is the independent count.)
+3. `basemap evaluate OUT` (sample centred in the overlap) runs and reports 0 % holes, counted
+   against where any scene has data (test 1 is the independent count).
 4. A stress case that is NOT real data (tile B's reflectance x ``STRESS_GAIN``, as a second
-   date would differ): the seam check at A's east edge, under cloud, where the fill decides.
-   xfail: the fill ignores the feather (library bug named at the test).
+   date would differ): the seam check at A's east edge, under cloud, where the fill decides
+   (excess 3.04 when the fill was the unweighted first quartile of the rejected views, which
+   ignores the footprint feather; 0.18 with the fill by fallback quality).
 """
 
 from __future__ import annotations
@@ -259,11 +260,6 @@ def test_filled_fraction_per_block_matches_provenance(method, built):
     assert rec["filled_fraction"] > 0.3 and share > 0.3, (rec["filled_fraction"], share)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "LIBRARY BUG: basemap/build.py build_record writes filled_fraction as the unweighted mean "
-    "of the blocks' filled fractions, not the share of the build's pixels that were filled "
-    "(what evaluate's BuildInfo and report call it: 'whole build'); edge blocks with a few "
-    "valid pixels count as much as full ones. Here 0.657 recorded vs 0.752 from provenance."))
 @pytest.mark.parametrize("method", METHODS)
 def test_filled_fraction_is_the_builds_filled_share(method, built):
     """build.json's filled_fraction equals the share of all delivered pixels that the
@@ -297,12 +293,6 @@ def test_no_visible_seam_where_the_tiles_overlap(method, renderer, edge, built, 
     assert excess <= 1.0, figures
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "LIBRARY BUG: basemap/composite.py Compositor.result fills pixels that no observation "
-    "accepts with the UNWEIGHTED first quartile of the rejected observations: the fill "
-    "ignores quality, so the footprint feather does not apply to it and the fill jumps at "
-    "every footprint edge (here at A's east edge, under cloud: B alone east of it, "
-    "q25(A, B) west of it). Measured excess 3.04; 0.18 with the quality-weighted fill."))
 def test_no_seam_under_cloud_when_the_tiles_differ(built, catalogs):
     """STRESS CASE, not real data: tile B's reflectance times STRESS_GAIN (what two dates'
     atmospheres make differ). Where some observation is accepted the feather blends A into B;
