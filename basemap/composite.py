@@ -106,11 +106,10 @@ class Compositor:
         filled = np.zeros(self.shape, bool)
         if self.rejected:
             masks = np.stack(self.rejected_masks) & ~got[None]
-            if masks.any():
-                stack = np.stack(self.rejected).astype(np.float32) / 10000
-                fill = _quantile(stack, masks, 0.25)
-                filled = masks.any(axis=0)
-                out[:, filled] = fill[:, filled]
+            filled = masks.any(axis=0)
+            if filled.any():  # the quantile of the pixels to fill only (a pixel is on its own)
+                stack = np.stack([r[:, filled] for r in self.rejected]).astype(np.float32) / 10000
+                out[:, filled] = _quantile(stack[..., None], masks[:, filled, None], 0.25)[..., 0]
         valid = got | filled
         out[:, ~valid] = 0.0
         return Composite(out, valid, np.where(got, self.count, 0).astype(np.uint8), filled)

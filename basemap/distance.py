@@ -25,20 +25,27 @@ def context(cap: int, cell: int) -> int:
     return cap + 2 * cell
 
 
-def _upsample(coarse: np.ndarray, cell: int, axis: int) -> np.ndarray:
-    """Bilinear from cell centres to pixels along ``axis`` (edges held), cell periodic."""
-    a = np.moveaxis(coarse, axis, 0)
-    prev = np.concatenate([a[:1], a[:-1]])
-    nxt = np.concatenate([a[1:], a[-1:]])
-    out = np.empty((a.shape[0], cell, *a.shape[1:]), np.float32)
+def _min_pool(mask: np.ndarray, cell: int) -> np.ndarray:
+    """True for the ``cell x cell`` cells whose pixels are all True (shape a multiple of cell)."""
+    rows = mask[0::cell].copy()
+    for k in range(1, cell):
+        rows &= mask[k::cell]
+    out = rows[:, 0::cell].copy()
+    for k in range(1, cell):
+        out &= rows[:, k::cell]
+    return out
+
+
+def _upsample(coarse: np.ndarray, cell: int) -> np.ndarray:
+    """Bilinear from cell centres to pixels along the last axis (edges held)."""
+    prev = np.concatenate([coarse[:, :1], coarse[:, :-1]], axis=1)
+    nxt = np.concatenate([coarse[:, 1:], coarse[:, -1:]], axis=1)
+    out = np.empty((*coarse.shape, cell), np.float32)
     for k in range(cell):
         t = (k - (cell - 1) / 2) / cell
-        if t < 0:
-            out[:, k] = prev * np.float32(-t) + a * np.float32(1 + t)
-        else:
-            out[:, k] = a * np.float32(1 - t) + nxt * np.float32(t)
-    out = out.reshape(a.shape[0] * cell, *a.shape[1:])
-    return np.moveaxis(out, 0, axis)
+        lo, hi, f = (prev, coarse, 1 + t) if t < 0 else (coarse, nxt, t)
+        np.add(lo * np.float32(1 - f), hi * np.float32(f), out=out[..., k])
+    return out.reshape(coarse.shape[0], -1)
 
 
 def capped_distance(inside: np.ndarray, cap: int, cell: int) -> np.ndarray:
@@ -55,9 +62,10 @@ def capped_distance(inside: np.ndarray, cap: int, cell: int) -> np.ndarray:
     mask = inside
     if (hc * cell, wc * cell) != (h, w):
         mask = np.pad(inside, ((0, hc * cell - h), (0, wc * cell - w)), mode="edge")
-    cells = mask.reshape(hc, cell, wc, cell).all(axis=(1, 3))
+    cells = _min_pool(mask, cell)
     d = np.minimum(distance_transform_edt(cells).astype(np.float32) * cell, cap + cell)
-    d = _upsample(_upsample(d, cell, 0), cell, 1)[:h, :w]
+    rows = np.ascontiguousarray(_upsample(np.ascontiguousarray(d.T), cell).T)
+    d = _upsample(rows, cell)[:h, :w]
     d -= np.float32(cell / 2)
     np.clip(d, 0, cap, out=d)
     d *= inside

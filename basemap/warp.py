@@ -158,13 +158,12 @@ def padded(src: np.ndarray) -> np.ndarray:
 
 
 class BilinearTaps(NamedTuple):
-    """The 2x2 source neighbours of destination pixels: flat indices into a :func:`padded`
-    window (top-left one; the others at +1, +stride, +stride+1), their weights, which of the
-    four holds the pixel's centre, and whether the centre maps into the raster."""
+    """The 2x2 source neighbours of destination pixels: their flat indices into a
+    :func:`padded` window and weights, the index of the one holding the pixel's centre, and
+    whether the centre maps into the raster."""
 
-    index: np.ndarray
+    indices: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     weights: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-    stride: int
     centre: np.ndarray
     inside: np.ndarray
 
@@ -180,9 +179,10 @@ def bilinear_taps(pixels: SourcePixels, u: np.ndarray, v: np.ndarray) -> Bilinea
     j = np.clip(j, -1, r1 - r0 - 1).astype(np.intp) + 1
     stride = c1 - c0 + 2
     gx, gy = 1 - fx, 1 - fy
-    centre = (fx >= 0.5).astype(np.uint8) + 2 * (fy >= 0.5).astype(np.uint8)
-    return BilinearTaps(j * stride + i, (gx * gy, fx * gy, gx * fy, fx * fy), stride, centre,
-                        _inside(u, v, pixels.shape))
+    index = j * stride + i
+    centre = index + (fx >= 0.5) + stride * (fy >= 0.5)
+    return BilinearTaps((index, index + 1, index + stride, index + stride + 1),
+                        (gx * gy, fx * gy, gx * fy, fx * fy), centre, _inside(u, v, pixels.shape))
 
 
 def sample_bilinear(source: np.ndarray, taps: BilinearTaps) -> np.ndarray:
@@ -190,16 +190,13 @@ def sample_bilinear(source: np.ndarray, taps: BilinearTaps) -> np.ndarray:
     where the pixel holding the centre is nodata, else the valid neighbours' weights
     renormalised (nodata below MIN_WEIGHT), rounded half up; uint16."""
     flat = source.ravel()
-    num = np.zeros(taps.index.shape, np.float32)
-    den = np.zeros(taps.index.shape, np.float32)
-    ok = taps.inside.copy()
-    offsets = (0, 1, taps.stride, taps.stride + 1)
-    for n, (offset, weight) in enumerate(zip(offsets, taps.weights, strict=True)):
-        value = flat[taps.index + offset]
+    num = np.zeros(taps.centre.shape, np.float32)
+    den = np.zeros(taps.centre.shape, np.float32)
+    for index, weight in zip(taps.indices, taps.weights, strict=True):
+        value = np.take(flat, index)
         num += value * weight
-        nodata = value == 0
-        den += weight * ~nodata
-        ok &= ~(nodata & (taps.centre == n))
+        np.add(den, weight, out=den, where=value != 0)
+    ok = taps.inside & (np.take(flat, taps.centre) != 0)
     ok &= den >= MIN_WEIGHT
     out = np.zeros(num.shape, np.float32)
     np.divide(num, den, out=out, where=ok)
