@@ -160,7 +160,8 @@ def build_block(job: BlockJob) -> BlockResult:
     used, skipped = 0, []
     with rasterio.Env(**config.gdal_env()):
         for obs in observations(job.scenes, region, rsettings, s.feather, skipped):
-            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality)
+            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality,
+                     obs.region.slices((region.x0, region.y0)))
             used += 1
     made = comp.result()
     refl, valid = made.reflectance, made.valid

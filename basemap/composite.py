@@ -80,20 +80,33 @@ class Compositor:
         self.rejected_masks: list[np.ndarray] = []
 
     def add(self, reflectance: np.ndarray, valid: np.ndarray, accepted: np.ndarray,
-            quality: np.ndarray) -> None:  # fmt: skip
-        """Add one scene: reflectance (3, H, W) float32, its data, accepted and quality maps."""
-        self.count += accepted
+            quality: np.ndarray, at: tuple[slice, slice] | None = None) -> None:  # fmt: skip
+        """Add one scene: reflectance (3, h, w) float32, its data, accepted and quality maps,
+        over the pixels ``at`` (rows, cols) of the composite (default: all; the scene has no
+        data elsewhere)."""
+        at = at or (slice(None), slice(None))
+        self.count[at] += accepted
         if self.stacked:
-            self.layers.append(reflectance.astype(np.float32, copy=False))
-            self.masks.append(accepted)
+            self.layers.append(self._whole(reflectance.astype(np.float32, copy=False), at))
+            self.masks.append(self._whole(accepted, at))
         else:
-            self._add(reflectance, accepted, quality)
+            self._add(reflectance, accepted, quality, at)
         rejected = valid & ~accepted
         if rejected.any():
-            self.rejected.append(np.clip(np.rint(reflectance * 10000), 0, 65535).astype(np.uint16))
-            self.rejected_masks.append(rejected)
+            dn = np.clip(np.rint(reflectance * 10000), 0, 65535).astype(np.uint16)
+            self.rejected.append(self._whole(dn, at))
+            self.rejected_masks.append(self._whole(rejected, at))
 
-    def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray) -> None:
+    def _whole(self, array: np.ndarray, at: tuple[slice, slice]) -> np.ndarray:
+        """``array`` (at ``at``) as an array over the whole composite, zero elsewhere."""
+        if array.shape[-2:] == self.shape:
+            return array
+        out = np.zeros((*array.shape[:-2], *self.shape), array.dtype)
+        out[(..., *at)] = array
+        return out
+
+    def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray,
+             at: tuple[slice, slice]) -> None:  # fmt: skip
         raise NotImplementedError
 
     def _combine(self) -> tuple[np.ndarray, np.ndarray]:
@@ -125,10 +138,10 @@ class WeightedMean(Compositor):
         self.acc = np.zeros((3, *shape), np.float64)
         self.wsum = np.zeros(shape, np.float64)
 
-    def _add(self, reflectance, accepted, quality):
+    def _add(self, reflectance, accepted, quality, at):
         w = np.where(accepted, quality, 0.0) ** self.power
-        self.acc += reflectance * w
-        self.wsum += w
+        self.acc[(slice(None), *at)] += reflectance * w
+        self.wsum[at] += w
 
     def _combine(self):
         got = self.wsum > 0
@@ -151,10 +164,11 @@ class First(Compositor):
         self.out = np.zeros((3, *shape), np.float32)
         self.got = np.zeros(shape, bool)
 
-    def _add(self, reflectance, accepted, quality):
-        take = accepted & ~self.got
-        self.out[:, take] = reflectance[:, take]
-        self.got |= take
+    def _add(self, reflectance, accepted, quality, at):
+        got, out = self.got[at], self.out[(slice(None), *at)]  # views
+        take = accepted & ~got
+        out[:, take] = reflectance[:, take]
+        got |= take
 
     def _combine(self):
         return self.out, self.got

@@ -30,10 +30,7 @@ from rasterio.errors import RasterioIOError
 from basemap.assets import asset_error, check_asset, check_assets, forget, open_asset, read_dn
 from basemap.config import gdal_env
 from basemap.errors import MissingAssetError
-from basemap.grid import (
-    Region,
-    region_lonlat_bounds,
-)
+from basemap.grid import Region, expand, region_lonlat_bounds, union
 from basemap.quality import observation_quality
 from basemap.stac.radiometry import to_reflectance
 from basemap.warp import (
@@ -46,8 +43,8 @@ from basemap.warp import (
     sample_nearest,
 )
 
-__all__ = ["gdal_env", "Observation", "observations", "read_scene", "ReadSettings", "SceneStack",
-           "RESAMPLING", "check_assets"]
+__all__ = ["gdal_env", "embed", "Observation", "observations", "read_scene", "ReadSettings",
+           "SceneStack", "RESAMPLING", "check_assets"]
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +73,12 @@ class ReadSettings:
 
 @dataclass
 class SceneStack:
-    """One scene warped onto a region: DN (3, H, W) uint16 (0 = nodata) and SCL (H, W) or None."""
+    """One scene warped onto the part of a region it can cover (``region``, see
+    :func:`read_scene`): DN (3, H, W) uint16 (0 = nodata) and SCL (H, W) or None."""
 
     dn: np.ndarray
     scl: np.ndarray | None
+    region: Region
 
 
 def chunk_aligned(region: Region, chunk: int) -> Region:
@@ -101,16 +100,34 @@ def _lattice(lattices: dict, region: Region, zoom: int, crs) -> Lattice:
     return lattices[key]
 
 
-def _warp_asset(datasets, region, settings, lattices, bilinear: bool, dtype):
-    """Sample bands (one dataset per band, same grid) onto ``region``: one read of the window
-    the region's pixels fall in, one coordinate mapping and one set of taps for all bands."""
+def _pixels(ds, region: Region, settings: ReadSettings, lattices: dict):
+    """(lattice, :class:`SourcePixels`) of a dataset's grid for ``region``."""
+    lattice = _lattice(lattices, region, settings.zoom, ds.crs)
+    return lattice, SourcePixels.of(lattice, ds.transform, (ds.height, ds.width))
+
+
+def _crop(parts: list[Region | None], region: Region) -> Region | None:
+    """The part of ``region`` a scene's arrays cover: where its pixels can fall, plus one
+    lattice cell of nodata around them (so that the quality's distances see the scene's edge
+    and come out as in the whole region), clipped to the region; aligned as the region is."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    grown = expand(union(parts), LATTICE)
+    return Region(max(grown.x0, region.x0), max(grown.y0, region.y0),
+                  min(grown.x1, region.x1), min(grown.y1, region.y1))
+
+
+def _warp_asset(datasets, lattice, pixels, crop: Region, bilinear: bool, dtype):
+    """Sample bands (one dataset per band, same grid) onto ``crop``: one read of the window
+    the pixels fall in, one coordinate mapping and one set of taps for all bands."""
     from rasterio.windows import Window
 
-    first = datasets[0]
-    out = np.zeros((len(datasets), region.height, region.width), dtype=dtype)
-    lattice = _lattice(lattices, region, settings.zoom, first.crs)
-    pixels = SourcePixels.of(lattice, first.transform, (first.height, first.width))
-    if pixels.part is None:
+    out = np.zeros((len(datasets), crop.height, crop.width), dtype=dtype)
+    p = pixels.part
+    part = p and Region(max(p.x0, crop.x0), max(p.y0, crop.y0), min(p.x1, crop.x1),
+                        min(p.y1, crop.y1))
+    if part is None or part.width <= 0 or part.height <= 0:
         return out, False
     r0, r1, c0, c1 = pixels.window
     srcs = [read_dn(ds, Window(c0, r0, c1 - c0, r1 - r0)) for ds in datasets]
@@ -118,8 +135,8 @@ def _warp_asset(datasets, region, settings, lattices, bilinear: bool, dtype):
         return out, False
     if bilinear:
         srcs = [padded(s) for s in srcs]
-    for strip, u, v in pixels.strips(lattice):
-        rows, cols = strip.slices((region.x0, region.y0))
+    for strip, u, v in pixels.strips(lattice, part):
+        rows, cols = strip.slices((crop.x0, crop.y0))
         taps = bilinear_taps(pixels, u, v) if bilinear else None
         for band, src in enumerate(srcs):
             out[band, rows, cols] = (sample_bilinear(src, taps) if bilinear
@@ -128,14 +145,26 @@ def _warp_asset(datasets, region, settings, lattices, bilinear: bool, dtype):
 
 
 def _warp_bands(datasets, region, settings, lattices):
-    """The reflectance bands sampled onto ``region``: in one pass when they share a grid, else
-    band by band (real catalogs mix them: one band georeferenced by a sidecar, another not)."""
-    grids = {(ds.crs, ds.transform, ds.shape) for ds in datasets}
-    if len(grids) == 1:
-        return _warp_asset(datasets, region, settings, lattices, True, "uint16")
-    parts = [_warp_asset([ds], region, settings, lattices, True, "uint16")
-             for ds in datasets]
-    return np.concatenate([dn for dn, _ in parts]), any(t for _, t in parts)
+    """(crop, DN on it, touched): the reflectance bands sampled onto the crop of ``region``, in
+    one pass when they share a grid, else band by band (real catalogs mix them: one band
+    georeferenced by a sidecar, another not)."""
+    pixels = [_pixels(ds, region, settings, lattices) for ds in datasets]
+    crop = _crop([px.part for _, px in pixels], region)
+    if crop is None:
+        return None, None, False
+    if len({(ds.crs, ds.transform, ds.shape) for ds in datasets}) == 1:
+        return crop, *_warp_asset(datasets, *pixels[0], crop, True, "uint16")
+    parts = [_warp_asset([ds], *px, crop, True, "uint16")
+             for ds, px in zip(datasets, pixels, strict=True)]
+    return crop, np.concatenate([dn for dn, _ in parts]), any(t for _, t in parts)
+
+
+def embed(array: np.ndarray, crop: Region, region: Region) -> np.ndarray:
+    """An array over ``crop`` placed in a zero array over ``region`` (which contains it)."""
+    out = np.zeros((*array.shape[:-2], region.height, region.width), array.dtype)
+    rows, cols = crop.slices((region.x0, region.y0))
+    out[..., rows, cols] = array
+    return out
 
 
 def read_scene(scene, region: Region, settings: ReadSettings,
@@ -150,7 +179,10 @@ def read_scene(scene, region: Region, settings: ReadSettings,
             for every scene of a region: one mapping per CRS).
 
     Returns:
-        The warped scene, or None when it has no pixel in the region.
+        The warped scene, or None when it has no pixel in the region. Its arrays cover the part
+        of ``region`` where the scene can have pixels, plus a lattice cell of nodata around it
+        (``SceneStack.region``; :func:`embed` puts them in the whole region): per-pixel work
+        after the read is done on that part only.
 
     Raises:
         MissingAssetError: an asset does not exist (the caller skips the scene).
@@ -167,7 +199,7 @@ def read_scene(scene, region: Region, settings: ReadSettings,
             datasets.append(open_asset(scene.href(key), scene.id, key))
         for key, ds in zip(BANDS, datasets, strict=True):
             check_asset(ds, scene.href(key), scene.id, key)
-        dn, touched = _warp_bands(datasets, region, settings, lattices)
+        crop, dn, touched = _warp_bands(datasets, region, settings, lattices)
     except RasterioIOError as exc:  # a read after the open: truncated data, server gone, ...
         hrefs = " / ".join(scene.href(k) for k in BANDS)
         error = asset_error(exc, hrefs, scene.id, "/".join(BANDS), "reading")
@@ -181,17 +213,19 @@ def read_scene(scene, region: Region, settings: ReadSettings,
     if not touched:
         return None
     has_scl = any(k == "scl" for k, _ in scene.assets)
-    scl = _read_scl(scene, region, settings, lattices) if has_scl else None
-    return SceneStack(dn=dn, scl=scl)
+    scl = _read_scl(scene, crop, region, settings, lattices) if has_scl else None
+    return SceneStack(dn=dn, scl=scl, region=crop)
 
 
-def _read_scl(scene, region: Region, settings: ReadSettings, lattices: dict) -> np.ndarray:
-    """The scene's SCL classes warped onto ``region`` (nearest), (H, W) uint8."""
+def _read_scl(scene, crop: Region, region: Region, settings: ReadSettings,
+              lattices: dict) -> np.ndarray:  # fmt: skip
+    """The scene's SCL classes warped onto ``crop`` of ``region`` (nearest), (H, W) uint8."""
     error = None
     ds = open_asset(scene.href("scl"), scene.id, "scl")
     try:
         check_asset(ds, scene.href("scl"), scene.id, "scl")
-        scl, _ = _warp_asset([ds], region, settings, lattices, False, "uint8")
+        scl, _ = _warp_asset([ds], *_pixels(ds, region, settings, lattices), crop, False,
+                             "uint8")
     except RasterioIOError as exc:
         error = asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
     finally:
@@ -204,13 +238,15 @@ def _read_scl(scene, region: Region, settings: ReadSettings, lattices: dict) -> 
 
 class Observation(NamedTuple):
     """One scene seen in a region: reflectance (3, H, W), where it has data, where it is
-    accepted (SCL and the cloud buffer) and its quality (:mod:`basemap.quality`)."""
+    accepted (SCL and the cloud buffer) and its quality (:mod:`basemap.quality`), over the part
+    ``region`` of the region read (see :func:`read_scene`)."""
 
     scene: object
     reflectance: np.ndarray
     valid: np.ndarray
     accepted: np.ndarray
     quality: np.ndarray
+    region: Region
 
 
 def observations(scenes, region: Region, settings: ReadSettings, feather: int,
@@ -245,4 +281,4 @@ def observations(scenes, region: Region, settings: ReadSettings, feather: int,
         refl, valid = to_reflectance(stack.dn, scene.dn_offset)
         if valid.any():
             accepted, quality = observation_quality(refl, valid, stack.scl, feather)
-            yield Observation(scene, refl, valid, accepted, quality)
+            yield Observation(scene, refl, valid, accepted, quality, stack.region)

@@ -137,9 +137,10 @@ class SourcePixels:
         r1 = int(np.clip(np.floor(v[cell].max() + 0.5) + 1, 1, h))
         return cls(part, u, v, (r0, r1, c0, c1), shape)
 
-    def strips(self, lattice: Lattice):
-        """(strip of ``part``, source columns u, source rows v), STRIP rows at a time."""
-        p = self.part
+    def strips(self, lattice: Lattice, part: Region | None = None):
+        """(strip of ``part`` (default: all of it), source columns u, source rows v), STRIP
+        rows at a time."""
+        p = part or self.part
         for y in range(p.y0, p.y1, STRIP):
             s = Region(p.x0, y, p.x1, min(y + STRIP, p.y1))
             yield s, source_coordinates(self.u, lattice, s), source_coordinates(self.v, lattice, s)
