@@ -160,13 +160,16 @@ def padded(src: np.ndarray) -> np.ndarray:
 
 class BilinearTaps(NamedTuple):
     """The 2x2 source neighbours of destination pixels: their flat indices into a
-    :func:`padded` window and weights, the index of the one holding the pixel's centre, and
-    whether the centre maps into the raster."""
+    :func:`padded` window and weights (and the weights' sum), the index of the one holding
+    the pixel's centre, whether the centre maps into the raster, and the box of the padded
+    window all the taps fall in (rows, cols slices)."""
 
     indices: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
     weights: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+    total: np.ndarray
     centre: np.ndarray
     inside: np.ndarray
+    box: tuple[slice, slice]
 
 
 def bilinear_taps(pixels: SourcePixels, u: np.ndarray, v: np.ndarray) -> BilinearTaps:
@@ -180,25 +183,36 @@ def bilinear_taps(pixels: SourcePixels, u: np.ndarray, v: np.ndarray) -> Bilinea
     j = np.clip(j, -1, r1 - r0 - 1).astype(np.intp) + 1
     stride = c1 - c0 + 2
     gx, gy = 1 - fx, 1 - fy
+    weights = (gx * gy, fx * gy, gx * fy, fx * fy)
+    total = np.zeros(u.shape, np.float32)
+    for w in weights:  # summed as sample_bilinear sums the valid ones
+        total += w
     index = j * stride + i
     centre = index + (fx >= 0.5) + stride * (fy >= 0.5)
-    return BilinearTaps((index, index + 1, index + stride, index + stride + 1),
-                        (gx * gy, fx * gy, gx * fy, fx * fy), centre, _inside(u, v, pixels.shape))
+    box = (slice(j.min(), j.max() + 2), slice(i.min(), i.max() + 2))
+    return BilinearTaps((index, index + 1, index + stride, index + stride + 1), weights, total,
+                        centre, _inside(u, v, pixels.shape), box)
 
 
 def sample_bilinear(source: np.ndarray, taps: BilinearTaps) -> np.ndarray:
     """GDAL's 4-sample bilinear of a :func:`padded` window (0 = nodata) at ``taps``: nodata (0)
     where the pixel holding the centre is nodata, else the valid neighbours' weights
-    renormalised (nodata below MIN_WEIGHT), rounded half up; uint16."""
+    renormalised (nodata below MIN_WEIGHT), rounded half up; uint16. Where no tap is nodata
+    (most of a scene) the same sums without the nodata bookkeeping."""
     flat = source.ravel()
     num = np.zeros(taps.centre.shape, np.float32)
-    den = np.zeros(taps.centre.shape, np.float32)
-    for index, weight in zip(taps.indices, taps.weights, strict=True):
-        value = np.take(flat, index)
-        num += value * weight
-        np.add(den, weight, out=den, where=value != 0)
-    ok = taps.inside & (np.take(flat, taps.centre) != 0)
-    ok &= den >= MIN_WEIGHT
+    if source[taps.box].all():
+        for index, weight in zip(taps.indices, taps.weights, strict=True):
+            num += np.take(flat, index) * weight
+        ok, den = taps.inside, taps.total
+    else:
+        den = np.zeros(taps.centre.shape, np.float32)
+        for index, weight in zip(taps.indices, taps.weights, strict=True):
+            value = np.take(flat, index)
+            num += value * weight
+            np.add(den, weight, out=den, where=value != 0)
+        ok = taps.inside & (np.take(flat, taps.centre) != 0)
+        ok &= den >= MIN_WEIGHT
     out = np.zeros(num.shape, np.float32)
     np.divide(num, den, out=out, where=ok)
     np.floor(out + 0.5, out=out)
