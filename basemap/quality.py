@@ -14,17 +14,17 @@ build was split): the product of three scores in [0, 1],
   cloud and haze brighten blue far more than red, clear land rarely passes 0.06, while deserts
   and rock (red > blue) never trigger it. Snow (SCL 11) is exempt.
 
-Distances are Euclidean transforms capped at their ramps, computed on coarse cells aligned to
-the global grid (:mod:`basemap.distance`: EDGE_CELL px for the footprint edge, CLOUD_CELL px for
-clouds); arrays start on that grid (a multiple of EDGE_CELL global px), so values at least
-:func:`required_padding` px inside the array do not depend on where it was cut.
+Distances are chamfer transforms capped at their ramps (:mod:`basemap.distance`): L1 for the
+footprint edge, L-infinity for clouds (so the buffer covers at least the Euclidean disk), exact
+on the pixel grid, so values at least :func:`required_padding` px inside the array do not depend
+on where it was cut.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from basemap.distance import capped_distance, context
+from basemap.distance import chessboard, taxicab
 
 #: SCL classes that are never observations: 0 nodata, 1 saturated/defective, 3 cloud shadow,
 #: 8 cloud medium probability, 9 cloud high probability, 10 thin cirrus.
@@ -38,23 +38,18 @@ CLOUD_RAMP = 24
 #: HOT (B02 - 0.5 B04 reflectance) of a clear pixel and of a hazy one; the haze score's floor.
 HOT_CLEAR, HOT_HAZE = 0.06, 0.16
 HAZE_FLOOR = 0.05
-#: Cells (px) of the distance transforms of the footprint edge and of clouds (a multiple of the
-#: cloud one: arrays aligned to EDGE_CELL are aligned to both).
-EDGE_CELL, CLOUD_CELL = 4, 2
 
 
 def required_padding(feather: int) -> int:
-    """Pixels of context the scores need around the pixels they are used for (a multiple of
-    EDGE_CELL, so a padded region aligned to it stays aligned)."""
-    need = max(context(feather, EDGE_CELL), context(CLOUD_BUFFER + CLOUD_RAMP, CLOUD_CELL)) + 1
-    return -(-need // EDGE_CELL) * EDGE_CELL
+    """Pixels of context the scores need around the pixels they are used for."""
+    return max(feather, CLOUD_BUFFER + CLOUD_RAMP) + 1
 
 
 def edge_score(valid: np.ndarray, feather: int) -> np.ndarray:
     """``min(1, d_edge / feather)`` (1 everywhere valid when feather is 0)."""
     if feather <= 0:
         return valid.astype(np.float32)
-    return capped_distance(valid, feather, EDGE_CELL) / np.float32(feather)
+    return taxicab(valid, feather) / np.float32(feather)
 
 
 def cloud_score(scl: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
@@ -62,7 +57,7 @@ def cloud_score(scl: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
     if scl is None:
         return np.ones(shape, np.float32)
     clear = ~np.isin(scl, CLOUDY_SCL)
-    d = capped_distance(clear, CLOUD_BUFFER + CLOUD_RAMP, CLOUD_CELL)
+    d = chessboard(clear, CLOUD_BUFFER + CLOUD_RAMP)
     return np.clip((d - CLOUD_BUFFER) / CLOUD_RAMP, 0.0, 1.0).astype(np.float32)
 
 

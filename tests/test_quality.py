@@ -22,12 +22,12 @@ def test_quality_does_not_depend_on_the_crop():
     f = 20
     acc, q = observation_quality(refl, valid, scl, f)
     pad = required_padding(f)
-    y0, x0, y1, x1 = 88, 148, 160, 228  # on the distances' cell grid, as regions are
+    y0, x0, y1, x1 = 90, 150, 160, 230
     sub = np.s_[y0 - pad : y1 + pad, x0 - pad : x1 + pad]
     acc_c, q_c = observation_quality(refl[:, sub[0], sub[1]],
                                      valid[sub], scl[sub], f)
     inner = np.s_[pad:-pad, pad:-pad]
-    assert np.array_equal(q_c[inner], q[y0:y1, x0:x1])  # exact: padded, aligned crop
+    assert np.array_equal(q_c[inner], q[y0:y1, x0:x1])  # exact: capped distances, padded crop
     assert np.array_equal(acc_c[inner], acc[y0:y1, x0:x1])
     assert q[:, 199].max() <= 1 / f + 1e-6  # ramps to 0 at the footprint edge
     # The cloud buffer dilates the shadow: rejected within CLOUD_BUFFER px of it.
