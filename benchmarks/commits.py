@@ -76,7 +76,8 @@ def seams(checkout: Path, out: Path) -> dict:
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def colorize_seconds(work: Path, megapixels: float, weights: str) -> tuple[float, float]:
+def colorize_seconds(work: Path, catalog: Path, megapixels: float,
+                     weights: str) -> tuple[float, float]:  # fmt: skip
     """(seconds, Mpx) of `basemap colorize` (this checkout) on a 3-band uint16 GeoTIFF of
     about ``megapixels``: a demo scene's red/green/blue DN tiled to that size."""
     import numpy as np
@@ -86,7 +87,7 @@ def colorize_seconds(work: Path, megapixels: float, weights: str) -> tuple[float
     from basemap.stac.search import search
     from basemap.synth.tiles import world_bbox
 
-    scene = search(str(ensure_world(work, "demo")), world_bbox("demo"))[0]
+    scene = search(str(catalog), world_bbox("demo"))[0]
     bands = []
     for key in ("red", "green", "blue"):
         with rasterio.open(scene.href(key)) as ds:
@@ -154,7 +155,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "seams" not in skip:
         result["seams"] = {k: seams(c, work / f"out-{k}") for k, c in checkouts.items()}
     if "colorize" not in skip:
-        seconds, cmpx = colorize_seconds(work, mpx, weights)
+        seconds, cmpx = colorize_seconds(work, catalog, mpx, weights)
         result["colorize"] = {"seconds": round(seconds, 2), "megapixels": round(cmpx, 3),
                               "mpx_s": round(cmpx / seconds, 3)}
         result["build_over_colorize"] = round(result["build_mpx_s"]["new"]
