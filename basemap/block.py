@@ -49,7 +49,7 @@ class BuildSettings:
         composite: compositing method (:data:`basemap.composite.METHODS`).
         feather: footprint-edge ramp (px) of the observations' quality.
         tile_format: webp, png or jpeg.
-        chunk, margin: warp chunk size (global px) and source margin (source px).
+        chunk: read regions are aligned to it (global px, a multiple of 64).
     """
 
     zmin: int = 0
@@ -63,7 +63,6 @@ class BuildSettings:
     feather: int = 64
     tile_format: str = "webp"
     chunk: int = 128
-    margin: int = 4
 
     def __dask_tokenize__(self) -> tuple:
         return ("basemap.build.BuildSettings", *(getattr(self, f.name) for f in fields(self)))
@@ -92,7 +91,7 @@ class BuildSettings:
 
     def read_settings(self) -> ReadSettings:
         """The warp settings."""
-        return ReadSettings(zoom=self.zmax, chunk=self.chunk, margin=self.margin)
+        return ReadSettings(zoom=self.zmax, chunk=self.chunk)
 
 
 def input_region(block: Block, renderer) -> Region:
@@ -162,7 +161,8 @@ def build_block(job: BlockJob) -> BlockResult:
     used, skipped = 0, []
     with rasterio.Env(**config.gdal_env()):
         for obs in observations(job.scenes, region, rsettings, s.feather, skipped):
-            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality)
+            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality,
+                     obs.region.slices((region.x0, region.y0)))
             used += 1
     made = comp.result()
     refl, valid = made.reflectance, made.valid

@@ -103,22 +103,36 @@ class Compositor:
         self.rejected_quality: list[np.ndarray] = []
 
     def add(self, reflectance: np.ndarray, valid: np.ndarray, accepted: np.ndarray,
-            quality: np.ndarray) -> None:  # fmt: skip
-        """Add one scene: reflectance (3, H, W) float32, its data, accepted and quality maps."""
-        self.count += accepted
+            quality: np.ndarray, at: tuple[slice, slice] | None = None) -> None:  # fmt: skip
+        """Add one scene: reflectance (3, h, w) float32, its data, accepted and quality maps,
+        over the pixels ``at`` (rows, cols) of the composite (default: all; the scene has no
+        data elsewhere)."""
+        at = at or (slice(None), slice(None))
+        self.count[at] += accepted
         if self.stacked:
-            self.layers.append(reflectance.astype(np.float32, copy=False))
-            self.masks.append(accepted)
-            self.qualities.append(quality)
+            self.layers.append(self._whole(reflectance.astype(np.float32, copy=False), at))
+            self.masks.append(self._whole(accepted, at))
+            self.qualities.append(self._whole(quality, at))
         else:
-            self._add(reflectance, accepted, quality)
+            self._add(reflectance, accepted, quality, at)
         rejected = valid & ~accepted
         if rejected.any():
-            self.rejected.append(np.clip(np.rint(reflectance * 10000), 0, 65535).astype(np.uint16))
-            self.rejected_masks.append(rejected)
-            self.rejected_quality.append(np.where(rejected, quality, 0).astype(np.float32))
+            dn = np.clip(np.rint(reflectance * 10000), 0, 65535).astype(np.uint16)
+            self.rejected.append(self._whole(dn, at))
+            self.rejected_masks.append(self._whole(rejected, at))
+            self.rejected_quality.append(
+                self._whole(np.where(rejected, quality, 0).astype(np.float32), at))
 
-    def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray) -> None:
+    def _whole(self, array: np.ndarray, at: tuple[slice, slice]) -> np.ndarray:
+        """``array`` (at ``at``) as an array over the whole composite, zero elsewhere."""
+        if array.shape[-2:] == self.shape:
+            return array
+        out = np.zeros((*array.shape[:-2], *self.shape), array.dtype)
+        out[(..., *at)] = array
+        return out
+
+    def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray,
+             at: tuple[slice, slice]) -> None:  # fmt: skip
         raise NotImplementedError
 
     def _combine(self) -> tuple[np.ndarray, np.ndarray]:
@@ -131,11 +145,13 @@ class Compositor:
         filled = np.zeros(self.shape, bool)
         if self.rejected:
             masks = np.stack(self.rejected_masks) & ~got[None]
-            if masks.any():
-                stack = np.stack(self.rejected).astype(np.float32) / 10000
-                quality = np.stack(self.rejected_quality) + np.float32(FALLBACK_EPS)
-                fill, filled = _best_of(stack, masks, quality, rank_haze=False)
-                out[:, filled] = fill[:, filled]
+            filled = masks.any(axis=0)
+            if filled.any():  # computed on the pixels to fill only (a pixel is on its own)
+                stack = np.stack([r[:, filled] for r in self.rejected]).astype(np.float32) / 10000
+                quality = np.stack([q[filled] for q in self.rejected_quality]) + FALLBACK_EPS
+                fill, _ = _best_of(stack[..., None], masks[:, filled, None], quality[..., None],
+                                   rank_haze=False)
+                out[:, filled] = fill[..., 0]
         valid = got | filled
         out[:, ~valid] = 0.0
         return Composite(out, valid, np.where(got, self.count, 0).astype(np.uint8), filled)
@@ -151,10 +167,10 @@ class WeightedMean(Compositor):
         self.acc = np.zeros((3, *shape), np.float64)
         self.wsum = np.zeros(shape, np.float64)
 
-    def _add(self, reflectance, accepted, quality):
+    def _add(self, reflectance, accepted, quality, at):
         w = np.where(accepted, quality, 0.0) ** self.power
-        self.acc += reflectance * w
-        self.wsum += w
+        self.acc[(slice(None), *at)] += reflectance * w
+        self.wsum[at] += w
 
     def _combine(self):
         got = self.wsum > 0
@@ -226,10 +242,11 @@ class First(Compositor):
         self.out = np.zeros((3, *shape), np.float32)
         self.got = np.zeros(shape, bool)
 
-    def _add(self, reflectance, accepted, quality):
-        take = accepted & ~self.got
-        self.out[:, take] = reflectance[:, take]
-        self.got |= take
+    def _add(self, reflectance, accepted, quality, at):
+        got, out = self.got[at], self.out[(slice(None), *at)]  # views
+        take = accepted & ~got
+        out[:, take] = reflectance[:, take]
+        got |= take
 
     def _combine(self):
         return self.out, self.got

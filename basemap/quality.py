@@ -19,13 +19,17 @@ the pixel is accepted (the no-holes fill of :mod:`basemap.composite`): edge and 
 times ``FALLBACK_FLOOR`` inside a flagged cloud or shadow, rising to 1 at the buffer's outer edge,
 so the least-bad view wins the fill (a pixel just inside the buffer over one under the cloud).
 
-Distances are exact Euclidean transforms capped at their ramps, so values at least
-:func:`required_padding` px inside the array do not depend on where it was cut.
+Distances are chamfer transforms capped at their ramps (:mod:`basemap.distance`): L1 for the
+footprint edge, L-infinity for clouds (so the buffer covers at least the Euclidean disk), exact
+on the pixel grid, so values at least :func:`required_padding` px inside the array do not depend
+on where it was cut.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from basemap.distance import chessboard, taxicab
 
 #: SCL classes that are never observations: 0 nodata, 1 saturated/defective, 3 cloud shadow,
 #: 8 cloud medium probability, 9 cloud high probability, 10 thin cirrus.
@@ -48,22 +52,11 @@ def required_padding(feather: int) -> int:
     return max(feather, CLOUD_BUFFER + CLOUD_RAMP) + 1
 
 
-def _capped_distance(inside: np.ndarray, cap: int) -> np.ndarray:
-    """Distance (px) from each pixel of `inside` to the nearest pixel outside it, capped."""
-    if inside.all():
-        return np.full(inside.shape, float(cap), np.float32)
-    if not inside.any():
-        return np.zeros(inside.shape, np.float32)
-    from scipy.ndimage import distance_transform_edt
-
-    return np.minimum(distance_transform_edt(inside), cap).astype(np.float32)
-
-
 def edge_score(valid: np.ndarray, feather: int) -> np.ndarray:
     """``min(1, d_edge / feather)`` (1 everywhere valid when feather is 0)."""
     if feather <= 0:
         return valid.astype(np.float32)
-    return _capped_distance(valid, feather) / np.float32(feather)
+    return taxicab(valid, feather) / np.float32(feather)
 
 
 def cloud_distance(scl: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray:
@@ -71,7 +64,7 @@ def cloud_distance(scl: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray
     cap = CLOUD_BUFFER + CLOUD_RAMP
     if scl is None:
         return np.full(shape, float(cap), np.float32)
-    return _capped_distance(~np.isin(scl, CLOUDY_SCL), cap)
+    return chessboard(~np.isin(scl, CLOUDY_SCL), cap)
 
 
 def cloud_score(distance: np.ndarray) -> np.ndarray:

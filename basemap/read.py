@@ -1,16 +1,16 @@
-"""Read and reproject scenes into the global grid: windowed reads, exact warps, fixed chunks.
+"""Read scenes into the global grid: one windowed read per asset, one coordinate mapping per
+(region, CRS), fixed samplers.
 
-Partition invariance starts here (docs/design.md, invariant 5). A scene is warped into the global
-Web Mercator grid one fixed **chunk** at a time: chunk (i, j) is the ``chunk x chunk`` square of
-global pixels starting at ``(i * chunk, j * chunk)``. For each chunk the source window is computed
-from the chunk alone (its bounds in the scene's CRS, plus ``margin`` source pixels for the
-resampling kernel) and the warp uses GDAL's exact transformer (``tolerance=0``: no approximation
-whose error depends on the size of the request). So a chunk's pixels depend only on (chunk,
-scene), never on the block that asked for them, and neighbouring blocks resample the same pixels
-identically.
+Partition invariance starts here (docs/design.md, invariant 5). A region's pixels are mapped into
+each source CRS by :class:`basemap.warp.Lattice` (exact PROJ transforms at a fixed lattice of the
+global grid, bilinear between its nodes), made once per (region, CRS) and shared by every band
+of every scene in that CRS; each asset is read once, in the window its pixels fall in, and
+sampled at those positions. A pixel's value depends only on (its global position, scene), never
+on the region that asked for it, so neighbouring blocks resample the same pixels identically.
 
-Resampling (documented and fixed): **bilinear** for the 10 m reflectance bands (DN 0 is nodata and
-is left out of the kernel by GDAL), **nearest** for the 20 m SCL classes.
+Resampling (documented and fixed, :mod:`basemap.warp`): GDAL's 4-sample **bilinear** for the 10 m
+reflectance bands (DN 0 is nodata and is left out of the kernel), **nearest** for the 20 m SCL
+classes.
 
 All reads of a block happen in one task, with :func:`basemap.config.gdal_env` in effect. Assets
 are opened, and their errors sorted and named, by :mod:`basemap.assets` (docs/reliability.md,
@@ -30,25 +30,29 @@ from rasterio.errors import RasterioIOError
 from basemap.assets import asset_error, check_asset, check_assets, forget, open_asset, read_dn
 from basemap.config import gdal_env
 from basemap.errors import MissingAssetError
-from basemap.grid import (
-    Region,
-    region_lonlat_bounds,
-    region_mercator_bounds,
-    region_transform,
-    world_size,
-)
+from basemap.grid import Region, expand, region_lonlat_bounds, union
 from basemap.quality import observation_quality
 from basemap.stac.radiometry import to_reflectance
+from basemap.warp import (
+    LATTICE,
+    Lattice,
+    SourcePixels,
+    bilinear_taps,
+    padded,
+    sample_bilinear,
+    sample_nearest,
+)
 
-__all__ = ["gdal_env", "Observation", "observations", "read_scene", "ReadSettings", "SceneStack",
-           "RESAMPLING", "check_assets"]
+__all__ = ["gdal_env", "embed", "Observation", "observations", "read_scene", "ReadSettings",
+           "SceneStack", "RESAMPLING", "check_assets"]
 
 log = logging.getLogger(__name__)
 
 #: Reflectance bands read from every scene, in output order.
 BANDS = ("red", "green", "blue")
 #: Resampling of the reflectance bands and of SCL (fixed; recorded in build.json).
-RESAMPLING = {"reflectance": "bilinear", "scl": "nearest"}
+RESAMPLING = {"reflectance": "bilinear (GDAL's 4-sample kernel)", "scl": "nearest",
+              "mapping": f"exact at a {LATTICE}-px global lattice, bilinear between"}
 
 
 @dataclass(frozen=True)
@@ -57,40 +61,29 @@ class ReadSettings:
 
     Attributes:
         zoom: the max zoom whose pixel grid is the target.
-        chunk: side of the fixed warp chunks in global pixels (regions must be aligned to it).
-        margin: extra source pixels around each chunk's footprint (covers the bilinear kernel).
+        chunk: regions are aligned to it (global px, a multiple of the mapping's lattice).
     """
 
     zoom: int
     chunk: int = 128
-    margin: int = 4
 
     def __dask_tokenize__(self) -> tuple:
-        return ("basemap.read.ReadSettings", self.zoom, self.chunk, self.margin)
+        return ("basemap.read.ReadSettings", self.zoom, self.chunk)
 
 
 @dataclass
 class SceneStack:
-    """One scene warped onto a region: DN (3, H, W) uint16 (0 = nodata) and SCL (H, W) or None."""
+    """One scene warped onto the part of a region it can cover (``region``, see
+    :func:`read_scene`): DN (3, H, W) uint16 (0 = nodata) and SCL (H, W) or None."""
 
     dn: np.ndarray
     scl: np.ndarray | None
+    region: Region
 
 
 def chunk_aligned(region: Region, chunk: int) -> Region:
     """The smallest chunk-aligned region containing ``region``."""
     return region.aligned_out(chunk)
-
-
-def _chunks(region: Region, settings: ReadSettings) -> list[Region]:
-    c = settings.chunk
-    w = world_size(settings.zoom)
-    out = []
-    for y in range(region.y0, region.y1, c):
-        for x in range(region.x0, region.x1, c):
-            if 0 <= x < w and 0 <= y < w:  # chunks beyond the world's edge stay nodata
-                out.append(Region(x, y, x + c, y + c))
-    return out
 
 
 def _bbox_overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
@@ -99,93 +92,97 @@ def _bbox_overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
-def _source_window(dataset, chunk: Region, settings: ReadSettings):
-    """The window of ``dataset`` that chunk's warp reads, clipped to the dataset (or None)."""
-    from rasterio.warp import transform_bounds
+def _lattice(lattices: dict, region: Region, zoom: int, crs) -> Lattice:
+    """The region's coordinate mapping into ``crs``, made once per (region, CRS)."""
+    key = (region, zoom, crs.to_wkt())
+    if key not in lattices:
+        lattices[key] = Lattice.of(region, zoom, key[2])
+    return lattices[key]
 
-    left, bottom, right, top = transform_bounds(
-        "EPSG:3857", dataset.crs, *region_mercator_bounds(chunk, settings.zoom), densify_pts=21
-    )
-    inv = ~dataset.transform
-    cols, rows = zip(*(inv * (x, y) for x in (left, right) for y in (bottom, top)), strict=True)
-    m = settings.margin
-    c0 = max(int(np.floor(min(cols))) - m, 0)
-    r0 = max(int(np.floor(min(rows))) - m, 0)
-    c1 = min(int(np.ceil(max(cols))) + m, dataset.width)
-    r1 = min(int(np.ceil(max(rows))) + m, dataset.height)
-    if c0 >= c1 or r0 >= r1:
+
+def _pixels(ds, region: Region, settings: ReadSettings, lattices: dict):
+    """(lattice, :class:`SourcePixels`) of a dataset's grid for ``region``."""
+    lattice = _lattice(lattices, region, settings.zoom, ds.crs)
+    return lattice, SourcePixels.of(lattice, ds.transform, (ds.height, ds.width))
+
+
+def _crop(parts: list[Region | None], region: Region) -> Region | None:
+    """The part of ``region`` a scene's arrays cover: where its pixels can fall, plus one
+    lattice cell of nodata around them (so that the quality's distances see the scene's edge
+    and come out as in the whole region), clipped to the region; aligned as the region is."""
+    parts = [p for p in parts if p is not None]
+    if not parts:
         return None
-    return r0, r1, c0, c1
+    grown = expand(union(parts), LATTICE)
+    return Region(max(grown.x0, region.x0), max(grown.y0, region.y0),
+                  min(grown.x1, region.x1), min(grown.y1, region.y1))
 
 
-def _warp_asset(datasets, chunks, region, settings, resampling, dtype):
-    """Warp bands (one dataset per band, same grid) into ``region``, chunk by chunk."""
-    from rasterio.enums import Resampling
-    from rasterio.warp import reproject
+def _warp_asset(datasets, lattice, pixels, crop: Region, bilinear: bool, dtype):
+    """Sample bands (one dataset per band, same grid) onto ``crop``: one read of the window
+    the pixels fall in, one coordinate mapping and one set of taps for all bands."""
     from rasterio.windows import Window
 
-    first = datasets[0]
-    out = np.zeros((len(datasets), region.height, region.width), dtype=dtype)
-    windows = {c: _source_window(first, c, settings) for c in chunks}
-    used = [w for w in windows.values() if w is not None]
-    if not used:
+    out = np.zeros((len(datasets), crop.height, crop.width), dtype=dtype)
+    p = pixels.part
+    part = p and Region(max(p.x0, crop.x0), max(p.y0, crop.y0), min(p.x1, crop.x1),
+                        min(p.y1, crop.y1))
+    if part is None or part.width <= 0 or part.height <= 0:
         return out, False
-    # One read of the union of the chunks' windows; each chunk warps its own slice of it, whose
-    # origin and size depend on the chunk only.
-    r0, r1 = min(w[0] for w in used), max(w[1] for w in used)
-    c0, c1 = min(w[2] for w in used), max(w[3] for w in used)
-    window = Window(c0, r0, c1 - c0, r1 - r0)
-    src = np.stack([read_dn(ds, window) for ds in datasets])
-    touched = False
-    for chunk, w in windows.items():
-        if w is None:
-            continue
-        sub = src[:, w[0] - r0 : w[1] - r0, w[2] - c0 : w[3] - c0]
-        if not sub.any():
-            continue
-        dst = np.zeros((len(datasets), chunk.height, chunk.width), dtype=dtype)
-        reproject(
-            np.ascontiguousarray(sub),
-            dst,
-            src_transform=first.window_transform(Window(w[2], w[0], w[3] - w[2], w[1] - w[0])),
-            src_crs=first.crs,
-            src_nodata=0,
-            dst_transform=region_transform(chunk, settings.zoom),
-            dst_crs="EPSG:3857",
-            dst_nodata=0,
-            resampling=getattr(Resampling, resampling),
-            tolerance=0,  # exact transformer: no chunk-size dependent approximation
-            num_threads=1,
-            init_dest_nodata=True,
-        )
-        rows, cols = chunk.slices((region.x0, region.y0))
-        out[:, rows, cols] = dst
-        touched = touched or bool(dst.any())
-    return out, touched
+    r0, r1, c0, c1 = pixels.window
+    srcs = [read_dn(ds, Window(c0, r0, c1 - c0, r1 - r0)) for ds in datasets]
+    if not any(s.any() for s in srcs):
+        return out, False
+    if bilinear:
+        srcs = [padded(s) for s in srcs]
+    for strip, u, v in pixels.strips(lattice, part):
+        rows, cols = strip.slices((crop.x0, crop.y0))
+        taps = bilinear_taps(pixels, u, v) if bilinear else None
+        for band, src in enumerate(srcs):
+            out[band, rows, cols] = (sample_bilinear(src, taps) if bilinear
+                                     else sample_nearest(src, pixels, u, v))
+    return out, bool(out.any())
 
 
-def _warp_bands(datasets, chunks, region, settings):
-    """The reflectance bands warped onto ``region``: in one pass when they share a grid, else
-    band by band (real catalogs mix them: one band georeferenced by a sidecar, another not)."""
-    grids = {(ds.crs, ds.transform, ds.shape) for ds in datasets}
-    if len(grids) == 1:
-        return _warp_asset(datasets, chunks, region, settings, RESAMPLING["reflectance"],
-                           "uint16")
-    parts = [_warp_asset([ds], chunks, region, settings, RESAMPLING["reflectance"], "uint16")
-             for ds in datasets]
-    return np.concatenate([dn for dn, _ in parts]), any(t for _, t in parts)
+def _warp_bands(datasets, region, settings, lattices):
+    """(crop, DN on it, touched): the reflectance bands sampled onto the crop of ``region``, in
+    one pass when they share a grid, else band by band (real catalogs mix them: one band
+    georeferenced by a sidecar, another not)."""
+    pixels = [_pixels(ds, region, settings, lattices) for ds in datasets]
+    crop = _crop([px.part for _, px in pixels], region)
+    if crop is None:
+        return None, None, False
+    if len({(ds.crs, ds.transform, ds.shape) for ds in datasets}) == 1:
+        return crop, *_warp_asset(datasets, *pixels[0], crop, True, "uint16")
+    parts = [_warp_asset([ds], *px, crop, True, "uint16")
+             for ds, px in zip(datasets, pixels, strict=True)]
+    return crop, np.concatenate([dn for dn, _ in parts]), any(t for _, t in parts)
 
 
-def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | None:
+def embed(array: np.ndarray, crop: Region, region: Region) -> np.ndarray:
+    """An array over ``crop`` placed in a zero array over ``region`` (which contains it)."""
+    out = np.zeros((*array.shape[:-2], region.height, region.width), array.dtype)
+    rows, cols = crop.slices((region.x0, region.y0))
+    out[..., rows, cols] = array
+    return out
+
+
+def read_scene(scene, region: Region, settings: ReadSettings,
+               lattices: dict | None = None) -> SceneStack | None:  # fmt: skip
     """Warp a scene's red/green/blue DN and SCL onto a chunk-aligned region of the global grid.
 
     Args:
         scene: a :class:`basemap.stac.scene.Scene`.
         region: global pixels at ``settings.zoom``, aligned to ``settings.chunk``.
         settings: the warp settings.
+        lattices: the region's coordinate mappings by CRS, filled as needed (pass the same dict
+            for every scene of a region: one mapping per CRS).
 
     Returns:
-        The warped scene, or None when it has no pixel in the region.
+        The warped scene, or None when it has no pixel in the region. Its arrays cover the part
+        of ``region`` where the scene can have pixels, plus a lattice cell of nodata around it
+        (``SceneStack.region``; :func:`embed` puts them in the whole region): per-pixel work
+        after the read is done on that part only.
 
     Raises:
         MissingAssetError: an asset does not exist (the caller skips the scene).
@@ -193,19 +190,16 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
     """
     if region != chunk_aligned(region, settings.chunk):
         raise ValueError(f"{region} is not aligned to the {settings.chunk}-px warp chunks")
-    chunks = [
-        c for c in _chunks(region, settings)
-        if _bbox_overlaps(region_lonlat_bounds(c, settings.zoom), scene.bbox)
-    ]
-    if not chunks:
+    if not _bbox_overlaps(region_lonlat_bounds(region, settings.zoom), scene.bbox):
         return None
+    lattices = {} if lattices is None else lattices
     datasets, error = [], None
     try:
         for key in BANDS:  # inside the try: a failed open closes the ones already open
             datasets.append(open_asset(scene.href(key), scene.id, key))
         for key, ds in zip(BANDS, datasets, strict=True):
             check_asset(ds, scene.href(key), scene.id, key)
-        dn, touched = _warp_bands(datasets, chunks, region, settings)
+        crop, dn, touched = _warp_bands(datasets, region, settings, lattices)
     except RasterioIOError as exc:  # a read after the open: truncated data, server gone, ...
         hrefs = " / ".join(scene.href(k) for k in BANDS)
         error = asset_error(exc, hrefs, scene.id, "/".join(BANDS), "reading")
@@ -219,16 +213,19 @@ def read_scene(scene, region: Region, settings: ReadSettings) -> SceneStack | No
     if not touched:
         return None
     has_scl = any(k == "scl" for k, _ in scene.assets)
-    return SceneStack(dn=dn, scl=_read_scl(scene, chunks, region, settings) if has_scl else None)
+    scl = _read_scl(scene, crop, region, settings, lattices) if has_scl else None
+    return SceneStack(dn=dn, scl=scl, region=crop)
 
 
-def _read_scl(scene, chunks: list[Region], region: Region, settings: ReadSettings) -> np.ndarray:
-    """The scene's SCL classes warped onto ``region`` (nearest), (H, W) uint8."""
+def _read_scl(scene, crop: Region, region: Region, settings: ReadSettings,
+              lattices: dict) -> np.ndarray:  # fmt: skip
+    """The scene's SCL classes warped onto ``crop`` of ``region`` (nearest), (H, W) uint8."""
     error = None
     ds = open_asset(scene.href("scl"), scene.id, "scl")
     try:
         check_asset(ds, scene.href("scl"), scene.id, "scl")
-        scl, _ = _warp_asset([ds], chunks, region, settings, RESAMPLING["scl"], "uint8")
+        scl, _ = _warp_asset([ds], *_pixels(ds, region, settings, lattices), crop, False,
+                             "uint8")
     except RasterioIOError as exc:
         error = asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
     finally:
@@ -241,13 +238,15 @@ def _read_scl(scene, chunks: list[Region], region: Region, settings: ReadSetting
 
 class Observation(NamedTuple):
     """One scene seen in a region: reflectance (3, H, W), where it has data, where it is
-    accepted (SCL and the cloud buffer) and its quality (:mod:`basemap.quality`)."""
+    accepted (SCL and the cloud buffer) and its quality (:mod:`basemap.quality`), over the part
+    ``region`` of the region read (see :func:`read_scene`)."""
 
     scene: object
     reflectance: np.ndarray
     valid: np.ndarray
     accepted: np.ndarray
     quality: np.ndarray
+    region: Region
 
 
 def observations(scenes, region: Region, settings: ReadSettings, feather: int,
@@ -267,9 +266,10 @@ def observations(scenes, region: Region, settings: ReadSettings, feather: int,
         skipped: when given, scenes with a missing asset are logged and their ids appended here
             instead of raising :class:`MissingAssetError`.
     """
+    lattices: dict = {}
     for scene in scenes:
         try:
-            stack = read_scene(scene, region, settings)
+            stack = read_scene(scene, region, settings, lattices)
         except MissingAssetError as exc:
             if skipped is None:
                 raise
@@ -281,4 +281,4 @@ def observations(scenes, region: Region, settings: ReadSettings, feather: int,
         refl, valid = to_reflectance(stack.dn, scene.dn_offset)
         if valid.any():
             accepted, quality = observation_quality(refl, valid, stack.scl, feather)
-            yield Observation(scene, refl, valid, accepted, quality)
+            yield Observation(scene, refl, valid, accepted, quality, stack.region)

@@ -34,7 +34,7 @@ def test_quality_does_not_depend_on_the_crop():
     acc_c, q_c = observation_quality(refl[:, sub[0], sub[1]],
                                      valid[sub], scl[sub], f)
     inner = np.s_[pad:-pad, pad:-pad]
-    assert np.array_equal(q_c[inner], q[y0:y1, x0:x1])  # exact: capped EDTs on a padded region
+    assert np.array_equal(q_c[inner], q[y0:y1, x0:x1])  # exact: capped distances, padded crop
     assert np.array_equal(acc_c[inner], acc[y0:y1, x0:x1])
     assert q[:, 199].max() <= 1 / f + 1e-6  # ramps to 0 at the footprint edge
     # The cloud buffer dilates the shadow: rejected within CLOUD_BUFFER px of it.

@@ -8,7 +8,7 @@ import rasterio
 from basemap.config import gdal_env
 from basemap.errors import MissingAssetError
 from basemap.grid import Region, bbox_regions
-from basemap.read import ReadSettings, observations, read_scene
+from basemap.read import ReadSettings, embed, observations, read_scene
 from basemap.stac.search import search
 from basemap.synth.tiles import world_bbox
 
@@ -29,8 +29,11 @@ def test_a_scene_warped_onto_a_region(scenes_and_region):
         stacks = [read_scene(s, region, SETTINGS) for s in scenes]
     got = [s for s in stacks if s is not None]
     assert got, "the test world covers the region"
-    assert got[0].dn.shape == (3, 256, 256) and got[0].dn.dtype == "uint16"
-    assert got[0].scl.shape == (256, 256) and got[0].scl.dtype == "uint8"
+    crop = got[0].region
+    assert region.x0 <= crop.x0 < crop.x1 <= region.x1
+    assert region.y0 <= crop.y0 < crop.y1 <= region.y1
+    assert got[0].dn.shape == (3, crop.height, crop.width) and got[0].dn.dtype == "uint16"
+    assert got[0].scl.shape == (crop.height, crop.width) and got[0].scl.dtype == "uint8"
 
 
 def test_the_same_chunk_reads_the_same_pixels_from_a_larger_region(scenes_and_region):
@@ -39,7 +42,9 @@ def test_the_same_chunk_reads_the_same_pixels_from_a_larger_region(scenes_and_re
     big = Region(region.x0 - 128, region.y0 - 128, region.x1 + 128, region.y1 + 128)
     scene = scenes[0]
     small, large = read_scene(scene, region, SETTINGS), read_scene(scene, big, SETTINGS)
-    assert (large.dn[:, 128:-128, 128:-128] == small.dn).all()  # exact: same chunks, same warp
+    small_dn, large_dn = embed(small.dn, small.region, region), embed(large.dn, large.region, big)
+    assert small_dn.any()
+    assert (large_dn[:, 128:-128, 128:-128] == small_dn).all()  # exact: one mapping per pixel
 
 
 def test_regions_must_be_chunk_aligned(scenes_and_region):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ from basemap.qa.colour import (
 from basemap.qa.report import write_report
 from basemap.qa.seams import seam_excess
 from basemap.quality import HOT_HAZE, required_padding
-from basemap.read import observations
+from basemap.read import embed, observations
 from basemap.render.base import RENDERER_NAMES, get_renderer
 from basemap.stac.manifest import read_manifest
 
@@ -95,7 +95,8 @@ def read_build(out: Path) -> BuildInfo:
     path = out / "build.json"
     try:
         record = json.loads(path.read_text())
-        settings = BuildSettings(**record["settings"])
+        known = {f.name for f in fields(BuildSettings)}  # builds of older versions had more
+        settings = BuildSettings(**{k: v for k, v in record["settings"].items() if k in known})
     except FileNotFoundError:
         raise ConfigError(
             f"{path} not found: evaluate needs the output folder of `basemap build`"
@@ -181,10 +182,12 @@ def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
     scenes = read_manifest(build.manifest)  # manifest order: (datetime, id)
     with rasterio.Env(**config.gdal_env()):
         for obs in observations(scenes, read_region, settings.read_settings(), settings.feather):
-            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality)
-            covered |= obs.valid
+            at = obs.region.slices((read_region.x0, read_region.y0))
+            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality, at)
+            covered[at] |= obs.valid
             if obs.accepted.any():
-                singles.append((obs.scene.id, obs.reflectance, obs.accepted))
+                singles.append((obs.scene.id, embed(obs.reflectance, obs.region, read_region),
+                                embed(obs.accepted, obs.region, read_region)))
     if not singles:
         raise ConfigError(f"no scene of {build.manifest} has pixels in {read_region}")
     made = comp.result()
