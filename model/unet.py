@@ -44,6 +44,9 @@ class Normalization:
         return asdict(self)
 
 
+_LUMA = torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)  # Rec. 709, as grader.luminance
+
+
 def neutral_grade(reflectance: torch.Tensor) -> torch.Tensor:
     """The auto grader's per-pixel part in torch: (N, 3, H, W) reflectance -> display [0, 1].
 
@@ -63,8 +66,6 @@ def neutral_grade(reflectance: torch.Tensor) -> torch.Tensor:
                        1.055 * lin.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)  # fmt: skip
     return grader.FLOOR + (grader.TOP - grader.FLOOR) * srgb.clamp(0, 1)
 
-
-_LUMA = torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)
 
 
 @dataclass(frozen=True)
