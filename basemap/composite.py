@@ -29,9 +29,8 @@ observations, weighted as ``best`` weighs accepted ones but by their fallback qu
 just inside the cloud buffer over one under the cloud, the less hazy over the hazier; see
 :mod:`basemap.quality`) and their agreement, and marked filled. Sentinel Hub fills with the
 first quartile of the rejected observations instead, which takes the darker of a cloud and a
-missed shadow: the shadow. Only pixels
-no scene covers stay transparent. :class:`Composite` records per pixel how many observations
-were used and whether it was filled.
+missed shadow: the shadow. Only pixels no scene covers stay transparent. :class:`Composite`
+records per pixel how many observations were used and whether it was filled.
 """
 
 from __future__ import annotations
@@ -39,6 +38,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from basemap.grid import paste
+from basemap.quality import hot
 
 #: Exponent of the quality weights of ``best``.
 BEST_POWER = 8
@@ -125,11 +127,7 @@ class Compositor:
 
     def _whole(self, array: np.ndarray, at: tuple[slice, slice]) -> np.ndarray:
         """``array`` (at ``at``) as an array over the whole composite, zero elsewhere."""
-        if array.shape[-2:] == self.shape:
-            return array
-        out = np.zeros((*array.shape[:-2], *self.shape), array.dtype)
-        out[(..., *at)] = array
-        return out
+        return array if array.shape[-2:] == self.shape else paste(array, at, self.shape)
 
     def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray,
              at: tuple[slice, slice]) -> None:  # fmt: skip
@@ -200,9 +198,9 @@ def agreement(stack: np.ndarray, masks: np.ndarray) -> np.ndarray:
 def haze_rank(stack: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """(N, H, W) haze ranking in (0, 1] of each accepted observation against the pixel's
     least hazy one (see above)."""
-    hot = stack[:, 2] - 0.5 * stack[:, 0]
-    hot_min = np.where(masks, hot, np.inf).min(axis=0)
-    excess = np.maximum(hot - hot_min[None], 0.0) / HOT_TAU
+    views = hot(np.moveaxis(stack, 1, 0))
+    least = np.where(masks, views, np.inf).min(axis=0)
+    excess = np.maximum(views - least[None], 0.0) / HOT_TAU
     return np.where(masks, np.exp(-(excess**2)), 0.0).astype(np.float32)
 
 

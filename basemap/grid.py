@@ -14,6 +14,7 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
 from affine import Affine
 
 from basemap.errors import InputError
@@ -164,6 +165,13 @@ def union(regions: list[Region]) -> Region:
         min(r.x0 for r in regions), min(r.y0 for r in regions),
         max(r.x1 for r in regions), max(r.y1 for r in regions),
     )
+
+
+def paste(array: np.ndarray, at: tuple[slice, slice], shape: tuple[int, int]) -> np.ndarray:
+    """``array`` placed at the slices ``at`` (its last two axes) of a zero array of ``shape``."""
+    out = np.zeros((*array.shape[:-2], *shape), array.dtype)
+    out[(..., *at)] = array
+    return out
 
 
 def expand(region: Region, margin: int) -> Region:

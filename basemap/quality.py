@@ -78,10 +78,15 @@ def fallback_cloud_score(distance: np.ndarray) -> np.ndarray:
     return (FALLBACK_FLOOR + (1 - FALLBACK_FLOOR) * near).astype(np.float32)
 
 
+def hot(reflectance: np.ndarray) -> np.ndarray:
+    """The haze-optimised transform ``B02 - 0.5 * B04`` of (3, ...) R, G, B reflectance."""
+    return reflectance[2] - 0.5 * reflectance[0]
+
+
 def haze_score(reflectance: np.ndarray, scl: np.ndarray | None) -> np.ndarray:
     """1 for clear pixels, down to HAZE_FLOOR for hazy ones (by HOT); snow is exempt."""
-    hot = reflectance[2] - 0.5 * reflectance[0]
-    s = np.clip((HOT_HAZE - hot) / (HOT_HAZE - HOT_CLEAR), HAZE_FLOOR, 1.0).astype(np.float32)
+    s = np.clip((HOT_HAZE - hot(reflectance)) / (HOT_HAZE - HOT_CLEAR), HAZE_FLOOR, 1.0)
+    s = s.astype(np.float32)
     if scl is not None:
         s[scl == SNOW_SCL] = 1.0
     return s

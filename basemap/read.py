@@ -30,7 +30,7 @@ from rasterio.errors import RasterioIOError
 from basemap.assets import asset_error, check_asset, check_assets, forget, open_asset, read_dn
 from basemap.config import gdal_env
 from basemap.errors import MissingAssetError
-from basemap.grid import Region, expand, region_lonlat_bounds, union
+from basemap.grid import Region, expand, paste, region_lonlat_bounds, union
 from basemap.quality import observation_quality
 from basemap.stac.radiometry import to_reflectance
 from basemap.warp import (
@@ -161,10 +161,7 @@ def _warp_bands(datasets, region, settings, lattices):
 
 def embed(array: np.ndarray, crop: Region, region: Region) -> np.ndarray:
     """An array over ``crop`` placed in a zero array over ``region`` (which contains it)."""
-    out = np.zeros((*array.shape[:-2], region.height, region.width), array.dtype)
-    rows, cols = crop.slices((region.x0, region.y0))
-    out[..., rows, cols] = array
-    return out
+    return paste(array, crop.slices((region.x0, region.y0)), (region.height, region.width))
 
 
 def read_scene(scene, region: Region, settings: ReadSettings,

@@ -8,6 +8,7 @@ import click
 
 from basemap.errors import InputError
 from basemap.qa.evaluate import evaluate as run_evaluate
+from basemap.qa.report import composite_line
 from basemap.render.base import get_renderer
 from basemap.viewer.serve import serve as run_server
 
@@ -45,11 +46,7 @@ def evaluate(out, against, report, size, at):
     click.echo(f"{'':<18}" + "".join(f"{c:>11}" for c in columns.values()))
     for name, fig in result["figures"].items():
         click.echo(f"{name:<18}" + "".join(f"{fig.get(k, float('nan')):>11.3f}" for k in columns))
-    c = result["composite"]
-    frac = c["build_filled_fraction"]
-    click.echo(f"composite: holes {c['holes_pct']:.2f} %, filled {c['filled_pct']:.2f} % "
-               f"(build: {'n/a' if frac is None else f'{100 * frac:.2f} %'}), "
-               f"haze/cloud leak proxy {c['leak_proxy_pct']:.2f} %")
+    click.echo(f"composite: {composite_line(result['composite'])}")
     click.echo(f"Report: {result['report']}")
 
 

@@ -44,7 +44,7 @@ from basemap.qa.colour import (
 )
 from basemap.qa.report import write_report
 from basemap.qa.seams import seam_excess
-from basemap.quality import HOT_HAZE, required_padding
+from basemap.quality import HOT_HAZE, hot, required_padding
 from basemap.read import embed, observations
 from basemap.render.base import RENDERER_NAMES, get_renderer
 from basemap.stac.manifest import read_manifest
@@ -283,14 +283,13 @@ def composite_figures(build: BuildInfo, inputs: SampleInputs, region: Region) ->
     covered = inputs.covered[rows, cols]
     filled = inputs.filled[rows, cols]
     _, delivered = read_tiles(build, region)
-    refl = inputs.composite[:, rows, cols]
+    haze = hot(inputs.composite[:, rows, cols]) > HOT_HAZE
     made = covered & ~filled
-    hot = refl[2] - 0.5 * refl[0]
     n = max(int(covered.sum()), 1)
     return {
         "holes_pct": 100.0 * float((covered & ~delivered).sum()) / n,
         "filled_pct": 100.0 * float(filled.sum()) / n,
-        "leak_proxy_pct": 100.0 * float((made & (hot > HOT_HAZE)).sum()) / max(int(made.sum()), 1),
+        "leak_proxy_pct": 100.0 * float((made & haze).sum()) / max(int(made.sum()), 1),
         "build_filled_fraction": build.filled_fraction,
     }
 

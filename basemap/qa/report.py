@@ -115,7 +115,7 @@ at zoom {result["zoom"]} ({x1 - x0} x {y1 - y0} px, centred on a block corner),
 {len(result["scenes"])} scenes. Borders: windows every {b["window"]} px, blocks every
 {b["block"]} px, tiles every {b["tile"]} px. Seam excess: about 1 or less means no visible
 seam.</p>
-<p>Composite: {_composite_line(result.get("composite", {}))}.</p>
+<p>Composite: {composite_line(result.get("composite", {}))}.</p>
 <table><tr><th></th>{head}</tr>
 {chr(10).join(rows)}
 </table>
@@ -128,7 +128,8 @@ seam.</p>
 """
 
 
-def _composite_line(c: dict) -> str:
+def composite_line(c: dict) -> str:
+    """The composite figures of an evaluation in one line (report and CLI)."""
     if not c:
         return "not measured"
     frac = c.get("build_filled_fraction")

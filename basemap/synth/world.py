@@ -50,7 +50,7 @@ def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | N
         seed: the world's seed; the same seed gives the same bytes.
         preset: "test" (4 tiles of 3 km, 2 dates, seconds), "demo" (4 tiles of 18 km, 3 dates)
             or "season" (4 tiles of 9 km, 6 dates).
-        progress: show a progress bar (default: for the demo preset only).
+        progress: show a progress bar (default: for every preset but test).
 
     Returns:
         The path of OUT/catalog.json.
