@@ -35,7 +35,9 @@ records per pixel how many observations were used and whether it was filled.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -86,6 +88,43 @@ def _quantile(stack: np.ndarray, mask: np.ndarray, q: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
+class View(NamedTuple):
+    """One observation on its own part of a composite: reflectance (3, h, w), accepted mask and
+    quality (h, w), and the (rows, cols) slices of the composite it covers."""
+
+    reflectance: np.ndarray
+    mask: np.ndarray
+    quality: np.ndarray
+    at: tuple[slice, slice]
+
+
+class Rejected(NamedTuple):
+    """A scene's rejected pixels on its own part of the composite, kept for the fill: DN
+    (reflectance * 10000, uint16) (3, h, w), where rejected and its quality (h, w), the
+    (rows, cols) slices of the composite it covers."""
+
+    dn: np.ndarray
+    mask: np.ndarray
+    quality: np.ndarray
+    at: tuple[slice, slice]
+
+    def at_pixels(self, rows: np.ndarray, cols: np.ndarray) -> View:
+        """A :class:`View` of K composite pixels (K, 1) (none where the part does not reach),
+        with the fallback quality (+ FALLBACK_EPS)."""
+        rs, cs = self.at
+        inside = (rows >= rs.start) & (rows < rs.stop) & (cols >= cs.start) & (cols < cs.stop)
+        r, c = rows[inside] - rs.start, cols[inside] - cs.start
+        dn = np.zeros((3, len(rows)), np.uint16)
+        dn[:, inside] = self.dn[:, r, c]
+        mask = np.zeros(len(rows), bool)
+        mask[inside] = self.mask[r, c]
+        quality = np.zeros(len(rows), np.float32)
+        quality[inside] = self.quality[r, c]
+        return View((dn / np.float32(10000))[..., None], mask[:, None],
+                    quality[:, None] + np.float32(FALLBACK_EPS),
+                    (slice(0, len(rows)), slice(0, 1)))
+
+
 class Compositor:
     """Adds observations in manifest order; :meth:`result` gives the :class:`Composite`.
 
@@ -100,9 +139,7 @@ class Compositor:
         self.layers: list[np.ndarray] = []  # accepted stack (stacked methods only)
         self.masks: list[np.ndarray] = []
         self.qualities: list[np.ndarray] = []
-        self.rejected: list[np.ndarray] = []  # reflectance * 10000 as uint16, for the fill
-        self.rejected_masks: list[np.ndarray] = []
-        self.rejected_quality: list[np.ndarray] = []
+        self.rejected: list[Rejected] = []  # for the fill, each on its own part
 
     def add(self, reflectance: np.ndarray, valid: np.ndarray, accepted: np.ndarray,
             quality: np.ndarray, at: tuple[slice, slice] | None = None) -> None:  # fmt: skip
@@ -120,10 +157,8 @@ class Compositor:
         rejected = valid & ~accepted
         if rejected.any():
             dn = np.clip(np.rint(reflectance * 10000), 0, 65535).astype(np.uint16)
-            self.rejected.append(self._whole(dn, at))
-            self.rejected_masks.append(self._whole(rejected, at))
-            self.rejected_quality.append(
-                self._whole(np.where(rejected, quality, 0).astype(np.float32), at))
+            self.rejected.append(Rejected(dn, rejected, np.where(rejected, quality, 0)
+                                          .astype(np.float32), _bounded(at, self.shape)))
 
     def _whole(self, array: np.ndarray, at: tuple[slice, slice]) -> np.ndarray:
         """``array`` (at ``at``) as an array over the whole composite, zero elsewhere."""
@@ -141,15 +176,14 @@ class Compositor:
         """The composite, holes filled from the rejected observations."""
         out, got = self._combine()
         filled = np.zeros(self.shape, bool)
-        if self.rejected:
-            masks = np.stack(self.rejected_masks) & ~got[None]
-            filled = masks.any(axis=0)
-            if filled.any():  # computed on the pixels to fill only (a pixel is on its own)
-                stack = np.stack([r[:, filled] for r in self.rejected]).astype(np.float32) / 10000
-                quality = np.stack([q[filled] for q in self.rejected_quality]) + FALLBACK_EPS
-                fill, _ = _best_of(stack[..., None], masks[:, filled, None], quality[..., None],
-                                   rank_haze=False)
-                out[:, filled] = fill[..., 0]
+        for r in self.rejected:
+            filled[r.at] |= r.mask
+        filled &= ~got
+        if filled.any():  # computed on the pixels to fill only (a pixel is on its own)
+            rows, cols = np.nonzero(filled)
+            views = [r.at_pixels(rows, cols) for r in self.rejected]
+            fill, _ = _best_of(views, (len(rows), 1), rank_haze=False)
+            out[:, filled] = fill[..., 0]
         valid = got | filled
         out[:, ~valid] = 0.0
         return Composite(out, valid, np.where(got, self.count, 0).astype(np.uint8), filled)
@@ -177,59 +211,93 @@ class WeightedMean(Compositor):
         return out, got
 
 
-def agreement(stack: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """(N, H, W) agreement in (0, 1] of each accepted observation with the others (see above)."""
-    logs = np.log(np.maximum(stack, 1e-3))
-    n = len(stack)
-    dis = np.full(masks.shape, np.inf, np.float32)
-    for i in range(n):
-        for j in range(i + 1, n):
-            d = np.abs(logs[i] - logs[j]).mean(axis=0)
-            both = masks[i] & masks[j]
-            np.minimum(dis[i], np.where(both, d, np.inf), out=dis[i])
-            np.minimum(dis[j], np.where(both, d, np.inf), out=dis[j])
-    lone = ~np.isfinite(dis)  # no other accepted observation to compare with
-    dis[lone] = 0.0
-    dis_min = np.where(masks, dis, np.inf).min(axis=0)
-    excess = np.maximum(dis - dis_min[None], 0.0) / AGREEMENT_TAU
-    return np.where(masks, np.exp(-(excess**2)), 0.0).astype(np.float32)
+def _overlap(a: tuple[slice, slice], b: tuple[slice, slice]):
+    """The common pixels of two parts, as slices into each, or None."""
+    (ar, ac), (br, bc) = a, b
+    r0, r1 = max(ar.start, br.start), min(ar.stop, br.stop)
+    c0, c1 = max(ac.start, bc.start), min(ac.stop, bc.stop)
+    if r0 >= r1 or c0 >= c1:
+        return None
+    return ((slice(r0 - ar.start, r1 - ar.start), slice(c0 - ac.start, c1 - ac.start)),
+            (slice(r0 - br.start, r1 - br.start), slice(c0 - bc.start, c1 - bc.start)))
 
 
-def haze_rank(stack: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """(N, H, W) haze ranking in (0, 1] of each accepted observation against the pixel's
-    least hazy one (see above)."""
-    views = hot(np.moveaxis(stack, 1, 0))
-    least = np.where(masks, views, np.inf).min(axis=0)
-    excess = np.maximum(views - least[None], 0.0) / HOT_TAU
-    return np.where(masks, np.exp(-(excess**2)), 0.0).astype(np.float32)
+def _excess_rank(scores: list[np.ndarray], views: list[View], shape, tau: float) -> list:
+    """Per view, ``exp(-((score - min) / tau) ** 2)`` where accepted (0 elsewhere), ``min`` the
+    pixel's smallest score over its accepted views."""
+    least = np.full(shape, np.inf, np.float32)
+    for score, v in zip(scores, views, strict=True):
+        np.minimum(least[v.at], np.where(v.mask, score, np.inf), out=least[v.at])
+    return [np.where(v.mask, np.exp(-((np.maximum(score - least[v.at], 0.0) / tau) ** 2)), 0.0)
+            .astype(np.float32) for score, v in zip(scores, views, strict=True)]  # fmt: skip
 
 
-def _best_of(stack: np.ndarray, masks: np.ndarray, quality: np.ndarray, rank_haze: bool):
-    """(reflectance, got): mean weighted by quality ** BEST_POWER, agreement (and haze rank).
+def agreement(views: list[View], shape: tuple[int, int]) -> list[np.ndarray]:
+    """Per view, its agreement in (0, 1] with the other accepted views (see above); each pair
+    of views is compared on the pixels they share only."""
+    logs = [np.log(np.maximum(v.reflectance, 1e-3)) for v in views]
+    dis = [np.full(v.mask.shape, np.inf, np.float32) for v in views]
+    for i, j in itertools.combinations(range(len(views)), 2):
+        box = _overlap(views[i].at, views[j].at)
+        if box is None:
+            continue
+        bi, bj = box
+        d = np.abs(logs[i][(slice(None), *bi)] - logs[j][(slice(None), *bj)]).mean(axis=0)
+        d = np.where(views[i].mask[bi] & views[j].mask[bj], d, np.inf)
+        np.minimum(dis[i][bi], d, out=dis[i][bi])
+        np.minimum(dis[j][bj], d, out=dis[j][bj])
+    for d in dis:  # no other accepted view to compare with
+        d[~np.isfinite(d)] = 0.0
+    return _excess_rank(dis, views, shape, AGREEMENT_TAU)
+
+
+def haze_rank(views: list[View], shape: tuple[int, int]) -> list[np.ndarray]:
+    """Per view, its haze ranking in (0, 1] against the pixel's least hazy accepted view."""
+    return _excess_rank([hot(v.reflectance) for v in views], views, shape, HOT_TAU)
+
+
+def _best_of(views: list[View], shape: tuple[int, int], rank_haze: bool):
+    """(reflectance (3, H, W), got): mean weighted by quality ** BEST_POWER, agreement (and
+    haze rank), each view accumulated on its own part, in order.
 
     Both ranks are floored at RANK_FLOOR and the weights are float64 (quality ** 8 of a view at
     a footprint edge near a cloud is ~1e-36), so every pixel with a view gets a value."""
-    w = np.where(masks, quality.astype(np.float64), 0.0) ** BEST_POWER
-    w *= np.maximum(agreement(stack, masks), RANK_FLOOR)
+    ranks = [agreement(views, shape)]
     if rank_haze:  # not in the fill: among rejected views the least hazy is a flagged shadow
-        w *= np.maximum(haze_rank(stack, masks), RANK_FLOOR)
-    wsum = w.sum(axis=0)
+        ranks.append(haze_rank(views, shape))
+    acc = np.zeros((3, *shape), np.float64)
+    wsum = np.zeros(shape, np.float64)
+    for k, v in enumerate(views):
+        w = np.where(v.mask, v.quality.astype(np.float64), 0.0) ** BEST_POWER
+        for rank in ranks:
+            w *= np.maximum(rank[k], RANK_FLOOR)
+        acc[(slice(None), *v.at)] += v.reflectance * w
+        wsum[v.at] += w
     got = wsum > 0
-    out = np.zeros(stack.shape[1:], np.float32)
-    np.divide((stack * w[:, None]).sum(axis=0), wsum, out=out, where=got, casting="unsafe")
+    out = np.zeros((3, *shape), np.float32)
+    np.divide(acc, wsum, out=out, where=got, casting="unsafe")
     return out, got
 
 
 class Best(Compositor):
-    """The best observation that agrees with the others wins; near-ties blend (no steps)."""
+    """The best observation that agrees with the others wins; near-ties blend (no steps).
+    Each view is kept on its own part of the composite, not pasted into the whole."""
 
-    stacked = True
+    def __init__(self, shape):
+        super().__init__(shape)
+        self.views: list[View] = []
+
+    def _add(self, reflectance, accepted, quality, at):
+        self.views.append(View(reflectance.astype(np.float32, copy=False), accepted, quality,
+                               _bounded(at, self.shape)))  # fmt: skip
 
     def _combine(self):
-        if not self.layers:
-            return np.zeros((3, *self.shape), np.float32), np.zeros(self.shape, bool)
-        return _best_of(np.stack(self.layers), np.stack(self.masks), np.stack(self.qualities),
-                        rank_haze=True)
+        return _best_of(self.views, self.shape, rank_haze=True)
+
+
+def _bounded(at: tuple[slice, slice], shape: tuple[int, int]) -> tuple[slice, slice]:
+    """``at`` with integer starts and stops (``slice(None)`` -> the whole axis)."""
+    return tuple(slice(*a.indices(n)[:2]) for a, n in zip(at, shape, strict=True))
 
 
 class First(Compositor):
