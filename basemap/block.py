@@ -143,53 +143,136 @@ class BlockResult:
     pixels: int = 0  # the block's valid (delivered) pixels
 
 
-def build_block(job: BlockJob) -> BlockResult:
-    """Dask task: build one block's COG and tiles; a pure function of the job.
+@dataclass(frozen=True)
+class Part:
+    """What a block's render task (:func:`render_part`) hands on: the block's composite
+    products (valid, count, filled over the block; scenes used and skipped) and either the
+    outputs of the windows it was given (by global top-left; a window without a valid pixel has
+    none) or, for a renderer without windows, the block's RGB."""
+
+    block: Block
+    asked: frozenset
+    outputs: dict = field(repr=False)
+    rgb: np.ndarray | None = field(repr=False)
+    valid: np.ndarray = field(repr=False)
+    count: np.ndarray = field(repr=False)
+    filled: np.ndarray = field(repr=False)
+    used: int = 0
+    skipped: tuple[str, ...] = ()
+
+
+def window_extent(windows, grid: WindowGrid) -> list[Region]:
+    """The global-pixel extents of windows given by their top-lefts."""
+    return [Region(wx, wy, wx + grid.window, wy + grid.window) for wx, wy in windows]
+
+
+def window_owners(jobs: list[BlockJob]) -> tuple[list[tuple], list[tuple[int, ...]]]:
+    """Which block task runs each window, so that every window runs once.
+
+    A window belongs to the block holding its top-left pixel when that block is among the
+    jobs, else to the first job whose block it touches. Returns, per job, the windows it runs
+    (row-major) and the jobs whose parts its block needs (itself first, then the others in job
+    order). A renderer without windows: no windows, each block needs its own part only.
+    """
+    grid = jobs[0].settings.make_renderer().grid if jobs else None
+    if grid is None:
+        return [() for _ in jobs], [(i,) for i in range(len(jobs))]
+    home = {(j.block.bx, j.block.by): i for i, j in enumerate(jobs)}
+    owner: dict[tuple[int, int], int] = {}
+    needs = []
+    for i, job in enumerate(jobs):
+        r, size = job.block.region, job.block.size
+        touching = list(grid.windows(r.x0, r.y0, r.x1, r.y1))
+        for w in touching:
+            if w not in owner:
+                owner[w] = home.get((w[0] // size, w[1] // size), i)
+        needs.append(touching)
+    owned: list[list] = [[] for _ in jobs]
+    for w, i in owner.items():
+        owned[i].append(w)
+    deps = [(i, *sorted({owner[w] for w in ws} - {i})) for i, ws in enumerate(needs)]
+    return [tuple(sorted(ws, key=lambda w: (w[1], w[0]))) for ws in owned], deps
+
+
+def render_part(job: BlockJob, windows=()) -> Part:
+    """Dask task: composite the block and the given windows' extents (:mod:`basemap.read`,
+    :mod:`basemap.composite`) and run those windows; a renderer without windows renders the
+    block. A pure function of the job and the windows."""
+    s, block = job.settings, job.block
+    renderer = s.make_renderer()
+    grid = renderer.grid
+    windows = tuple(windows) if grid is not None else ()
+    need = union([block.region, *window_extent(windows, grid)]) if grid is not None \
+        else input_region(block, renderer)
+    region = expand(need, required_padding(s.feather)).aligned_out(s.chunk)
+    comp = compositor(s.composite, (region.height, region.width))
+    used, skipped = 0, []
+    with rasterio.Env(**config.gdal_env()):
+        for obs in observations(job.scenes, region, s.read_settings(), s.feather, skipped):
+            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality,
+                     obs.region.slices((region.x0, region.y0)))
+            used += 1
+    made = comp.result()
+    rows, cols = block.region.slices((region.x0, region.y0))
+    valid = made.valid[rows, cols]
+    outputs, rgb = {}, None
+    if grid is not None:
+        outputs = renderer.run_windows(made.reflectance, made.valid, (region.x0, region.y0),
+                                       list(windows))  # fmt: skip
+    elif valid.any():  # no scene has data here: the renderer is not run
+        nr, nc = need.slices((region.x0, region.y0))
+        rgb = renderer.render(made.reflectance[:, nr, nc], made.valid[nr, nc],
+                              (need.x0, need.y0), block.region)  # fmt: skip
+    return Part(block, frozenset(windows), outputs, rgb, valid, made.count[rows, cols],
+                made.filled[rows, cols], used, tuple(skipped))
+
+
+def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:
+    """Dask task: build one block's COG and tiles from its own part and the parts holding the
+    windows that touch it (those missing are computed here); a pure function of the job.
 
     Returns:
         The block's record, carrying its root tile's RGBA for the pyramid above it (None when
         the block is empty or the pyramid starts below it).
     """
     start = time.perf_counter()
-    s = job.settings
-    block = job.block
+    s, block = job.settings, job.block
     renderer = s.make_renderer()
-    need = input_region(block, renderer)
-    region = read_region(block, s, renderer)
-    rsettings = s.read_settings()
-    comp = compositor(s.composite, (region.height, region.width))
-    used, skipped = 0, []
-    with rasterio.Env(**config.gdal_env()):
-        for obs in observations(job.scenes, region, rsettings, s.feather, skipped):
-            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality,
-                     obs.region.slices((region.x0, region.y0)))
-            used += 1
-    made = comp.result()
-    refl, valid = made.reflectance, made.valid
+    grid = renderer.grid
+    r = block.region
+    touching = list(grid.windows(r.x0, r.y0, r.x1, r.y1)) if grid is not None else []
+    parts = list(parts)
+    asked = set().union(*(p.asked for p in parts))
+    own = next((p for p in parts if p.block == block), None)
+    if own is None or not asked.issuperset(touching):
+        parts.append(render_part(job, [w for w in touching if w not in asked]))
+        own = own or parts[-1]
+    skipped = sorted(set().union(*(p.skipped for p in parts)))
     status = "degraded" if skipped else "ok"
     message = f"missing assets of {', '.join(skipped)}" if skipped else ""
-    rows, cols = block.region.slices((region.x0, region.y0))
-    alpha = valid[rows, cols]
-    if not alpha.any():  # no scene has data here: the renderer is not run, nothing is written
-        return BlockResult(block, "degraded" if skipped else "empty", used, message=message,
+    alpha = own.valid
+    if not alpha.any():  # no scene has data here: nothing is written
+        return BlockResult(block, "degraded" if skipped else "empty", own.used, message=message,
                            seconds=time.perf_counter() - start)
-    filled = made.filled[rows, cols]
-    nr, nc = need.slices((region.x0, region.y0))
-    rgb = renderer.render(refl[:, nr, nc], valid[nr, nc], (need.x0, need.y0), block.region)
+    if grid is not None:
+        outputs = {w: p.outputs[w] for p in parts for w in p.asked if w in p.outputs}
+        rgb = renderer.blend(outputs, alpha, (block.region.x0, block.region.y0), block.region)
+    else:
+        rgb = own.rgb
     rgba = np.concatenate([rgb, (alpha * np.uint8(255))[None]]).astype(np.uint8)
     rgba[:3, ~alpha] = 0
     key = cog_key(block)
     write_block_cog(rgba, block.region, s.zmax, job.storage, key)
-    provenance = np.stack([made.count[rows, cols], filled * np.uint8(255)]).astype(np.uint8)
+    provenance = np.stack([own.count, own.filled * np.uint8(255)]).astype(np.uint8)
     write_block_cog(provenance, block.region, s.zmax, job.storage, provenance_key(block))
     out = TileOutput(job.storage, s.tile_format)
     tx, ty = block.region.x0 // TILE_SIZE, block.region.y0 // TILE_SIZE
     counts, root = write_levels(rgba, tx, ty, s.zmax, s.zmin, out)
     rz = block.root[0]
     return BlockResult(
-        block, status, used, tuple(sorted(counts.items(), reverse=True)), key, message,
+        block, status, own.used, tuple(sorted(counts.items(), reverse=True)), key, message,
         time.perf_counter() - start, rgba=root if min(counts) == rz and rz > s.zmin else None,
-        filled=round(float(filled.sum() / alpha.sum()), 6), pixels=int(alpha.sum()),
+        filled=round(float(own.filled.sum() / alpha.sum()), 6), pixels=int(alpha.sum()),
     )
 
 
@@ -208,8 +291,9 @@ def _tile_counts(outputs: tuple[tuple[str, int, str], ...]) -> tuple[tuple[int, 
     return tuple(sorted(counts.items(), reverse=True))
 
 
-def run_block(job: BlockJob) -> BlockResult:
-    """Dask task: one block, exactly once.
+def run_block(job: BlockJob, *parts: Part) -> BlockResult:
+    """Dask task: one block, exactly once, from the parts holding its windows (see
+    :func:`build_block`).
 
     Skipped (its files and the lossless root tile come from the ledger) when the ledger has it
     with the same inputs fingerprint and intact files; otherwise its entry is dropped, the block
@@ -228,7 +312,7 @@ def run_block(job: BlockJob) -> BlockResult:
                            filled=rec.filled, pixels=rec.pixels)
     ledger.forget(name)
     recording = RecordingStorage(job.storage)
-    result = build_block(replace(job, storage=recording))
+    result = build_block(replace(job, storage=recording), parts)
     notes = (result.message,) if result.message else ()
     ledger.record(BlockRecord(name, fp, result.status, recording.outputs(),
                               tuple(s.id for s in job.scenes), notes, result.rgba is not None,

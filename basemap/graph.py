@@ -12,10 +12,15 @@
   remaining tasks are cancelled and the ``OSError`` is raised: exit 1 in the CLI).
 * Workers: :class:`WorkerSetup` exports :func:`basemap.config.gdal_env` and pins torch to one
   thread per worker process, before any task runs.
-* Graph: one :func:`basemap.block.run_block` task per block (annotated with the Dask resource
-  ``GPU`` when, and only when, the cluster's workers advertise it and the renderer is ``unet``),
-  then :func:`basemap.output.pyramid.pyramid_tile` tasks level by level above the blocks' root
-  tiles (:func:`basemap.output.pyramid.reduce_levels`, the one level loop). Keys
+* Graph: for each block the ledger does not have finished, one
+  :func:`basemap.block.render_part` task (composite, and the U-Net on the windows that block
+  owns: :func:`basemap.block.window_owners`, so each window runs once; annotated with the Dask
+  resource ``GPU`` when, and only when, the cluster's workers advertise it and the renderer is
+  ``unet``); one :func:`basemap.block.run_block` task per block, from its part and those of the
+  neighbours owning windows that touch it (blend, COG, tiles, ledger; prioritised over parts not
+  started, so parts are freed row by row); then :func:`basemap.output.pyramid.pyramid_tile`
+  tasks level by level above the blocks' root tiles
+  (:func:`basemap.output.pyramid.reduce_levels`, the one level loop). Keys
   are ``name-token`` with tokens from the frozen arguments' ``__dask_tokenize__``, so the same
   work has the same key in every run.
 """
@@ -37,7 +42,8 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from tqdm import tqdm
 
 from basemap import config
-from basemap.block import BlockResult, run_block
+from basemap.block import BlockResult, render_part, run_block, window_owners
+from basemap.ledger import Ledger, block_fingerprint
 from basemap.output.pyramid import pyramid_tile, reduce_levels
 
 log = logging.getLogger(__name__)
@@ -122,6 +128,13 @@ def _key(prefix: str, *args) -> str:
     return f"{prefix}-{tokenize(*args)}"
 
 
+def _finished(job) -> bool:
+    """Whether the ledger has the block finished (sizes checked; its task checks hashes and
+    builds the block itself, parts and all, when they differ)."""
+    return Ledger(job.storage).done(job.block.name, block_fingerprint(job), verify=False) \
+        is not None
+
+
 def _record(result):
     """Task: a block result without its pixels (what the client keeps)."""
     return replace(result, rgba=None)
@@ -137,10 +150,17 @@ def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict, list]:
     annotate = {}
     if settings.renderer == "unet" and has_gpu_workers(client):
         annotate = {"resources": {"GPU": 1}}
+    todo = [j for j in jobs if not _finished(j)]
+    windows, needs = window_owners(todo)
+    parts = [client.submit(render_part, job, ws, key=_key("part", job, ws), pure=True, **annotate)
+             for job, ws in zip(todo, windows, strict=True)]  # fmt: skip
+    deps = {id(job): [parts[i] for i in need] for job, need in zip(todo, needs, strict=True)}
     level, records = {}, {}
     for job in jobs:
-        # run_block: build_block, skipped when the ledger has the block (resume, exactly once)
-        fut = client.submit(run_block, job, key=_key("block", job), pure=True, **annotate)
+        # run_block: build_block from the parts, skipped when the ledger has the block (resume,
+        # exactly once); ahead of the parts not started yet, so parts are freed as they go
+        fut = client.submit(run_block, job, *deps.get(id(job), ()), key=_key("block", job),
+                            pure=True, priority=1)  # fmt: skip
         level[(job.block.bx, job.block.by)] = fut
         records[client.submit(_record, fut, key=_key("record", job), pure=True)] = job
     written = {}

@@ -3,10 +3,12 @@
     python benchmarks/block_profile.py --catalog WORLD/catalog.json --json out.json
 
 Plans the blocks of the preset's bbox (as ``basemap build`` does), takes the one with the most
-scenes, builds it once to warm up (model load, GDAL caches), then once under cProfile on one
-thread, and reports the block time and the time of the parts: GDAL ``reproject`` calls, the
-coordinate mapping and sampling of the warp, distance transforms, reflectance, compositing,
-the network, COG and tiles.
+scenes and does what the build's graph does for it: its part (composite, the windows it owns)
+and the block (blend, COG, tiles) from its part and its neighbours' (computed beforehand, not
+timed). Once to warm up (model load, GDAL caches), then once under cProfile on one thread; it
+reports the time and the time of the parts: GDAL ``reproject`` calls, the coordinate mapping
+and sampling of the warp, distance transforms, reflectance, compositing, the network, COG and
+tiles.
 """
 
 from __future__ import annotations
@@ -36,14 +38,15 @@ PARTS = {
     "composite_add": ("basemap/composite.py", "add"),
     "composite_result": ("basemap/composite.py", "result"),
     "network": ("basemap/render/inference.py", "predict"),
-    "render": ("basemap/render/unet.py", "render"),
+    "windows": ("basemap/render/unet.py", "window_outputs"),
+    "blend": ("basemap/render/unet.py", "blend_windows"),
     "cog": ("basemap/output/cog.py", "write_block_cog"),
     "tiles": ("basemap/output/pyramid.py", "write_levels"),
 }
 
 
 def busiest_job(catalog: str, preset: str, weights: str | None, block_size: int, work: Path):
-    """The BlockJob of the preset's bbox with the most scenes."""
+    """(the BlockJobs of the preset's bbox, the index of the one with the most scenes)."""
     from basemap.block import BlockJob, BuildSettings
     from basemap.build import assign_scenes, search_bbox
     from basemap.grid import bbox_regions, plan_blocks
@@ -56,8 +59,9 @@ def busiest_job(catalog: str, preset: str, weights: str | None, block_size: int,
     planned = plan_blocks(bbox_regions(world_bbox(preset), 14), block_size, 14)
     scenes = search(catalog, search_bbox(planned, settings, renderer))
     assigned = assign_scenes(planned, scenes, settings, renderer)
-    block, chosen = max(assigned, key=lambda a: len(a[1]))
-    return BlockJob(block, chosen, settings, open_storage(str(work)))
+    storage = open_storage(str(work))
+    jobs = [BlockJob(block, chosen, settings, storage) for block, chosen in assigned]
+    return jobs, max(range(len(jobs)), key=lambda i: len(jobs[i].scenes))
 
 
 def parts_of(stats: pstats.Stats) -> dict[str, float]:
@@ -83,15 +87,24 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from basemap.block import build_block
+    from basemap.block import build_block, render_part, window_owners
 
     with tempfile.TemporaryDirectory(prefix="bench-block-") as tmp:
-        job = busiest_job(args.catalog, args.preset, args.weights, args.block_size, Path(tmp))
-        build_block(job)  # warm-up: model load, GDAL caches
+        jobs, i = busiest_job(args.catalog, args.preset, args.weights, args.block_size,
+                              Path(tmp))  # fmt: skip
+        job = jobs[i]
+        owned, needs = window_owners(jobs)
+        # the neighbours' parts holding windows of this block (their own tasks in the graph)
+        others = tuple(render_part(jobs[k], owned[k]) for k in needs[i][1:])
+
+        def block_task():  # what the graph runs for this block: its part, then the block
+            return build_block(job, (render_part(job, owned[i]), *others))
+
+        block_task()  # warm-up: model load, GDAL caches
         prof = cProfile.Profile()
         start = time.perf_counter()
         prof.enable()
-        result = build_block(job)
+        result = block_task()
         prof.disable()
         seconds = time.perf_counter() - start
     stats = pstats.Stats(prof)

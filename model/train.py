@@ -30,7 +30,13 @@ DEFAULT_LAMBDAS = (0.6, 0.2, 0.2)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Hyper-parameters of a training run (stored in the checkpoint and the weights' meta)."""
+    """Hyper-parameters of a training run (stored in the checkpoint and the weights' meta).
+
+    ``consistency`` > 0 draws each crop of a batch twice, through two independent atmospheres,
+    and adds that weight times the mean absolute difference of the two outputs to the loss (the
+    twin term): the target terms pull each rendering towards the clean grading, the twin term
+    pulls the renderings of one ground together wherever the target terms leave room.
+    """
 
     epochs: int = 10
     batch: int = 8
@@ -41,6 +47,7 @@ class TrainConfig:
     val_fraction: float = 0.15
     val_crops: int = 16
     atmosphere: bool = True
+    consistency: float = 0.0
     feature_crops: int | None = None
     seed: int = 0
     arch: UNetConfig = field(default_factory=UNetConfig)
@@ -100,11 +107,13 @@ class CropSampler:
         self.pairs, self.crop, self.rng, self.atmosphere = pairs, crop, rng, atmosphere
         self.weights = pair_weights(pairs)
 
-    def one(self, augment: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(reflectance (3,c,c), target float (3,c,c) in [0,1], mask (1,c,c)) of one crop.
+    def one(self, augment: bool = True, views: int = 1
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+        """(reflectance (views,3,c,c), target float (3,c,c) in [0,1], mask (1,c,c)) of one crop.
 
-        With augment, the input (never the target) also goes through a random atmosphere when
-        the sampler was made with ``atmosphere=True`` (:mod:`basemap.model.augment`). Nodata is
+        With augment, each view of the input (never the target) goes through its own random
+        atmosphere when the sampler was made with ``atmosphere=True``
+        (:mod:`basemap.model.augment`), and all go through one flip and quarter turn. Nodata is
         gap-filled as at inference (:mod:`basemap.render.gapfill`).
         """
         c = self.crop
@@ -116,29 +125,32 @@ class CropSampler:
             mask = p.valid[y : y + c, x : x + c]
             if mask.mean() >= 0.3:
                 break
-        refl = np.zeros((3, c, c), np.float32)
+        clean = np.zeros((3, c, c), np.float32)
         tgt = np.zeros((3, c, c), np.float32)
         m = np.zeros((1, c, c), np.float32)
         hh, ww = mask.shape
-        refl[:, :hh, :ww] = p.reflectance[:, y : y + c, x : x + c] * mask
+        clean[:, :hh, :ww] = p.reflectance[:, y : y + c, x : x + c] * mask
         tgt[:, :hh, :ww] = p.target[:, y : y + c, x : x + c] / 255.0 * mask
         m[0, :hh, :ww] = mask
-        if augment and self.atmosphere:
-            refl = random_atmosphere(self.rng).apply(refl, m[0] > 0, self.rng)
-        refl = fill_gaps(refl, m[0] > 0)
+        refl = np.stack([fill_gaps(random_atmosphere(self.rng).apply(clean, m[0] > 0, self.rng)
+                                   if augment and self.atmosphere else clean, m[0] > 0)
+                         for _ in range(views)])  # fmt: skip
         if augment:
             k = int(self.rng.integers(4))
             flip = bool(self.rng.integers(2))
-            refl, tgt, m = (np.rot90(a, k, axes=(1, 2)) for a in (refl, tgt, m))
+            refl = np.rot90(refl, k, axes=(2, 3))
+            tgt, m = (np.rot90(a, k, axes=(1, 2)) for a in (tgt, m))
             if flip:
-                refl, tgt, m = (a[:, :, ::-1] for a in (refl, tgt, m))
+                refl, tgt, m = refl[..., ::-1], tgt[..., ::-1], m[..., ::-1]
         return refl, tgt, m
 
-    def batch(self, n: int, augment: bool = True) -> tuple[torch.Tensor, ...]:
-        """n crops stacked into tensors (reflectance, target, mask)."""
-        crops = [self.one(augment) for _ in range(n)]
-        stacked = (np.ascontiguousarray(np.stack(a)) for a in zip(*crops, strict=True))
-        return tuple(torch.from_numpy(a) for a in stacked)
+    def batch(self, n: int, augment: bool = True, views: int = 1) -> tuple[torch.Tensor, ...]:
+        """n crops stacked into tensors (reflectance, target, mask), `views` renderings of each
+        crop's input: rows ``v * n + i`` are view v of crop i."""
+        crops = [self.one(augment, views) for _ in range(n)]
+        x = np.concatenate([np.stack([c[0][v] for c in crops]) for v in range(views)])
+        y, m = (np.concatenate([np.stack([c[j] for c in crops])] * views) for j in (1, 2))
+        return tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in (x, y, m))
 
 
 def _lr_at(config: TrainConfig, step: int) -> float:
@@ -199,6 +211,7 @@ def train(
     resume: str | Path | None = None,
     progress: bool = True,
     loss: ColorizationLoss | None = None,
+    init: str | Path | None = None,
 ) -> dict:
     """Train a ResUNet on the pairs under `pairs_dir` and write its weights to `out`.
 
@@ -211,6 +224,7 @@ def train(
         progress: tqdm bars.
         loss: a ready loss module (tests pass one with a random-init VGG); default built from
             the config's lambdas and `vgg_weights`.
+        init: weights file to start from (same architecture and normalisation), a fine-tune.
 
     Returns:
         A summary: history, final validation numbers, wall time, files written.
@@ -239,6 +253,9 @@ def train(
     val = val_sampler.batch(config.val_crops, augment=False)
 
     model = ResUNet(config.arch, config.normalization).to(device)
+    if init is not None:
+        model.load_state_dict(_start_weights(init, config))
+    views = 2 if config.consistency > 0 else 1
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     history: list[dict] = []
     start_epoch, elapsed = 0, 0.0
@@ -260,9 +277,13 @@ def train(
         for step in bar:
             for g in opt.param_groups:
                 g["lr"] = _lr_at(config, epoch * config.steps_per_epoch + step)
-            x, y, m = (t.to(device) for t in sampler.batch(config.batch))
+            x, y, m = (t.to(device) for t in sampler.batch(config.batch // views, views=views))
             pred = model(config.normalization.apply(x))
             total, parts = loss_fn(pred, y, m)
+            if views == 2:
+                twin = twin_difference(pred, m)
+                total = total + config.consistency * twin
+                parts["twin"], parts["total"] = twin.item(), total.item()
             opt.zero_grad(set_to_none=True)
             total.backward()
             opt.step()
@@ -291,6 +312,7 @@ def train(
         "feature_loss": getattr(loss_fn, "feature_name", "custom") if config.lambdas[2] > 0
         else "off (lambda_f=0)",
         "history": history,
+        "started_from": None if init is None else Path(init).name,
         "train_wall_s": round(wall, 1),
         "device": device,
     }
@@ -299,6 +321,25 @@ def train(
     plot_samples(model, val, config.normalization, files["samples"])
     return {"history": history, "wall_s": wall, "weights": str(out),
             **{k: str(v) for k, v in files.items()}}  # fmt: skip
+
+
+def twin_difference(pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between the two halves of a batch of twin views (rows i and
+    n + i render one crop), over pixels valid in both."""
+    n = pred.shape[0] // 2
+    both = mask[:n] * mask[n:]
+    return ((pred[:n] - pred[n:]).abs() * both).sum() / (3 * both.sum().clamp_min(1.0))
+
+
+def _start_weights(init: str | Path, config: TrainConfig) -> dict:
+    """The state dict of `init`, checked against the run's architecture and normalisation."""
+    from basemap.model.weights import load_weights
+
+    net, norm, _ = load_weights(init)
+    if net.config != config.arch or norm != config.normalization:
+        raise ConfigError(f"{init} has another architecture or normalisation "
+                          f"({net.config}, {norm}) than this run ({config.arch})")  # fmt: skip
+    return net.state_dict()
 
 
 def _config_dict(config: TrainConfig) -> dict:

@@ -27,12 +27,18 @@ from basemap.render.classic import (
     StretchClahe,
 )
 from basemap.render.unet import UNetRenderer
+from basemap.render.windows import WindowGrid
 
 
 class Renderer(Protocol):
     """What the build and `basemap colorize` need from a rendering method."""
 
     name: str
+    #: The global window grid of a renderer that runs windows (the U-Net), else None. Such a
+    #: renderer also has ``run_windows(reflectance, valid, origin, windows)`` -> {(wx, wy):
+    #: output} and ``blend(outputs, valid, origin, region)`` -> uint8 (3, h, w), so the build
+    #: can run each window once and blend it into every block it touches.
+    grid: WindowGrid | None
 
     def input_region(self, region: Region) -> Region:
         """Global-pixel region of input needed to render `region` exactly."""

@@ -29,6 +29,7 @@ class PixelwiseRenderer:
     """Base for renderers whose output pixel depends only on the same input pixel."""
 
     name: ClassVar[str]
+    grid: ClassVar[None] = None
 
     def input_region(self, region: Region) -> Region:
         """Pixel-wise: the region itself."""
@@ -83,6 +84,7 @@ class PerTileStretch:
     """A 2-98 % percentile stretch per channel, computed separately in each 512-px global tile."""
 
     name = "per-tile-stretch"
+    grid = None
     tile = 512
     low, high = 2.0, 98.0
 
@@ -124,6 +126,7 @@ class StretchClahe:
     """
 
     name = "stretch-clahe"
+    grid = None
     white, saturation, gamma = 0.23, 1.3, 1.15
     tile, clip_limit, bins = 32, 3.2, 256
 

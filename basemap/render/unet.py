@@ -64,24 +64,43 @@ def colorize_array(
     if not isinstance(model, LoadedModel):
         model = load_model(model)
     grid = WindowGrid(window, overlap)
-    if window % model.factor:
-        raise InputError(
-            f"window {window} is not a multiple of the model's downsampling factor {model.factor}"
-        )
-    x0, y0, x1, y1 = bounds = _bounds(region)
-    ox, oy = origin
+    bounds = _bounds(region)
     _check_inputs(reflectance, valid, origin, bounds, grid)
+    outputs = window_outputs(reflectance, valid, origin, list(grid.windows(*bounds)), model, grid,
+                          batch_size, progress)  # fmt: skip
+    return blend_windows(outputs, valid, origin, grid, bounds)
+
+
+def window_outputs(reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
+                windows: list[tuple[int, int]], model: LoadedModel, grid: WindowGrid,
+                batch_size: int | None = None, progress: bool = False,
+                ) -> dict[tuple[int, int], np.ndarray]:  # fmt: skip
+    """The model's float32 (3, window, window) output of each window (global top-left (wx,
+    wy)) with a valid pixel; windows without one are left out. The arrays (top-left
+    ``origin``) must cover the windows; a window's output does not depend on the batch it ran in
+    (:mod:`basemap.render.inference`), so it is the same whichever task runs it."""
+    if grid.window % model.factor:
+        raise InputError(f"window {grid.window} is not a multiple of the model's downsampling "
+                         f"factor {model.factor}")  # fmt: skip
+    ox, oy, w = *origin, grid.window
+    todo = [(wx, wy) for wx, wy in windows
+            if valid[wy - oy : wy - oy + w, wx - ox : wx - ox + w].any()]  # fmt: skip
     batch_size = batch_size or (16 if model.device != "cpu" else 4)
-    todo = [
-        (wx, wy)
-        for wx, wy in grid.windows(*bounds)
-        if valid[wy - oy : wy - oy + window, wx - ox : wx - ox + window].any()
-    ]
-    acc, wsum = blend(
-        _run_windows(reflectance, valid, origin, todo, model, window, batch_size, progress),
-        grid,
-        bounds,
-    )
+    return {(wx, wy): out for wx, wy, out in
+            _batches(reflectance, valid, origin, todo, model, w, batch_size, progress)}
+
+
+def blend_windows(outputs: dict[tuple[int, int], np.ndarray], valid: np.ndarray,
+                  origin: tuple[int, int], grid: WindowGrid,
+                  bounds: tuple[int, int, int, int]) -> np.ndarray:  # fmt: skip
+    """Blend the window outputs touching ``bounds`` (in the grid's fixed order) into uint8
+    (3, h, w); pixels not in ``valid`` (an array with top-left ``origin`` covering ``bounds``)
+    or covered by no output are 0."""
+    x0, y0, x1, y1 = bounds
+    ox, oy = origin
+    tiles = ((wx, wy, outputs[wx, wy]) for wx, wy in grid.windows(*bounds)
+             if (wx, wy) in outputs)  # fmt: skip
+    acc, wsum = blend(tiles, grid, bounds)
     out = np.zeros_like(acc, dtype=np.uint8)
     covered = wsum > 0
     np.divide(acc, wsum, out=acc, where=covered)
@@ -106,7 +125,7 @@ def _check_inputs(reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int,
         raise InputError(f"valid mask {valid.shape} does not match reflectance {reflectance.shape}")
 
 
-def _run_windows(
+def _batches(
     reflectance: np.ndarray,
     valid: np.ndarray,
     origin: tuple[int, int],
@@ -150,6 +169,18 @@ class UNetRenderer:
         """The global-px region the windows touching ``region`` read (same type as given)."""
         bounds = self.grid.input_bounds(*_bounds(region))
         return bounds if isinstance(region, tuple) else type(region)(*bounds)
+
+    def run_windows(self, reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
+                    windows: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+        """The outputs of ``windows`` (global top-lefts) that have a valid pixel
+        (:func:`window_outputs`); the arrays, top-left ``origin``, cover them."""
+        return window_outputs(reflectance, valid, origin, windows, load_model(self.model_path),
+                           self.grid)  # fmt: skip
+
+    def blend(self, outputs: dict[tuple[int, int], np.ndarray], valid: np.ndarray,
+              origin: tuple[int, int], region: Any) -> np.ndarray:
+        """``region`` blended from window outputs (:func:`blend_windows`)."""
+        return blend_windows(outputs, valid, origin, self.grid, _bounds(region))
 
     def render(
         self, reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int], region: Any
