@@ -159,6 +159,7 @@ class Part:
     filled: np.ndarray = field(repr=False)
     used: int = 0
     skipped: tuple[str, ...] = ()
+    seconds: float = 0.0
 
 
 def window_extent(windows, grid: WindowGrid) -> list[Region]:
@@ -198,12 +199,15 @@ def render_part(job: BlockJob, windows=()) -> Part:
     """Dask task: composite the block and the given windows' extents (:mod:`basemap.read`,
     :mod:`basemap.composite`) and run those windows; a renderer without windows renders the
     block. A pure function of the job and the windows."""
+    start = time.perf_counter()
     s, block = job.settings, job.block
     renderer = s.make_renderer()
     grid = renderer.grid
-    windows = tuple(windows) if grid is not None else ()
-    need = union([block.region, *window_extent(windows, grid)]) if grid is not None \
-        else input_region(block, renderer)
+    if grid is None:
+        windows, need = (), input_region(block, renderer)
+    else:
+        windows = tuple(windows)
+        need = union([block.region, *window_extent(windows, grid)])
     region = expand(need, required_padding(s.feather)).aligned_out(s.chunk)
     comp = compositor(s.composite, (region.height, region.width))
     used, skipped = 0, []
@@ -224,7 +228,7 @@ def render_part(job: BlockJob, windows=()) -> Part:
         rgb = renderer.render(made.reflectance[:, nr, nc], made.valid[nr, nc],
                               (need.x0, need.y0), block.region)  # fmt: skip
     return Part(block, frozenset(windows), outputs, rgb, valid, made.count[rows, cols],
-                made.filled[rows, cols], used, tuple(skipped))
+                made.filled[rows, cols], used, tuple(skipped), time.perf_counter() - start)
 
 
 def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:
@@ -244,6 +248,8 @@ def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:
     parts = list(parts)
     asked = set().union(*(p.asked for p in parts))
     own = next((p for p in parts if p.block == block), None)
+    if own is not None:  # the block's time includes its part's
+        start -= own.seconds
     if own is None or not asked.issuperset(touching):
         parts.append(render_part(job, [w for w in touching if w not in asked]))
         own = own or parts[-1]

@@ -242,8 +242,9 @@ def agreement(views: list[View], shape: tuple[int, int]) -> list[np.ndarray]:
         if box is None:
             continue
         bi, bj = box
-        d = np.abs(logs[i][(slice(None), *bi)] - logs[j][(slice(None), *bj)]).mean(axis=0)
-        d = np.where(views[i].mask[bi] & views[j].mask[bj], d, np.inf)
+        diff = np.subtract(logs[i][(slice(None), *bi)], logs[j][(slice(None), *bj)])
+        d = np.abs(diff, out=diff).mean(axis=0)
+        d[~(views[i].mask[bi] & views[j].mask[bj])] = np.inf
         np.minimum(dis[i][bi], d, out=dis[i][bi])
         np.minimum(dis[j][bj], d, out=dis[j][bj])
     for d in dis:  # no other accepted view to compare with

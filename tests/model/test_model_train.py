@@ -139,3 +139,41 @@ def test_train_cli_without_feature_weights_exits_2(synth_pairs, tmp_path, monkey
     assert isinstance(r.exception, ConfigError) and r.exception.exit_code == 2
     assert "--lambdas 0.8,0.2,0" in str(r.exception)
     assert not (tmp_path / "w.pt").exists()
+
+
+@pytest.mark.slow
+def test_twin_views_share_the_crop_and_the_twin_term_pulls_them_together(synth_pairs, tmp_path):
+    """Consistency training: both views of a crop have one target, mask and geometry, their
+    inputs differ (two atmospheres); fine-tuning with the twin term lowers the difference of
+    the two renderings below what the starting weights give."""
+    import numpy as np
+    from basemap.model.pairs import load_pair
+    from basemap.model.train import CropSampler, twin_difference
+
+    pairs = [load_pair(p) for p in find_pairs(synth_pairs)]
+    sampler = CropSampler(pairs, 64, np.random.default_rng(3), atmosphere=True)
+    x, y, m = sampler.batch(6, views=2)
+    assert x.shape == (12, 3, 64, 64) and torch.equal(y[:6], y[6:]) and torch.equal(m[:6], m[6:])
+    valid = m[:6, 0] > 0
+    assert (x[:6] - x[6:]).abs().amax(dim=1)[valid].mean() > 1e-3  # different atmospheres
+    assert twin_difference(torch.cat([y[:6], y[:6]]), m).item() == 0.0
+
+    base = TrainConfig(epochs=1, steps_per_epoch=10, batch=4, crop=64, lr=3e-3,
+                       lambdas=(0.7, 0.3, 0.0), val_crops=4, arch=UNetConfig(base=8, levels=3))
+    start = tmp_path / "start.pt"
+    train(synth_pairs, start, base, progress=False)
+    twins = TrainConfig(**{**base.__dict__, "consistency": 2.0, "epochs": 2, "seed": 1})
+    result = train(synth_pairs, tmp_path / "twins.pt", twins, progress=False, init=start)
+    assert all("twin" in h["train"] for h in result["history"])
+
+    def spread(weights):
+        net, norm, _ = load_weights(weights)
+        with torch.no_grad():
+            return twin_difference(net(norm.apply(x)), m).item()
+
+    assert spread(tmp_path / "twins.pt") < spread(start), (spread(start),
+                                                           spread(tmp_path / "twins.pt"))
+    assert load_weights(tmp_path / "twins.pt")[2]["started_from"] == "start.pt"
+    with pytest.raises(ConfigError, match="architecture"):
+        other = TrainConfig(**{**twins.__dict__, "arch": UNetConfig(base=16, levels=3)})
+        train(synth_pairs, tmp_path / "bad.pt", other, progress=False, init=start)
