@@ -109,11 +109,13 @@ def main(argv: list[str] | None = None) -> dict:
         seconds = time.perf_counter() - start
     stats = pstats.Stats(prof)
     parts = parts_of(stats)
-    result_info = {"block": job.block.name, "scenes": result.scenes, "status": result.status}
+    result_info = {"block": job.block.name, "scenes": result.scenes, "status": result.status,
+                   "windows_run": len(owned[i]), "parts_used": len(needs[i])}
     out = header() | {"benchmark": "block_profile", "block_s": round(seconds, 3),
                       "parts_s": parts, "network_share": round(parts["network"] / seconds, 3),
                       **result_info}
-    print(f"block {job.block.name}: {seconds:.2f} s, {result.scenes} scenes")
+    print(f"block {job.block.name}: {seconds:.2f} s, {result.scenes} scenes, "
+          f"{len(owned[i])} windows run, {len(needs[i])} parts")
     for name, s in parts.items():
         print(f"  {name:18s} {s:8.2f} s  {100 * s / seconds:5.1f} %")
     if args.top:

@@ -238,6 +238,9 @@ def train(
             f"--crop {config.crop} must be a positive multiple of {config.arch.factor} "
             f"(the U-Net's downsampling factor), e.g. 128"
         )
+    if config.consistency < 0 or (config.consistency > 0 and config.batch < 2):
+        raise InputError(f"--consistency {config.consistency:g} must be >= 0, and > 0 needs "
+                         f"--batch >= 2 (two views of each crop), got {config.batch}")  # fmt: skip
     out = Path(out)
     files = _paths(out)
     device = "cuda" if torch.cuda.is_available() else "cpu"

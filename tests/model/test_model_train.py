@@ -141,6 +141,18 @@ def test_train_cli_without_feature_weights_exits_2(synth_pairs, tmp_path, monkey
     assert not (tmp_path / "w.pt").exists()
 
 
+@pytest.mark.parametrize("args", [["--consistency", "-1"], ["--consistency", "1", "--batch", "1"]])
+def test_train_cli_bad_consistency_exits_2(synth_pairs, tmp_path, args):
+    from click.testing import CliRunner
+
+    from basemap.cli import cli
+
+    r = CliRunner().invoke(cli, ["train", "--pairs", str(synth_pairs), "--out",
+                                 str(tmp_path / "w.pt"), "--lambdas", "0.7,0.3,0", *args])
+    assert isinstance(r.exception, InputError) and r.exception.exit_code == 2
+    assert "--consistency" in str(r.exception) and not (tmp_path / "w.pt").exists()
+
+
 @pytest.mark.slow
 def test_twin_views_share_the_crop_and_the_twin_term_pulls_them_together(synth_pairs, tmp_path):
     """Consistency training: both views of a crop have one target, mask and geometry, their
