@@ -25,6 +25,7 @@ DEFERRED = {
     ("basemap.cli.model", "basemap.model.losses"),  # torch
     ("basemap.cli.model", "basemap.model.train"),  # torch
     ("basemap.cli.model", "basemap.model.unet"),  # torch
+    ("basemap.cli.model", "basemap.model.weights"),  # torch (--init)
 }
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 60

@@ -66,6 +66,8 @@ def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, 
     from basemap.model.train import TrainConfig
     from basemap.model.train import train as run
     from basemap.model.unet import Normalization, UNetConfig
+
+    # deferred on purpose, as above: the weights of --init load with torch
     from basemap.model.weights import load_weights
 
     if threads:

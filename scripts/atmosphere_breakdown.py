@@ -1,0 +1,43 @@
+"""CIEDE2000 of each simulated atmosphere's rendering to the clean one, per renderer and scene.
+
+    python scripts/atmosphere_breakdown.py puglia,antwerp-port [--model W --model W2 ...]
+
+For the first held-out frame of each place (``basemap.model.heldout.pick_frames``): the U-Net
+with each weights file (default: the shipped ones) and Sentinel Hub's L2A-Optimized, rendered
+clean and under the atmospheres 2-8 of ``basemap.model.augment.evaluation_atmospheres``; one
+row per renderer, one column per atmosphere (which of gain and haze moves a renderer).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from basemap.model.augment import evaluation_atmospheres
+from basemap.model.corpus import heldout_scenes
+from basemap.model.heldout import _mean_de, pick_frames, render
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("places", help="comma-separated held-out places, e.g. puglia,antwerp-port")
+    ap.add_argument("--model", action="append", default=None, help="U-Net weights (repeatable)")
+    args = ap.parse_args(argv)
+    frames = pick_frames(heldout_scenes())
+    atmospheres = evaluation_atmospheres()[1:]
+    print("atmospheres:", "; ".join(f"{i + 2}: haze {a.haze:g} k {a.exponent:g} gain {a.gain:g}"
+                                    for i, a in enumerate(atmospheres)))  # fmt: skip
+    renderers = [("unet", m) for m in (args.model or [None])] + [("sh-l2a-optimized", None)]
+    for place in args.places.split(","):
+        scene = next(f for f in frames if f.place == place)
+        refl, valid, _, _ = scene.read()
+        for name, model in renderers:
+            clean = render(name, refl, valid, model)
+            row = [_mean_de(clean, render(name, a.apply(refl, valid), valid, model), valid)
+                   for a in atmospheres]  # fmt: skip
+            label = f"{name}{'' if model is None else ' ' + model}"
+            print(f"{place:16s} {label:28s}", " ".join(f"{v:5.2f}" for v in row))
+
+
+if __name__ == "__main__":
+    main()
