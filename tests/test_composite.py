@@ -118,3 +118,29 @@ def test_no_holes_fill_rule():
         np.testing.assert_allclose(c.reflectance[:, :, 1], 0.2, atol=1e-6)
         assert not c.valid[:, 2].any() and not c.reflectance[:, :, 2].any()
         assert c.count[:, 0].tolist() == [1, 1] and c.count[:, 1].tolist() == [0, 0]
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_a_scene_added_on_its_part_gives_what_it_gives_on_the_whole(method):
+    """Scenes added over their own parts of the region (what the build does) composite exactly
+    as the same scenes padded with nodata to the whole region: `best` keeps each view and each
+    rejected view on its part and compares pairs on their overlap only."""
+    rng = np.random.default_rng(7)
+    shape, parts = (60, 80), [(0, 0, 40, 50), (10, 30, 60, 80), (5, 5, 55, 45), (30, 0, 60, 80)]
+    whole, cropped = compositor(method, shape), compositor(method, shape)
+    for y0, x0, y1, x1 in parts:
+        h, w = y1 - y0, x1 - x0
+        refl = rng.uniform(0.01, 0.4, (3, h, w)).astype(np.float32)
+        valid = rng.random((h, w)) > 0.05
+        accepted = valid & (rng.random((h, w)) > 0.4)
+        quality = rng.random((h, w)).astype(np.float32)
+        at = (slice(y0, y1), slice(x0, x1))
+        cropped.add(refl, valid, accepted, quality, at)
+        pad = [np.zeros((*a.shape[:-2], *shape), a.dtype) for a in (refl, valid, accepted, quality)]
+        for big, small in zip(pad, (refl, valid, accepted, quality), strict=True):
+            big[(..., *at)] = small
+        whole.add(*pad)
+    a, b = whole.result(), cropped.result()
+    assert b.filled.any() and b.valid.sum() > b.filled.sum()
+    for name in ("reflectance", "valid", "count", "filled"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
