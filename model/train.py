@@ -230,17 +230,9 @@ def train(
     Returns:
         A summary: history, final validation numbers, wall time, files written.
     """
-    from tqdm import tqdm
 
     config = config or TrainConfig()
-    if config.crop % config.arch.factor or config.crop <= 0:
-        raise InputError(
-            f"--crop {config.crop} must be a positive multiple of {config.arch.factor} "
-            f"(the U-Net's downsampling factor), e.g. 128"
-        )
-    if config.consistency < 0 or (config.consistency > 0 and config.batch < 2):
-        raise InputError(f"--consistency {config.consistency:g} must be >= 0, and > 0 needs "
-                         f"--batch >= 2 (two views of each crop), got {config.batch}")  # fmt: skip
+    _check(config)
     out = Path(out)
     files = _paths(out)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -259,41 +251,13 @@ def train(
     model = ResUNet(config.arch, config.normalization).to(device)
     if init is not None:
         model.load_state_dict(_start_weights(init, config))
-    views = 2 if config.consistency > 0 else 1
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    history: list[dict] = []
-    start_epoch, elapsed = 0, 0.0
+    start_epoch, history, elapsed = 0, [], 0.0
     if resume is not None:
-        ck = torch.load(resume, map_location=device, weights_only=True)
-        if ck["config"] != _config_dict(config):
-            raise ConfigError(f"{resume} was written with another configuration: {ck['config']}")
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        start_epoch, history, elapsed = ck["epoch"], ck["history"], ck["elapsed"]
-        rng.bit_generator.state = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
+        start_epoch, history, elapsed = _resume(resume, config, model, opt, rng, device)
     t0 = time.monotonic() - elapsed
     for epoch in range(start_epoch, config.epochs):
-        model.train()
-        sums: dict[str, float] = {}
-        bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
-                   disable=not progress, unit="step")  # fmt: skip
-        for step in bar:
-            for g in opt.param_groups:
-                g["lr"] = _lr_at(config, epoch * config.steps_per_epoch + step)
-            x, y, m = (t.to(device) for t in sampler.batch(config.batch // views, views=views))
-            pred = model(config.normalization.apply(x))
-            total, parts = loss_fn(pred, y, m)
-            if views == 2:
-                twin = twin_difference(pred, m)
-                total = total + config.consistency * twin
-                parts["twin"], parts["total"] = twin.item(), total.item()
-            opt.zero_grad(set_to_none=True)
-            total.backward()
-            opt.step()
-            for k, v in parts.items():
-                sums[k] = sums.get(k, 0.0) + v
-            bar.set_postfix(loss=f"{parts['total']:.4f}")
+        sums = _epoch(model, opt, sampler, loss_fn, config, epoch, device, progress)
         val_parts = evaluate(model, loss_fn, val, config.normalization, device)
         history.append({
             "epoch": epoch + 1,
@@ -325,6 +289,64 @@ def train(
     plot_samples(model, val, config.normalization, files["samples"])
     return {"history": history, "wall_s": wall, "weights": str(out),
             **{k: str(v) for k, v in files.items()}}  # fmt: skip
+
+
+def _resume(resume, config: TrainConfig, model, opt, rng, device: str) -> tuple:
+    """Load a checkpoint into the model, optimizer and random generators; (epochs done,
+    history, elapsed seconds).
+
+    Raises:
+        ConfigError: the checkpoint was written with another configuration.
+    """
+    ck = torch.load(resume, map_location=device, weights_only=True)
+    if ck["config"] != _config_dict(config):
+        raise ConfigError(f"{resume} was written with another configuration: {ck['config']}")
+    model.load_state_dict(ck["model"])
+    opt.load_state_dict(ck["optimizer"])
+    rng.bit_generator.state = ck["rng"]
+    torch.set_rng_state(ck["torch_rng"])
+    return ck["epoch"], ck["history"], ck["elapsed"]
+
+
+def _check(config: TrainConfig) -> None:
+    """InputError naming the option, for a crop or consistency the run cannot use."""
+    if config.crop % config.arch.factor or config.crop <= 0:
+        raise InputError(
+            f"--crop {config.crop} must be a positive multiple of {config.arch.factor} "
+            f"(the U-Net's downsampling factor), e.g. 128"
+        )
+    if config.consistency < 0 or (config.consistency > 0 and config.batch < 2):
+        raise InputError(f"--consistency {config.consistency:g} must be >= 0, and > 0 needs "
+                         f"--batch >= 2 (two views of each crop), got {config.batch}")  # fmt: skip
+
+
+def _epoch(model, opt, sampler: CropSampler, loss_fn, config: TrainConfig, epoch: int,
+           device: str, progress: bool) -> dict[str, float]:  # fmt: skip
+    """One epoch of steps (learning rate from the schedule); the summed loss terms."""
+    from tqdm import tqdm
+
+    views = 2 if config.consistency > 0 else 1
+    model.train()
+    sums: dict[str, float] = {}
+    bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {epoch + 1}/{config.epochs}",
+               disable=not progress, unit="step")  # fmt: skip
+    for step in bar:
+        for g in opt.param_groups:
+            g["lr"] = _lr_at(config, epoch * config.steps_per_epoch + step)
+        x, y, m = (t.to(device) for t in sampler.batch(config.batch // views, views=views))
+        pred = model(config.normalization.apply(x))
+        total, parts = loss_fn(pred, y, m)
+        if views == 2:
+            twin = twin_difference(pred, m)
+            total = total + config.consistency * twin
+            parts["twin"], parts["total"] = twin.item(), total.item()
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0.0) + v
+        bar.set_postfix(loss=f"{parts['total']:.4f}")
+    return sums
 
 
 def twin_difference(pred: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
