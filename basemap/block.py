@@ -101,9 +101,14 @@ def input_region(block: Block, renderer) -> Region:
 
 
 def read_region(block: Block, settings: BuildSettings, renderer) -> Region:
-    """The chunk-aligned region a block warps and composites: input region + quality padding."""
-    pad = required_padding(settings.feather)
-    return expand(input_region(block, renderer), pad).aligned_out(settings.chunk)
+    """The chunk-aligned region a block warps and composites to render every window touching
+    it (an upper bound of what its part reads): input region + quality padding."""
+    return padded_region(input_region(block, renderer), settings)
+
+
+def padded_region(need: Region, settings: BuildSettings) -> Region:
+    """``need`` grown by the quality's padding and aligned to the warp chunks."""
+    return expand(need, required_padding(settings.feather)).aligned_out(settings.chunk)
 
 
 @dataclass(frozen=True)
@@ -208,7 +213,7 @@ def render_part(job: BlockJob, windows=()) -> Part:
     else:
         windows = tuple(windows)
         need = union([block.region, *window_extent(windows, grid)])
-    region = expand(need, required_padding(s.feather)).aligned_out(s.chunk)
+    region = padded_region(need, s)
     comp = compositor(s.composite, (region.height, region.width))
     used, skipped = 0, []
     with rasterio.Env(**config.gdal_env()):

@@ -138,7 +138,6 @@ class Compositor:
         self.count = np.zeros(shape, np.uint8)
         self.layers: list[np.ndarray] = []  # accepted stack (stacked methods only)
         self.masks: list[np.ndarray] = []
-        self.qualities: list[np.ndarray] = []
         self.rejected: list[Rejected] = []  # for the fill, each on its own part
 
     def add(self, reflectance: np.ndarray, valid: np.ndarray, accepted: np.ndarray,
@@ -151,7 +150,6 @@ class Compositor:
         if self.stacked:
             self.layers.append(self._whole(reflectance.astype(np.float32, copy=False), at))
             self.masks.append(self._whole(accepted, at))
-            self.qualities.append(self._whole(quality, at))
         else:
             self._add(reflectance, accepted, quality, at)
         rejected = valid & ~accepted

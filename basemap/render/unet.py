@@ -72,9 +72,9 @@ def colorize_array(
 
 
 def window_outputs(reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
-                windows: list[tuple[int, int]], model: LoadedModel, grid: WindowGrid,
-                batch_size: int | None = None, progress: bool = False,
-                ) -> dict[tuple[int, int], np.ndarray]:  # fmt: skip
+                   windows: list[tuple[int, int]], model: LoadedModel, grid: WindowGrid,
+                   batch_size: int | None = None, progress: bool = False,
+                   ) -> dict[tuple[int, int], np.ndarray]:  # fmt: skip
     """The model's float32 (3, window, window) output of each window (global top-left (wx,
     wy)) with a valid pixel; windows without one are left out. The arrays (top-left
     ``origin``) must cover the windows; a window's output does not depend on the batch it ran in
@@ -175,7 +175,7 @@ class UNetRenderer:
         """The outputs of ``windows`` (global top-lefts) that have a valid pixel
         (:func:`window_outputs`); the arrays, top-left ``origin``, cover them."""
         return window_outputs(reflectance, valid, origin, windows, load_model(self.model_path),
-                           self.grid)  # fmt: skip
+                              self.grid)  # fmt: skip
 
     def blend(self, outputs: dict[tuple[int, int], np.ndarray], valid: np.ndarray,
               origin: tuple[int, int], region: Any) -> np.ndarray:
