@@ -36,10 +36,12 @@ records per pixel how many observations were used and whether it was filled.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
 from basemap.grid import paste
 from basemap.quality import hot
@@ -240,19 +242,49 @@ def agreement(views: list[View], shape: tuple[int, int]) -> list[np.ndarray]:
         if box is None:
             continue
         bi, bj = box
-        diff = np.subtract(logs[i][(slice(None), *bi)], logs[j][(slice(None), *bj)])
-        d = np.abs(diff, out=diff).mean(axis=0)
-        d[~(views[i].mask[bi] & views[j].mask[bj])] = np.inf
-        np.minimum(dis[i][bi], d, out=dis[i][bi])
-        np.minimum(dis[j][bj], d, out=dis[j][bj])
+        _pair_disagreement(logs[i][(slice(None), *bi)], logs[j][(slice(None), *bj)],
+                           views[i].mask[bi], views[j].mask[bj], dis[i][bi], dis[j][bj])
     for d in dis:  # no other accepted view to compare with
         d[~np.isfinite(d)] = 0.0
     return _excess_rank(dis, views, shape, AGREEMENT_TAU)
 
 
+@njit(cache=True, nogil=True)
+def _pair_disagreement(log_i, log_j, mask_i, mask_j, dis_i, dis_j):  # pragma: no cover
+    """Where both views are accepted: their mean absolute log-ratio over the bands, folded into
+    each one's smallest so far (``dis_i``, ``dis_j`` updated in place)."""
+    bands = np.float32(log_i.shape[0])
+    for y in range(mask_i.shape[0]):
+        for x in range(mask_i.shape[1]):
+            if mask_i[y, x] and mask_j[y, x]:
+                d = abs(log_i[0, y, x] - log_j[0, y, x])
+                for b in range(1, log_i.shape[0]):
+                    d += abs(log_i[b, y, x] - log_j[b, y, x])
+                d /= bands
+                dis_i[y, x] = min(dis_i[y, x], d)
+                dis_j[y, x] = min(dis_j[y, x], d)
+
+
 def haze_rank(views: list[View], shape: tuple[int, int]) -> list[np.ndarray]:
     """Per view, its haze ranking in (0, 1] against the pixel's least hazy accepted view."""
     return _excess_rank([hot(v.reflectance) for v in views], views, shape, HOT_TAU)
+
+
+@njit(cache=True, nogil=True)
+def _accumulate(reflectance, mask, quality, ranks, acc, wsum):  # pragma: no cover (compiled)
+    """Add one view to ``best``'s sums (in place): weight ``quality ** BEST_POWER`` times each
+    rank (floored at RANK_FLOOR) where accepted, in float64."""
+    floor = np.float32(RANK_FLOOR)
+    for y in range(mask.shape[0]):
+        for x in range(mask.shape[1]):
+            if not mask[y, x]:
+                continue
+            w = math.pow(np.float64(quality[y, x]), BEST_POWER)
+            for r in range(ranks.shape[0]):
+                w *= np.float64(max(ranks[r, y, x], floor))
+            for b in range(reflectance.shape[0]):
+                acc[b, y, x] += np.float64(reflectance[b, y, x]) * w
+            wsum[y, x] += w
 
 
 def _best_of(views: list[View], shape: tuple[int, int], rank_haze: bool):
@@ -267,11 +299,8 @@ def _best_of(views: list[View], shape: tuple[int, int], rank_haze: bool):
     acc = np.zeros((3, *shape), np.float64)
     wsum = np.zeros(shape, np.float64)
     for k, v in enumerate(views):
-        w = np.where(v.mask, v.quality.astype(np.float64), 0.0) ** BEST_POWER
-        for rank in ranks:
-            w *= np.maximum(rank[k], RANK_FLOOR)
-        acc[(slice(None), *v.at)] += v.reflectance * w
-        wsum[v.at] += w
+        _accumulate(v.reflectance, v.mask, v.quality, np.stack([rank[k] for rank in ranks]),
+                    acc[(slice(None), *v.at)], wsum[v.at])
     got = wsum > 0
     out = np.zeros((3, *shape), np.float32)
     np.divide(acc, wsum, out=out, where=got, casting="unsafe")

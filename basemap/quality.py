@@ -43,6 +43,9 @@ CLOUD_RAMP = 24
 #: HOT (B02 - 0.5 B04 reflectance) of a clear pixel and of a hazy one; the haze score's floor.
 HOT_CLEAR, HOT_HAZE = 0.06, 0.16
 HAZE_FLOOR = 0.05
+#: SCL is uint8: class membership by table lookup.
+_CLOUDY = np.isin(np.arange(256), CLOUDY_SCL)
+_REJECTED = np.isin(np.arange(256), REJECTED_SCL)
 #: The fallback quality's cloud factor inside a flagged cloud or shadow (1 at the buffer's edge).
 FALLBACK_FLOOR = 0.1
 
@@ -64,7 +67,7 @@ def cloud_distance(scl: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray
     cap = CLOUD_BUFFER + CLOUD_RAMP
     if scl is None:
         return np.full(shape, float(cap), np.float32)
-    return chessboard(~np.isin(scl, CLOUDY_SCL), cap)
+    return chessboard(~_CLOUDY[scl], cap)
 
 
 def cloud_score(distance: np.ndarray) -> np.ndarray:
@@ -96,7 +99,7 @@ def accepted_mask(valid: np.ndarray, scl: np.ndarray | None) -> np.ndarray:
     """Pixels with data whose SCL class is not rejected (before the cloud buffer)."""
     if scl is None:
         return valid.copy()
-    return valid & ~np.isin(scl, REJECTED_SCL)
+    return valid & ~_REJECTED[scl]
 
 
 def observation_quality(

@@ -37,7 +37,6 @@ from basemap.warp import (
     LATTICE,
     Lattice,
     SourcePixels,
-    bilinear_taps,
     padded,
     sample_bilinear,
     sample_nearest,
@@ -133,14 +132,14 @@ def _warp_asset(datasets, lattice, pixels, crop: Region, bilinear: bool, dtype):
     srcs = [read_dn(ds, Window(c0, r0, c1 - c0, r1 - r0)) for ds in datasets]
     if not any(s.any() for s in srcs):
         return out, False
-    if bilinear:
-        srcs = [padded(s) for s in srcs]
+    sources = np.stack([padded(s) for s in srcs]) if bilinear else None
     for strip, u, v in pixels.strips(lattice, part):
         rows, cols = strip.slices((crop.x0, crop.y0))
-        taps = bilinear_taps(pixels, u, v) if bilinear else None
-        for band, src in enumerate(srcs):
-            out[band, rows, cols] = (sample_bilinear(src, taps) if bilinear
-                                     else sample_nearest(src, pixels, u, v))
+        if bilinear:
+            out[:, rows, cols] = sample_bilinear(sources, pixels, u, v)
+        else:
+            for band, src in enumerate(srcs):
+                out[band, rows, cols] = sample_nearest(src, pixels, u, v)
     return out, bool(out.any())
 
 

@@ -28,15 +28,15 @@ below 14); this sampler does not (a point sample).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 from rasterio.warp import transform
 
 from basemap.grid import Region, px_to_mercator, world_size
 
-__all__ = ["LATTICE", "BilinearTaps", "Lattice", "SourcePixels", "bilinear_taps", "padded",
-           "sample_bilinear", "sample_nearest", "source_coordinates"]
+__all__ = ["LATTICE", "Lattice", "SourcePixels", "padded", "sample_bilinear", "sample_nearest",
+           "source_coordinates"]
 
 #: Global pixels between two exact nodes of the coordinate mapping (divides the warp chunks).
 LATTICE = 64
@@ -158,65 +158,65 @@ def padded(src: np.ndarray) -> np.ndarray:
     return out
 
 
-class BilinearTaps(NamedTuple):
-    """The 2x2 source neighbours of destination pixels: their flat indices into a
-    :func:`padded` window and weights (and the weights' sum), the index of the one holding
-    the pixel's centre, whether the centre maps into the raster, and the box of the padded
-    window all the taps fall in (rows, cols slices)."""
-
-    indices: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-    weights: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-    total: np.ndarray
-    centre: np.ndarray
-    inside: np.ndarray
-    box: tuple[slice, slice]
-
-
-def bilinear_taps(pixels: SourcePixels, u: np.ndarray, v: np.ndarray) -> BilinearTaps:
-    """The taps of GDAL's 4-sample bilinear at source pixel coordinates (u, v), shared by every
-    band read in ``pixels.window``."""
-    r0, r1, c0, c1 = pixels.window
-    p, q = u - (c0 + 0.5), v - (r0 + 0.5)
-    i, j = np.floor(p), np.floor(q)
-    fx, fy = (p - i).astype(np.float32), (q - j).astype(np.float32)
-    i = np.clip(i, -1, c1 - c0 - 1).astype(np.intp) + 1
-    j = np.clip(j, -1, r1 - r0 - 1).astype(np.intp) + 1
-    stride = c1 - c0 + 2
-    gx, gy = 1 - fx, 1 - fy
-    weights = (gx * gy, fx * gy, gx * fy, fx * fy)
-    total = np.zeros(u.shape, np.float32)
-    for w in weights:  # summed as sample_bilinear sums the valid ones
-        total += w
-    index = j * stride + i
-    centre = index + (fx >= 0.5) + stride * (fy >= 0.5)
-    box = (slice(j.min(), j.max() + 2), slice(i.min(), i.max() + 2))
-    return BilinearTaps((index, index + 1, index + stride, index + stride + 1), weights, total,
-                        centre, _inside(u, v, pixels.shape), box)
+def sample_bilinear(sources: np.ndarray, pixels: SourcePixels, u: np.ndarray,
+                    v: np.ndarray) -> np.ndarray:  # fmt: skip
+    """GDAL's 4-sample bilinear of bands at source pixel coordinates (u, v), all bands in one
+    pass: ``sources`` (bands, h + 2, w + 2) float32, each a :func:`padded` window of ``pixels``
+    (0 = nodata) -> (bands, *u.shape) uint16. Nodata where the centre maps outside the raster or
+    the source pixel holding it is nodata, else the valid neighbours' weights renormalised
+    (nodata below MIN_WEIGHT), rounded half up."""
+    out = np.empty((sources.shape[0], *u.shape), np.uint16)
+    _bilinear_kernel(sources, np.ascontiguousarray(u), np.ascontiguousarray(v),
+                     np.asarray(pixels.window, np.int64), np.asarray(pixels.shape, np.int64), out)
+    return out
 
 
-def sample_bilinear(source: np.ndarray, taps: BilinearTaps) -> np.ndarray:
-    """GDAL's 4-sample bilinear of a :func:`padded` window (0 = nodata) at ``taps``: nodata (0)
-    where the pixel holding the centre is nodata, else the valid neighbours' weights
-    renormalised (nodata below MIN_WEIGHT), rounded half up; uint16. Where no tap is nodata
-    (most of a scene) the same sums without the nodata bookkeeping."""
-    flat = source.ravel()
-    num = np.zeros(taps.centre.shape, np.float32)
-    if source[taps.box].all():
-        for index, weight in zip(taps.indices, taps.weights, strict=True):
-            num += np.take(flat, index) * weight
-        ok, den = taps.inside, taps.total
-    else:
-        den = np.zeros(taps.centre.shape, np.float32)
-        for index, weight in zip(taps.indices, taps.weights, strict=True):
-            value = np.take(flat, index)
-            num += value * weight
-            np.add(den, weight, out=den, where=value != 0)
-        ok = taps.inside & (np.take(flat, taps.centre) != 0)
-        ok &= den >= MIN_WEIGHT
-    out = np.zeros(num.shape, np.float32)
-    np.divide(num, den, out=out, where=ok)
-    np.floor(out + 0.5, out=out)
-    return np.minimum(out, 65535, out=out).astype(np.uint16)
+@njit(cache=True, nogil=True)
+def _bilinear_kernel(sources, u, v, window, shape, out):  # pragma: no cover (compiled)
+    """:func:`sample_bilinear`, per pixel: the taps once, then every band (float32 throughout,
+    in the order GDAL sums, so the result does not depend on the batch it runs in)."""
+    r0, r1, c0, c1 = window[0], window[1], window[2], window[3]
+    height, width = shape[0], shape[1]
+    one, half, floor_weight = np.float32(1.0), np.float32(0.5), np.float32(MIN_WEIGHT)
+    for y in range(u.shape[0]):
+        for x in range(u.shape[1]):
+            uu, vv = u[y, x], v[y, x]
+            if not (uu >= 0 and vv >= 0 and uu < width and vv < height):
+                for b in range(sources.shape[0]):
+                    out[b, y, x] = 0
+                continue
+            p, q = uu - (c0 + 0.5), vv - (r0 + 0.5)
+            fi, fj = np.floor(p), np.floor(q)
+            fx, fy = np.float32(p - fi), np.float32(q - fj)
+            i = int(min(max(fi, -1.0), c1 - c0 - 1)) + 1
+            j = int(min(max(fj, -1.0), r1 - r0 - 1)) + 1
+            gx, gy = one - fx, one - fy
+            w00, w01, w10, w11 = gx * gy, fx * gy, gx * fy, fx * fy
+            ci, cj = i + (1 if fx >= half else 0), j + (1 if fy >= half else 0)
+            for b in range(sources.shape[0]):
+                s = sources[b]
+                if s[cj, ci] == 0:
+                    out[b, y, x] = 0
+                    continue
+                a00, a01, a10, a11 = s[j, i], s[j, i + 1], s[j + 1, i], s[j + 1, i + 1]
+                num = a00 * w00
+                num += a01 * w01
+                num += a10 * w10
+                num += a11 * w11
+                den = np.float32(0.0)
+                if a00 != 0:
+                    den += w00
+                if a01 != 0:
+                    den += w01
+                if a10 != 0:
+                    den += w10
+                if a11 != 0:
+                    den += w11
+                if den < floor_weight:
+                    out[b, y, x] = 0
+                    continue
+                value = np.floor(num / den + half)
+                out[b, y, x] = np.uint16(min(value, np.float32(65535.0)))
 
 
 def sample_nearest(src: np.ndarray, pixels: SourcePixels, u: np.ndarray,

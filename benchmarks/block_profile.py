@@ -32,7 +32,7 @@ PARTS = {
     "transform_bounds": ("rasterio/warp.py", "transform_bounds"),
     "read_dn": ("basemap/assets.py", "read_dn"),
     "distance_edt": ("scipy/ndimage/_morphology.py", "distance_transform_edt"),
-    "distance_chamfer": ("basemap/distance.py", "_capped"),
+    "distance_chamfer": ("basemap/distance.py", "_chamfer"),
     "reflectance": ("basemap/stac/radiometry.py", "to_reflectance"),
     "quality": ("basemap/quality.py", "observation_quality"),
     "composite_add": ("basemap/composite.py", "add"),

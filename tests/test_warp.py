@@ -17,7 +17,6 @@ from basemap.types import BBox
 from basemap.warp import (
     Lattice,
     SourcePixels,
-    bilinear_taps,
     padded,
     sample_bilinear,
     sample_nearest,
@@ -39,7 +38,7 @@ def _sample(ds, region: Region, bilinear: bool = True) -> np.ndarray:
     src = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
     for strip, u, v in pixels.strips(lattice):
         rows, cols = strip.slices((region.x0, region.y0))
-        out[rows, cols] = (sample_bilinear(padded(src), bilinear_taps(pixels, u, v)) if bilinear
+        out[rows, cols] = (sample_bilinear(padded(src)[None], pixels, u, v)[0] if bilinear
                            else sample_nearest(src, pixels, u, v))
     return out
 
