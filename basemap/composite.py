@@ -36,7 +36,6 @@ records per pixel how many observations were used and whether it was filled.
 from __future__ import annotations
 
 import itertools
-import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -271,15 +270,15 @@ def haze_rank(views: list[View], shape: tuple[int, int]) -> list[np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _accumulate(reflectance, mask, quality, ranks, acc, wsum):  # pragma: no cover (compiled)
-    """Add one view to ``best``'s sums (in place): weight ``quality ** BEST_POWER`` times each
-    rank (floored at RANK_FLOOR) where accepted, in float64."""
+def _accumulate(reflectance, mask, power, ranks, acc, wsum):  # pragma: no cover (compiled)
+    """Add one view to ``best``'s sums (in place): weight ``power`` (``quality ** BEST_POWER``)
+    times each rank (floored at RANK_FLOOR) where accepted, in float64."""
     floor = np.float32(RANK_FLOOR)
     for y in range(mask.shape[0]):
         for x in range(mask.shape[1]):
             if not mask[y, x]:
                 continue
-            w = math.pow(np.float64(quality[y, x]), BEST_POWER)
+            w = power[y, x]
             for r in range(ranks.shape[0]):
                 w *= np.float64(max(ranks[r, y, x], floor))
             for b in range(reflectance.shape[0]):
@@ -299,7 +298,8 @@ def _best_of(views: list[View], shape: tuple[int, int], rank_haze: bool):
     acc = np.zeros((3, *shape), np.float64)
     wsum = np.zeros(shape, np.float64)
     for k, v in enumerate(views):
-        _accumulate(v.reflectance, v.mask, v.quality, np.stack([rank[k] for rank in ranks]),
+        power = np.where(v.mask, v.quality.astype(np.float64), 0.0) ** BEST_POWER  # numpy's pow
+        _accumulate(v.reflectance, v.mask, power, np.stack([rank[k] for rank in ranks]),
                     acc[(slice(None), *v.at)], wsum[v.at])
     got = wsum > 0
     out = np.zeros((3, *shape), np.float32)
