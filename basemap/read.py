@@ -132,14 +132,13 @@ def _warp_asset(datasets, lattice, pixels, crop: Region, bilinear: bool, dtype):
     srcs = [read_dn(ds, Window(c0, r0, c1 - c0, r1 - r0)) for ds in datasets]
     if not any(s.any() for s in srcs):
         return out, False
-    sources = np.stack([padded(s) for s in srcs]) if bilinear else None
-    for strip, u, v in pixels.strips(lattice, part):
-        rows, cols = strip.slices((crop.x0, crop.y0))
-        if bilinear:
-            out[:, rows, cols] = sample_bilinear(sources, pixels, u, v)
-        else:
-            for band, src in enumerate(srcs):
-                out[band, rows, cols] = sample_nearest(src, pixels, u, v)
+    rows, cols = part.slices((crop.x0, crop.y0))
+    if bilinear:
+        out[:, rows, cols] = sample_bilinear(np.stack([padded(s) for s in srcs]), pixels,
+                                             lattice, part)
+    else:
+        for band, src in enumerate(srcs):
+            out[band, rows, cols] = sample_nearest(src, pixels, lattice, part)
     return out, bool(out.any())
 
 

@@ -40,8 +40,6 @@ __all__ = ["LATTICE", "Lattice", "SourcePixels", "padded", "sample_bilinear", "s
 
 #: Global pixels between two exact nodes of the coordinate mapping (divides the warp chunks).
 LATTICE = 64
-#: Rows of destination pixels sampled at a time (bounds the temporary arrays).
-STRIP = 256
 #: GDAL's threshold on the summed weight of the valid neighbours (else nodata).
 MIN_WEIGHT = 1e-5
 
@@ -75,20 +73,31 @@ class Lattice:
         return cls(clipped, kx0, ky0, np.reshape(xs, shape), np.reshape(ys, shape))
 
 
-def _axis(start: int, stop: int, k0: int) -> tuple[np.ndarray, np.ndarray]:
-    """(node index relative to k0, fraction) of global pixels start..stop-1 on one axis."""
-    g = np.arange(start, stop)
-    k = g // LATTICE
-    return k - k0, ((g - k * LATTICE) / LATTICE).astype(np.float64)
+@njit(cache=True, nogil=True, inline="always")
+def _node_value(nodes, kx0, ky0, gx, gy):  # pragma: no cover (compiled)
+    """The per-node quantity at global pixel (gx, gy), bilinear between its four nodes."""
+    kx, ky = gx // LATTICE, gy // LATTICE
+    tx, ty = (gx - kx * LATTICE) / LATTICE, (gy - ky * LATTICE) / LATTICE
+    jx, iy = kx - kx0, ky - ky0
+    left = nodes[iy, jx] * (1.0 - ty) + nodes[iy + 1, jx] * ty
+    right = nodes[iy, jx + 1] * (1.0 - ty) + nodes[iy + 1, jx + 1] * ty
+    return left * (1.0 - tx) + right * tx
+
+
+@njit(cache=True, nogil=True)
+def _node_values(nodes, kx0, ky0, x0, y0, out):  # pragma: no cover (compiled)
+    for y in range(out.shape[0]):
+        for x in range(out.shape[1]):
+            out[y, x] = _node_value(nodes, kx0, ky0, x0 + x, y0 + y)
+    return out
 
 
 def source_coordinates(nodes: np.ndarray, lattice: Lattice, part: Region) -> np.ndarray:
     """Values at every global pixel of ``part`` of a per-node quantity (e.g. a source pixel
-    coordinate), bilinear between the lattice nodes: (part.height, part.width) float64."""
-    jx, tx = _axis(part.x0, part.x1, lattice.kx0)
-    iy, ty = _axis(part.y0, part.y1, lattice.ky0)
-    rows = nodes[iy] * (1.0 - ty)[:, None] + nodes[iy + 1] * ty[:, None]
-    return rows[:, jx] * (1.0 - tx) + rows[:, jx + 1] * tx
+    coordinate), bilinear between the lattice nodes: (part.height, part.width) float64. The
+    samplers compute the same values, pixel by pixel, as they go."""
+    return _node_values(nodes, lattice.kx0, lattice.ky0, part.x0, part.y0,
+                        np.empty((part.height, part.width), np.float64))
 
 
 @dataclass(frozen=True)
@@ -137,19 +146,6 @@ class SourcePixels:
         r1 = int(np.clip(np.floor(v[cell].max() + 0.5) + 1, 1, h))
         return cls(part, u, v, (r0, r1, c0, c1), shape)
 
-    def strips(self, lattice: Lattice, part: Region | None = None):
-        """(strip of ``part`` (default: all of it), source columns u, source rows v), STRIP
-        rows at a time."""
-        p = part or self.part
-        for y in range(p.y0, p.y1, STRIP):
-            s = Region(p.x0, y, p.x1, min(y + STRIP, p.y1))
-            yield s, source_coordinates(self.u, lattice, s), source_coordinates(self.v, lattice, s)
-
-
-def _inside(u: np.ndarray, v: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    h, w = shape
-    return (u >= 0) & (v >= 0) & (u < w) & (v < h)
-
 
 def padded(src: np.ndarray) -> np.ndarray:
     """A source window as float32 with a 1-px nodata border (the outside of the raster)."""
@@ -158,29 +154,34 @@ def padded(src: np.ndarray) -> np.ndarray:
     return out
 
 
-def sample_bilinear(sources: np.ndarray, pixels: SourcePixels, u: np.ndarray,
-                    v: np.ndarray) -> np.ndarray:  # fmt: skip
-    """GDAL's 4-sample bilinear of bands at source pixel coordinates (u, v), all bands in one
+def _geometry(pixels: SourcePixels, lattice: Lattice, part: Region) -> np.ndarray:
+    """What the kernels need besides the arrays: (kx0, ky0, x0, y0, r0, r1, c0, c1, h, w)."""
+    return np.array([lattice.kx0, lattice.ky0, part.x0, part.y0, *pixels.window, *pixels.shape],
+                    np.int64)
+
+
+def sample_bilinear(sources: np.ndarray, pixels: SourcePixels, lattice: Lattice,
+                    part: Region) -> np.ndarray:  # fmt: skip
+    """GDAL's 4-sample bilinear of bands at the global pixels of ``part``, all bands in one
     pass: ``sources`` (bands, h + 2, w + 2) float32, each a :func:`padded` window of ``pixels``
-    (0 = nodata) -> (bands, *u.shape) uint16. Nodata where the centre maps outside the raster or
-    the source pixel holding it is nodata, else the valid neighbours' weights renormalised
-    (nodata below MIN_WEIGHT), rounded half up."""
-    out = np.empty((sources.shape[0], *u.shape), np.uint16)
-    _bilinear_kernel(sources, np.ascontiguousarray(u), np.ascontiguousarray(v),
-                     np.asarray(pixels.window, np.int64), np.asarray(pixels.shape, np.int64), out)
+    (0 = nodata) -> (bands, part.height, part.width) uint16. Nodata where the centre maps
+    outside the raster or the source pixel holding it is nodata, else the valid neighbours'
+    weights renormalised (nodata below MIN_WEIGHT), rounded half up."""
+    out = np.empty((sources.shape[0], part.height, part.width), np.uint16)
+    _bilinear_kernel(sources, pixels.u, pixels.v, _geometry(pixels, lattice, part), out)
     return out
 
 
 @njit(cache=True, nogil=True)
-def _bilinear_kernel(sources, u, v, window, shape, out):  # pragma: no cover (compiled)
-    """:func:`sample_bilinear`, per pixel: the taps once, then every band (float32 throughout,
-    in the order GDAL sums, so the result does not depend on the batch it runs in)."""
-    r0, r1, c0, c1 = window[0], window[1], window[2], window[3]
-    height, width = shape[0], shape[1]
+def _bilinear_kernel(sources, nodes_u, nodes_v, geometry, out):  # pragma: no cover (compiled)
+    """:func:`sample_bilinear`, per pixel: its source position and taps once, then every band
+    (float32 throughout, in the order GDAL sums)."""
+    kx0, ky0, x0, y0, r0, r1, c0, c1, height, width = geometry
     one, half, floor_weight = np.float32(1.0), np.float32(0.5), np.float32(MIN_WEIGHT)
-    for y in range(u.shape[0]):
-        for x in range(u.shape[1]):
-            uu, vv = u[y, x], v[y, x]
+    for y in range(out.shape[1]):
+        for x in range(out.shape[2]):
+            uu = _node_value(nodes_u, kx0, ky0, x0 + x, y0 + y)
+            vv = _node_value(nodes_v, kx0, ky0, x0 + x, y0 + y)
             if not (uu >= 0 and vv >= 0 and uu < width and vv < height):
                 for b in range(sources.shape[0]):
                     out[b, y, x] = 0
@@ -219,13 +220,25 @@ def _bilinear_kernel(sources, u, v, window, shape, out):  # pragma: no cover (co
                 out[b, y, x] = np.uint16(min(value, np.float32(65535.0)))
 
 
-def sample_nearest(src: np.ndarray, pixels: SourcePixels, u: np.ndarray,
-                   v: np.ndarray) -> np.ndarray:  # fmt: skip
-    """GDAL's nearest neighbour of ``src`` (the window of ``pixels``) at (u, v); 0 outside."""
-    r0, _, c0, _ = pixels.window
-    inside = _inside(u, v, pixels.shape)
-    i = np.clip(np.floor(u).astype(np.intp) - c0, 0, src.shape[1] - 1)
-    j = np.clip(np.floor(v).astype(np.intp) - r0, 0, src.shape[0] - 1)
-    out = src[j, i]
-    out[~inside] = 0
+def sample_nearest(src: np.ndarray, pixels: SourcePixels, lattice: Lattice,
+                   part: Region) -> np.ndarray:  # fmt: skip
+    """GDAL's nearest neighbour of ``src`` (the window of ``pixels``) at the global pixels of
+    ``part`` -> (part.height, part.width) of src's dtype; 0 where the centre maps outside."""
+    out = np.empty((part.height, part.width), src.dtype)
+    _nearest_kernel(src, pixels.u, pixels.v, _geometry(pixels, lattice, part), out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _nearest_kernel(src, nodes_u, nodes_v, geometry, out):  # pragma: no cover (compiled)
+    kx0, ky0, x0, y0, r0, _, c0, _, height, width = geometry
+    for y in range(out.shape[0]):
+        for x in range(out.shape[1]):
+            uu = _node_value(nodes_u, kx0, ky0, x0 + x, y0 + y)
+            vv = _node_value(nodes_v, kx0, ky0, x0 + x, y0 + y)
+            if not (uu >= 0 and vv >= 0 and uu < width and vv < height):
+                out[y, x] = 0
+                continue
+            i = min(max(int(np.floor(uu)) - c0, 0), src.shape[1] - 1)
+            j = min(max(int(np.floor(vv)) - r0, 0), src.shape[0] - 1)
+            out[y, x] = src[j, i]

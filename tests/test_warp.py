@@ -36,10 +36,9 @@ def _sample(ds, region: Region, bilinear: bool = True) -> np.ndarray:
         return out
     r0, r1, c0, c1 = pixels.window
     src = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
-    for strip, u, v in pixels.strips(lattice):
-        rows, cols = strip.slices((region.x0, region.y0))
-        out[rows, cols] = (sample_bilinear(padded(src)[None], pixels, u, v)[0] if bilinear
-                           else sample_nearest(src, pixels, u, v))
+    rows, cols = pixels.part.slices((region.x0, region.y0))
+    out[rows, cols] = (sample_bilinear(padded(src)[None], pixels, lattice, pixels.part)[0]
+                       if bilinear else sample_nearest(src, pixels, lattice, pixels.part))
     return out
 
 
