@@ -1,0 +1,94 @@
+"""How consistent under the simulated atmospheres can a grading without learning be?
+
+    python scripts/consistency_bounds.py
+
+For every held-out L2A frame (``basemap.model.heldout.pick_frames``), the atmospheres check of
+``model/metrics.json`` (mean CIEDE2000 between the renderings under the eight atmospheres of
+``basemap.model.augment.evaluation_atmospheres``, over L2A-Optimized's) for two families of
+gradings that know nothing about the atmosphere:
+
+- ``grader N``: the auto grader itself, fitted to each whole (perturbed) image: it removes the
+  haze it estimates from the darkest pixels and pulls exposure a fraction N of the way to the
+  reference (the shipped targets use N = 0.25);
+- ``local a, s``: no haze removal; exposure normalised per pixel by the Gaussian-weighted
+  (sigma s px) geometric mean of the luminance around it, to the power a (a = 1: a uniform
+  gain cancels exactly), then the grader's tone curve and clarity.
+
+Per variant: the worst and mean ratio (goal of the check: <= 0.5 on every scene), the least L*
+std ratio (goal >= 0.8) and the range of mean L* minus L2A-Optimized's (goal within 12).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from basemap.model import grader
+from basemap.model.augment import evaluation_atmospheres
+from basemap.model.corpus import heldout_scenes
+from basemap.model.heldout import _mean_de, pick_frames, render
+from basemap.model.metrics import srgb_to_lab
+from scipy.ndimage import gaussian_filter
+
+GRADER_NORMALIZE = (0.25, 0.5, 0.8)
+LOCAL = ((0.5, 24.0), (0.8, 24.0), (0.8, 64.0))
+
+
+def local_grade(refl: np.ndarray, valid: np.ndarray, power: float, sigma: float) -> np.ndarray:
+    """``local power, sigma`` of the module docstring -> uint8 (3, H, W)."""
+    w = valid.astype(np.float32)
+    log_y = np.log(np.maximum(grader.luminance(refl), 1e-3)).astype(np.float32)
+    den = gaussian_filter(w, sigma, mode="constant")
+    mean = np.exp(np.divide(gaussian_filter(log_y * w, sigma, mode="constant"), den,
+                            out=np.zeros_like(den), where=den > 1e-6))  # fmt: skip
+    gain = np.clip((grader.Y_REF / mean) ** power, 0.4, 2.5)
+    linear = np.maximum(refl, 0) * grader.EXPOSURE * gain[None]
+    display = grader.tone(grader.saturate(linear, grader.SATURATION)).astype(np.float32)
+    y = grader.luminance(display)
+    display += (grader.CLARITY * np.clip((0.92 - y) / 0.25, 0, 1) * grader.detail(y, valid))[None]
+    rgb = np.rint(255 * (grader.FLOOR + (grader.TOP - grader.FLOOR) * np.clip(display, 0, 1)))
+    return np.where(valid[None], rgb, 0).astype(np.uint8)
+
+
+def whole_grade(refl, valid, clear, normalize: float) -> np.ndarray:
+    """``grader normalize`` of the module docstring."""
+    kept = grader.NORMALIZE, grader.GAIN_LIMIT
+    grader.NORMALIZE, grader.GAIN_LIMIT = normalize, 3.0
+    try:
+        return grader.grade(refl, valid, clear)[0]
+    finally:
+        grader.NORMALIZE, grader.GAIN_LIMIT = kept
+
+
+def spread(renders: list[np.ndarray], valid: np.ndarray) -> float:
+    """Mean CIEDE2000 between every pair of renderings."""
+    return float(np.mean([_mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
+
+
+def main() -> None:
+    """Print one row per variant."""
+    variants = {f"grader {n:g}": (lambda r, v, c, n=n: whole_grade(r, v, c, n))
+                for n in GRADER_NORMALIZE}
+    variants |= {f"local {a:g}, {s:g}": (lambda r, v, c, a=a, s=s: local_grade(r, v, a, s))
+                 for a, s in LOCAL}
+    rows: dict[str, list[tuple[str, float, float, float]]] = {k: [] for k in variants}
+    for scene in (s for s in pick_frames(heldout_scenes()) if s.level == "L2A"):
+        refl, valid, clear, _ = scene.read()
+        seen = [a.apply(refl, valid) for a in evaluation_atmospheres()]
+        anchor = [render("sh-l2a-optimized", r, valid) for r in seen]
+        anchor_de, anchor_l = spread(anchor, valid), srgb_to_lab(anchor[0][:, valid])[0]
+        for name, grade in variants.items():
+            renders = [grade(r, valid, clear) for r in seen]
+            lab = srgb_to_lab(renders[0][:, valid])[0]
+            rows[name].append((scene.place, spread(renders, valid) / anchor_de,
+                               lab.std() / anchor_l.std(), lab.mean() - anchor_l.mean()))
+    print(f"{'variant':16s} {'worst ratio':>20s} {'mean':>6s} {'least std':>10s} {'mean L* - SH':>14s}")
+    for name, r in rows.items():
+        ratio, std, dl = (np.array([x[i] for x in r]) for i in (1, 2, 3))
+        worst = r[int(np.argmax(ratio))][0]
+        print(f"{name:16s} {ratio.max():6.2f} ({worst:>11s}) {ratio.mean():6.2f} {std.min():10.2f}"
+              f" {dl.min():+6.1f}..{dl.max():+5.1f}")
+
+
+if __name__ == "__main__":
+    main()
