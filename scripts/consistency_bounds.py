@@ -82,7 +82,8 @@ def main() -> None:
             lab = srgb_to_lab(renders[0][:, valid])[0]
             rows[name].append((scene.place, spread(renders, valid) / anchor_de,
                                lab.std() / anchor_l.std(), lab.mean() - anchor_l.mean()))
-    print(f"{'variant':16s} {'worst ratio':>20s} {'mean':>6s} {'least std':>10s} {'mean L* - SH':>14s}")
+    print(f"{'variant':16s} {'worst ratio':>20s} {'mean':>6s} {'least std':>10s}",
+          f"{'mean L* - SH':>14s}")
     for name, r in rows.items():
         ratio, std, dl = (np.array([x[i] for x in r]) for i in (1, 2, 3))
         worst = r[int(np.argmax(ratio))][0]
