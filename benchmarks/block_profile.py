@@ -6,8 +6,8 @@ Plans the blocks of the preset's bbox (as ``basemap build`` does), takes the one
 scenes and does what the build's graph does for it: its part (composite, the windows it owns)
 and the block (blend, COG, tiles) from its part and its neighbours' (computed beforehand, not
 timed). Once to warm up (model load, GDAL caches), then once under cProfile on one thread; it
-reports the time and the time of the parts: GDAL ``reproject`` calls, the coordinate mapping
-and sampling of the warp, distance transforms, reflectance, compositing, the network, COG and
+reports the time and the time of the parts: GDAL ``reproject`` calls, the warp's sampling (its
+coordinate mapping included), distance transforms, reflectance, compositing, the network, COG and
 tiles.
 """
 
@@ -27,8 +27,7 @@ from common import header, write_json  # noqa: E402
 #: part -> (file suffix, function name) of the functions whose cumulative time is the part.
 PARTS = {
     "gdal_reproject": ("rasterio/warp.py", "reproject"),
-    "warp_mapping": ("basemap/warp.py", "source_coordinates"),
-    "warp_sampling": ("basemap/warp.py", "sample_bilinear"),
+    "warp_sampling": ("basemap/warp.py", "sample_bilinear"),  # the coordinate mapping inside
     "transform_bounds": ("rasterio/warp.py", "transform_bounds"),
     "read_dn": ("basemap/assets.py", "read_dn"),
     "distance_edt": ("scipy/ndimage/_morphology.py", "distance_transform_edt"),
