@@ -134,8 +134,7 @@ def _warp_asset(datasets, lattice, pixels, crop: Region, bilinear: bool, dtype):
         return out, False
     rows, cols = part.slices((crop.x0, crop.y0))
     if bilinear:
-        out[:, rows, cols] = sample_bilinear(np.stack([padded(s) for s in srcs]), pixels,
-                                             lattice, part)
+        out[:, rows, cols] = sample_bilinear(padded(srcs), pixels, lattice, part)
     else:
         for band, src in enumerate(srcs):
             out[band, rows, cols] = sample_nearest(src, pixels, lattice, part)

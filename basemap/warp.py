@@ -147,11 +147,22 @@ class SourcePixels:
         return cls(part, u, v, (r0, r1, c0, c1), shape)
 
 
-def padded(src: np.ndarray) -> np.ndarray:
-    """A source window as float32 with a 1-px nodata border (the outside of the raster)."""
-    out = np.zeros((src.shape[0] + 2, src.shape[1] + 2), np.float32)
-    out[1:-1, 1:-1] = src
+def padded(srcs) -> np.ndarray:
+    """Source windows of one grid (bands, each (h, w)) as one float32 (bands, h + 2, w + 2)
+    array with a 1-px nodata border (the outside of the raster)."""
+    h, w = srcs[0].shape
+    out = np.zeros((len(srcs), h + 2, w + 2), np.float32)
+    for band, src in enumerate(srcs):
+        out[band, 1:-1, 1:-1] = src
     return out
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _source_position(nodes_u, nodes_v, kx0, ky0, gx, gy, height, width):  # pragma: no cover
+    """(column, row, whether the centre is inside the raster) of global pixel (gx, gy)."""
+    uu = _node_value(nodes_u, kx0, ky0, gx, gy)
+    vv = _node_value(nodes_v, kx0, ky0, gx, gy)
+    return uu, vv, uu >= 0 and vv >= 0 and uu < width and vv < height
 
 
 def _geometry(pixels: SourcePixels, lattice: Lattice, part: Region) -> np.ndarray:
@@ -163,7 +174,7 @@ def _geometry(pixels: SourcePixels, lattice: Lattice, part: Region) -> np.ndarra
 def sample_bilinear(sources: np.ndarray, pixels: SourcePixels, lattice: Lattice,
                     part: Region) -> np.ndarray:  # fmt: skip
     """GDAL's 4-sample bilinear of bands at the global pixels of ``part``, all bands in one
-    pass: ``sources`` (bands, h + 2, w + 2) float32, each a :func:`padded` window of ``pixels``
+    pass: ``sources`` (bands, h + 2, w + 2) float32, the :func:`padded` windows of ``pixels``
     (0 = nodata) -> (bands, part.height, part.width) uint16. Nodata where the centre maps
     outside the raster or the source pixel holding it is nodata, else the valid neighbours'
     weights renormalised (nodata below MIN_WEIGHT), rounded half up."""
@@ -180,9 +191,9 @@ def _bilinear_kernel(sources, nodes_u, nodes_v, geometry, out):  # pragma: no co
     one, half, floor_weight = np.float32(1.0), np.float32(0.5), np.float32(MIN_WEIGHT)
     for y in range(out.shape[1]):
         for x in range(out.shape[2]):
-            uu = _node_value(nodes_u, kx0, ky0, x0 + x, y0 + y)
-            vv = _node_value(nodes_v, kx0, ky0, x0 + x, y0 + y)
-            if not (uu >= 0 and vv >= 0 and uu < width and vv < height):
+            uu, vv, inside = _source_position(nodes_u, nodes_v, kx0, ky0, x0 + x, y0 + y,
+                                              height, width)
+            if not inside:
                 for b in range(sources.shape[0]):
                     out[b, y, x] = 0
                 continue
@@ -234,9 +245,9 @@ def _nearest_kernel(src, nodes_u, nodes_v, geometry, out):  # pragma: no cover (
     kx0, ky0, x0, y0, r0, _, c0, _, height, width = geometry
     for y in range(out.shape[0]):
         for x in range(out.shape[1]):
-            uu = _node_value(nodes_u, kx0, ky0, x0 + x, y0 + y)
-            vv = _node_value(nodes_v, kx0, ky0, x0 + x, y0 + y)
-            if not (uu >= 0 and vv >= 0 and uu < width and vv < height):
+            uu, vv, inside = _source_position(nodes_u, nodes_v, kx0, ky0, x0 + x, y0 + y,
+                                              height, width)
+            if not inside:
                 out[y, x] = 0
                 continue
             i = min(max(int(np.floor(uu)) - c0, 0), src.shape[1] - 1)

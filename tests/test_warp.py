@@ -37,7 +37,7 @@ def _sample(ds, region: Region, bilinear: bool = True) -> np.ndarray:
     r0, r1, c0, c1 = pixels.window
     src = ds.read(1, window=Window(c0, r0, c1 - c0, r1 - r0))
     rows, cols = pixels.part.slices((region.x0, region.y0))
-    out[rows, cols] = (sample_bilinear(padded(src)[None], pixels, lattice, pixels.part)[0]
+    out[rows, cols] = (sample_bilinear(padded([src]), pixels, lattice, pixels.part)[0]
                        if bilinear else sample_nearest(src, pixels, lattice, pixels.part))
     return out
 
