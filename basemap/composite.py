@@ -226,15 +226,42 @@ def _excess_rank(scores: list[np.ndarray], views: list[View], shape, tau: float)
     pixel's smallest score over its accepted views."""
     least = np.full(shape, np.inf, np.float32)
     for score, v in zip(scores, views, strict=True):
-        np.minimum(least[v.at], np.where(v.mask, score, np.inf), out=least[v.at])
-    return [np.where(v.mask, np.exp(-((np.maximum(score - least[v.at], 0.0) / tau) ** 2)), 0.0)
-            .astype(np.float32) for score, v in zip(scores, views, strict=True)]  # fmt: skip
+        _fold_least(score, v.mask, least[v.at])
+    ranks = []
+    for score, v in zip(scores, views, strict=True):
+        rank = np.empty(v.mask.shape, np.float32)
+        _rank_exponent(score, v.mask, least[v.at], np.float32(tau), rank)
+        ranks.append(np.exp(rank, out=rank))  # numpy's exp (exp(-inf) = 0 where not accepted)
+    return ranks
+
+
+@njit(cache=True, nogil=True)
+def _fold_least(score, mask, least):  # pragma: no cover (compiled)
+    """``least`` lowered (in place) to ``score`` where accepted."""
+    for y in range(mask.shape[0]):
+        for x in range(mask.shape[1]):
+            if mask[y, x] and score[y, x] < least[y, x]:
+                least[y, x] = score[y, x]
+
+
+@njit(cache=True, nogil=True)
+def _rank_exponent(score, mask, least, tau, out):  # pragma: no cover (compiled)
+    """``-(max(score - least, 0) / tau) ** 2`` where accepted, ``-inf`` elsewhere (float32)."""
+    for y in range(mask.shape[0]):
+        for x in range(mask.shape[1]):
+            if mask[y, x]:
+                t = max(score[y, x] - least[y, x], np.float32(0)) / tau
+                out[y, x] = -(t * t)
+            else:
+                out[y, x] = -np.inf
 
 
 def agreement(views: list[View], shape: tuple[int, int]) -> list[np.ndarray]:
     """Per view, its agreement in (0, 1] with the other accepted views (see above); each pair
     of views is compared on the pixels they share only."""
-    logs = [np.log(np.maximum(v.reflectance, 1e-3)) for v in views]
+    logs = [np.maximum(v.reflectance, np.float32(1e-3)) for v in views]
+    for x in logs:
+        np.log(x, out=x)
     dis = [np.full(v.mask.shape, np.inf, np.float32) for v in views]
     for i, j in itertools.combinations(range(len(views)), 2):
         box = _overlap(views[i].at, views[j].at)
@@ -298,7 +325,7 @@ def _best_of(views: list[View], shape: tuple[int, int], rank_haze: bool):
     acc = np.zeros((3, *shape), np.float64)
     wsum = np.zeros(shape, np.float64)
     for k, v in enumerate(views):
-        power = np.where(v.mask, v.quality.astype(np.float64), 0.0) ** BEST_POWER  # numpy's pow
+        power = np.power(v.quality, BEST_POWER, dtype=np.float64)  # numpy's; read if accepted
         _accumulate(v.reflectance, v.mask, power, np.stack([rank[k] for rank in ranks]),
                     acc[(slice(None), *v.at)], wsum[v.at])
     got = wsum > 0

@@ -23,10 +23,11 @@ from numba import njit
 def _chamfer(inside, cap, diagonal):  # pragma: no cover (compiled)
     """Two raster scans over the array framed by ``cap`` (no outside pixel beyond the edges):
     each pixel the least of its scanned neighbours' distances + 1 (the four edge neighbours, and
-    the corners when ``diagonal``), capped at ``cap``; 0 outside."""
+    the corners when ``diagonal``), capped at ``cap``; 0 outside. Integer distances; the
+    backward scan writes the float32 result."""
     h, w = inside.shape
-    top = np.float32(cap)
-    d = np.full((h + 2, w + 2), top, np.float32)
+    top = np.int32(cap)
+    d = np.full((h + 2, w + 2), top, np.int32)
     for y in range(1, h + 1):
         for x in range(1, w + 1):
             if not inside[y - 1, x - 1]:
@@ -36,25 +37,34 @@ def _chamfer(inside, cap, diagonal):  # pragma: no cover (compiled)
             if diagonal:
                 v = min(v, d[y - 1, x - 1] + 1, d[y - 1, x + 1] + 1)
             d[y, x] = v
+    out = np.empty((h, w), np.float32)
     for y in range(h, 0, -1):
         for x in range(w, 0, -1):
             v = d[y, x]
-            if v == 0:
-                continue
-            v = min(v, d[y + 1, x] + 1, d[y, x + 1] + 1)
-            if diagonal:
-                v = min(v, d[y + 1, x + 1] + 1, d[y + 1, x - 1] + 1)
-            d[y, x] = v
-    return d[1:-1, 1:-1].copy()
+            if v != 0:
+                v = min(v, d[y + 1, x] + 1, d[y, x + 1] + 1)
+                if diagonal:
+                    v = min(v, d[y + 1, x + 1] + 1, d[y + 1, x - 1] + 1)
+                d[y, x] = v
+            out[y - 1, x - 1] = v
+    return out
 
 
 def taxicab(inside: np.ndarray, cap: int) -> np.ndarray:
     """L1 distance from each pixel of ``inside`` to the nearest pixel outside it (0 outside),
     capped at ``cap``; float32."""
-    return _chamfer(np.ascontiguousarray(inside, bool), cap, False)
+    return _capped(inside, cap, False)
 
 
 def chessboard(inside: np.ndarray, cap: int) -> np.ndarray:
     """L-infinity distance from each pixel of ``inside`` to the nearest pixel outside it (0
     outside), capped at ``cap``; float32."""
-    return _chamfer(np.ascontiguousarray(inside, bool), cap, True)
+    return _capped(inside, cap, True)
+
+
+def _capped(inside: np.ndarray, cap: int, diagonal: bool) -> np.ndarray:
+    """The chamfer transform; ``cap`` everywhere when no pixel is outside (no scan needed)."""
+    inside = np.ascontiguousarray(inside, bool)
+    if inside.all():
+        return np.full(inside.shape, np.float32(cap), np.float32)
+    return _chamfer(inside, cap, diagonal)

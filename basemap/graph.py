@@ -69,7 +69,14 @@ class WorkerSetup(WorkerPlugin):
             sys.modules["torch"].set_num_threads(self.torch_threads)
 
 
+#: Device files of the NVIDIA (and ROCm) drivers: without any, a Linux machine has no GPU that
+#: torch could use, and the 2 s import of torch is saved.
+GPU_DEVICES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd")
+
+
 def _local_gpu() -> bool:
+    if sys.platform.startswith("linux") and not any(map(os.path.exists, GPU_DEVICES)):
+        return False
     try:
         import torch
     except ImportError:

@@ -28,6 +28,7 @@ on where it was cut.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from basemap.distance import chessboard, taxicab
 
@@ -70,29 +71,9 @@ def cloud_distance(scl: np.ndarray | None, shape: tuple[int, int]) -> np.ndarray
     return chessboard(~_CLOUDY[scl], cap)
 
 
-def cloud_score(distance: np.ndarray) -> np.ndarray:
-    """0 within CLOUD_BUFFER px of a cloud/shadow pixel, ramping to 1 over CLOUD_RAMP px."""
-    return np.clip((distance - CLOUD_BUFFER) / CLOUD_RAMP, 0.0, 1.0).astype(np.float32)
-
-
-def fallback_cloud_score(distance: np.ndarray) -> np.ndarray:
-    """FALLBACK_FLOOR inside a cloud/shadow, rising to 1 at CLOUD_BUFFER px from it."""
-    near = np.minimum(distance, CLOUD_BUFFER) / CLOUD_BUFFER
-    return (FALLBACK_FLOOR + (1 - FALLBACK_FLOOR) * near).astype(np.float32)
-
-
 def hot(reflectance: np.ndarray) -> np.ndarray:
     """The haze-optimised transform ``B02 - 0.5 * B04`` of (3, ...) R, G, B reflectance."""
     return reflectance[2] - 0.5 * reflectance[0]
-
-
-def haze_score(reflectance: np.ndarray, scl: np.ndarray | None) -> np.ndarray:
-    """1 for clear pixels, down to HAZE_FLOOR for hazy ones (by HOT); snow is exempt."""
-    s = np.clip((HOT_HAZE - hot(reflectance)) / (HOT_HAZE - HOT_CLEAR), HAZE_FLOOR, 1.0)
-    s = s.astype(np.float32)
-    if scl is not None:
-        s[scl == SNOW_SCL] = 1.0
-    return s
 
 
 def accepted_mask(valid: np.ndarray, scl: np.ndarray | None) -> np.ndarray:
@@ -111,10 +92,39 @@ def observation_quality(
     Quality is the product of the three scores where accepted, the fallback quality where not
     (0 where there is no data).
     """
-    distance = cloud_distance(scl, valid.shape)
-    cloud = cloud_score(distance)
-    accepted = accepted_mask(valid, scl) & (cloud > 0)
-    cloud = np.where(accepted, cloud, fallback_cloud_score(distance))
-    quality = edge_score(valid, feather) * cloud * haze_score(reflectance, scl)
-    quality[~valid] = 0.0
-    return accepted, quality.astype(np.float32)
+    valid = np.ascontiguousarray(valid, bool)
+    accepted = np.empty(valid.shape, bool)
+    quality = np.empty(valid.shape, np.float32)
+    _scores(np.ascontiguousarray(reflectance, np.float32), valid,
+            np.zeros((1, 1), np.uint8) if scl is None else np.ascontiguousarray(scl, np.uint8),
+            scl is not None, cloud_distance(scl, valid.shape), edge_score(valid, feather),
+            accepted, quality)
+    return accepted, quality
+
+
+@njit(cache=True, nogil=True)
+def _scores(reflectance, valid, scl, has_scl, distance, edge, accepted,
+            quality):  # pragma: no cover (compiled)
+    """The cloud and haze scores of the module docstring and the product with ``edge``, per
+    pixel, in float32 with numpy's operations in numpy's order (the results are the same bits);
+    ``accepted`` and ``quality`` are filled in place."""
+    f32 = np.float32
+    buffer, ramp, floor = f32(CLOUD_BUFFER), f32(CLOUD_RAMP), f32(FALLBACK_FLOOR)
+    hot_haze, hot_span = f32(HOT_HAZE), f32(HOT_HAZE - HOT_CLEAR)
+    for y in range(valid.shape[0]):
+        for x in range(valid.shape[1]):
+            if not valid[y, x]:
+                accepted[y, x] = False
+                quality[y, x] = 0
+                continue
+            d = distance[y, x]
+            cloud = min(max((d - buffer) / ramp, f32(0)), f32(1))
+            ok = cloud > 0 and not (has_scl and _REJECTED[scl[y, x]])
+            if not ok:  # the fallback quality
+                cloud = floor + f32(1 - FALLBACK_FLOOR) * (min(d, buffer) / buffer)
+            hot = reflectance[2, y, x] - f32(0.5) * reflectance[0, y, x]
+            haze = min(max((hot_haze - hot) / hot_span, f32(HAZE_FLOOR)), f32(1))
+            if has_scl and scl[y, x] == SNOW_SCL:
+                haze = f32(1)
+            accepted[y, x] = ok
+            quality[y, x] = edge[y, x] * cloud * haze
