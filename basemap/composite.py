@@ -99,6 +99,19 @@ class View(NamedTuple):
     at: tuple[slice, slice]
 
 
+@njit(cache=True, nogil=True)
+def _keep_rejected(reflectance, rejected, quality, dn, kept):  # pragma: no cover (compiled)
+    """A scene's pixels for :class:`Rejected`, in place: DN ``rint(reflectance * 10000)``
+    clipped to uint16, and the quality where rejected (0 elsewhere)."""
+    scale, top = np.float32(10000), np.float32(65535)
+    for y in range(rejected.shape[0]):
+        for x in range(rejected.shape[1]):
+            for b in range(reflectance.shape[0]):
+                v = np.rint(reflectance[b, y, x] * scale)
+                dn[b, y, x] = np.uint16(min(max(v, np.float32(0)), top))
+            kept[y, x] = quality[y, x] if rejected[y, x] else np.float32(0)
+
+
 class Rejected(NamedTuple):
     """A scene's rejected pixels on its own part of the composite, kept for the fill: DN
     (reflectance * 10000, uint16) (3, h, w), where rejected and its quality (h, w), the
@@ -155,9 +168,11 @@ class Compositor:
             self._add(reflectance, accepted, quality, at)
         rejected = valid & ~accepted
         if rejected.any():
-            dn = np.clip(np.rint(reflectance * 10000), 0, 65535).astype(np.uint16)
-            self.rejected.append(Rejected(dn, rejected, np.where(rejected, quality, 0)
-                                          .astype(np.float32), _bounded(at, self.shape)))
+            dn = np.empty(reflectance.shape, np.uint16)
+            kept = np.empty(rejected.shape, np.float32)
+            _keep_rejected(np.ascontiguousarray(reflectance, np.float32), rejected,
+                           np.ascontiguousarray(quality, np.float32), dn, kept)
+            self.rejected.append(Rejected(dn, rejected, kept, _bounded(at, self.shape)))
 
     def _whole(self, array: np.ndarray, at: tuple[slice, slice]) -> np.ndarray:
         """``array`` (at ``at``) as an array over the whole composite, zero elsewhere."""

@@ -73,22 +73,44 @@ class Lattice:
         return cls(clipped, kx0, ky0, np.reshape(xs, shape), np.reshape(ys, shape))
 
 
+@njit(cache=True, nogil=True)
+def _columns(kx0, x0, width):  # pragma: no cover (compiled)
+    """Per destination column x of a part starting at global column ``x0``: the lattice column
+    left of it (relative to ``kx0``) and its fraction of the way to the next node."""
+    jx = np.empty(width, np.int64)
+    tx = np.empty(width, np.float64)
+    for x in range(width):
+        gx = x0 + x
+        kx = gx // LATTICE
+        jx[x], tx[x] = kx - kx0, (gx - kx * LATTICE) / LATTICE
+    return jx, tx
+
+
 @njit(cache=True, nogil=True, inline="always")
-def _node_value(nodes, kx0, ky0, gx, gy):  # pragma: no cover (compiled)
-    """The per-node quantity at global pixel (gx, gy), bilinear between its four nodes."""
-    kx, ky = gx // LATTICE, gy // LATTICE
-    tx, ty = (gx - kx * LATTICE) / LATTICE, (gy - ky * LATTICE) / LATTICE
-    jx, iy = kx - kx0, ky - ky0
-    left = nodes[iy, jx] * (1.0 - ty) + nodes[iy + 1, jx] * ty
-    right = nodes[iy, jx + 1] * (1.0 - ty) + nodes[iy + 1, jx + 1] * ty
-    return left * (1.0 - tx) + right * tx
+def _row_nodes(nodes, ky0, gy, out):  # pragma: no cover (compiled)
+    """The per-node quantity interpolated to global row ``gy`` at every lattice column, into
+    ``out``: the first of the two bilinear steps, once per row."""
+    ky = gy // LATTICE
+    ty = (gy - ky * LATTICE) / LATTICE
+    iy = ky - ky0
+    for j in range(out.shape[0]):
+        out[j] = nodes[iy, j] * (1.0 - ty) + nodes[iy + 1, j] * ty
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _along_row(row, jx, tx, x):  # pragma: no cover (compiled)
+    """The second bilinear step: the quantity at column x of the row from its two nodes."""
+    return row[jx[x]] * (1.0 - tx[x]) + row[jx[x] + 1] * tx[x]
 
 
 @njit(cache=True, nogil=True)
 def _node_values(nodes, kx0, ky0, x0, y0, out):  # pragma: no cover (compiled)
+    jx, tx = _columns(kx0, x0, out.shape[1])
+    row = np.empty(nodes.shape[1], np.float64)
     for y in range(out.shape[0]):
+        _row_nodes(nodes, ky0, y0 + y, row)
         for x in range(out.shape[1]):
-            out[y, x] = _node_value(nodes, kx0, ky0, x0 + x, y0 + y)
+            out[y, x] = _along_row(row, jx, tx, x)
     return out
 
 
@@ -157,14 +179,6 @@ def padded(srcs) -> np.ndarray:
     return out
 
 
-@njit(cache=True, nogil=True, inline="always")
-def _source_position(nodes_u, nodes_v, kx0, ky0, gx, gy, height, width):  # pragma: no cover
-    """(column, row, whether the centre is inside the raster) of global pixel (gx, gy)."""
-    uu = _node_value(nodes_u, kx0, ky0, gx, gy)
-    vv = _node_value(nodes_v, kx0, ky0, gx, gy)
-    return uu, vv, uu >= 0 and vv >= 0 and uu < width and vv < height
-
-
 def _geometry(pixels: SourcePixels, lattice: Lattice, part: Region) -> np.ndarray:
     """What the kernels need besides the arrays: (kx0, ky0, x0, y0, r0, r1, c0, c1, h, w)."""
     return np.array([lattice.kx0, lattice.ky0, part.x0, part.y0, *pixels.window, *pixels.shape],
@@ -189,11 +203,14 @@ def _bilinear_kernel(sources, nodes_u, nodes_v, geometry, out):  # pragma: no co
     (float32 throughout, in the order GDAL sums)."""
     kx0, ky0, x0, y0, r0, r1, c0, c1, height, width = geometry
     one, half, floor_weight = np.float32(1.0), np.float32(0.5), np.float32(MIN_WEIGHT)
+    jx, tx = _columns(kx0, x0, out.shape[2])
+    row_u, row_v = np.empty(nodes_u.shape[1]), np.empty(nodes_v.shape[1])
     for y in range(out.shape[1]):
+        _row_nodes(nodes_u, ky0, y0 + y, row_u)
+        _row_nodes(nodes_v, ky0, y0 + y, row_v)
         for x in range(out.shape[2]):
-            uu, vv, inside = _source_position(nodes_u, nodes_v, kx0, ky0, x0 + x, y0 + y,
-                                              height, width)
-            if not inside:
+            uu, vv = _along_row(row_u, jx, tx, x), _along_row(row_v, jx, tx, x)
+            if not (uu >= 0 and vv >= 0 and uu < width and vv < height):
                 for b in range(sources.shape[0]):
                     out[b, y, x] = 0
                 continue
@@ -243,11 +260,14 @@ def sample_nearest(src: np.ndarray, pixels: SourcePixels, lattice: Lattice,
 @njit(cache=True, nogil=True)
 def _nearest_kernel(src, nodes_u, nodes_v, geometry, out):  # pragma: no cover (compiled)
     kx0, ky0, x0, y0, r0, _, c0, _, height, width = geometry
+    jx, tx = _columns(kx0, x0, out.shape[1])
+    row_u, row_v = np.empty(nodes_u.shape[1]), np.empty(nodes_v.shape[1])
     for y in range(out.shape[0]):
+        _row_nodes(nodes_u, ky0, y0 + y, row_u)
+        _row_nodes(nodes_v, ky0, y0 + y, row_v)
         for x in range(out.shape[1]):
-            uu, vv, inside = _source_position(nodes_u, nodes_v, kx0, ky0, x0 + x, y0 + y,
-                                              height, width)
-            if not inside:
+            uu, vv = _along_row(row_u, jx, tx, x), _along_row(row_v, jx, tx, x)
+            if not (uu >= 0 and vv >= 0 and uu < width and vv < height):
                 out[y, x] = 0
                 continue
             i = min(max(int(np.floor(uu)) - c0, 0), src.shape[1] - 1)
