@@ -9,6 +9,7 @@ Environment variables (documented in the README, "Environment variables"):
 ``BASEMAP_STAC_TIMEOUT``   seconds per STAC API request (default 30)
 ``BASEMAP_STAC_BACKOFF``   backoff factor between STAC API retries (seconds, doubling; default 1)
 ``BASEMAP_CPU_BACKEND``    U-Net inference on CPU: ``onnx`` (default, ONNX Runtime) or ``torch``
+``BASEMAP_CACHE``          folder of files derived once and reused (default ``~/.cache/basemap``)
 ``AWS_ENDPOINT_URL_S3``,   the S3 endpoint of ``s3://`` outputs (MinIO, SeaweedFS, ...); the
 ``AWS_ENDPOINT_URL``       credentials themselves are read by botocore, never by this package
 ``AWS_REGION``,            the S3 region
@@ -31,6 +32,7 @@ MEMORY_ENV = "BASEMAP_WORKER_MEMORY"
 STAC_TIMEOUT_ENV = "BASEMAP_STAC_TIMEOUT"
 STAC_BACKOFF_ENV = "BASEMAP_STAC_BACKOFF"
 CPU_BACKEND_ENV = "BASEMAP_CPU_BACKEND"
+CACHE_ENV = "BASEMAP_CACHE"
 
 #: Every variable read here, with what it means (the README's table is checked against it).
 ENVIRONMENT = {
@@ -39,6 +41,8 @@ ENVIRONMENT = {
     STAC_TIMEOUT_ENV: "seconds per STAC API request (default 30)",
     STAC_BACKOFF_ENV: "backoff factor between STAC API retries, seconds, doubling (default 1)",
     CPU_BACKEND_ENV: "U-Net inference on CPU: onnx (default, ONNX Runtime) or torch (reference)",
+    CACHE_ENV: "folder of files derived once and reused, e.g. the U-Net's ONNX export (default "
+               "~/.cache/basemap; empty: none)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint of s3:// outputs (wins over AWS_ENDPOINT_URL)",
     "AWS_ENDPOINT_URL": "S3 endpoint of s3:// outputs (MinIO, SeaweedFS, ...)",
     "AWS_REGION": "S3 region (else AWS_DEFAULT_REGION)",
@@ -156,6 +160,14 @@ def stac_backoff() -> float:
 def cpu_backend() -> str:
     """``onnx`` or ``torch``: how the U-Net runs on CPU."""
     return os.environ.get(CPU_BACKEND_ENV, "onnx")
+
+
+def cache_dir() -> Path | None:
+    """Where derived files are kept between runs (None: ``BASEMAP_CACHE`` is set empty)."""
+    value = os.environ.get(CACHE_ENV)
+    if value is None:
+        return Path.home() / ".cache" / "basemap"
+    return Path(value) if value else None
 
 
 def s3_endpoint() -> str | None:

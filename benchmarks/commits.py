@@ -8,10 +8,12 @@ On the demo world (``basemap synth --preset demo``, made once in ``--work``; or 
 the demo bbox (``world_bbox("demo")``, 8 blocks of 2048 px at z14), the same weights file for
 both, ``--workers`` 2: each round builds with the old checkout and the new one (the order
 alternates between rounds, so drift in the machine's load cancels), each as a subprocess with
-``PYTHONPATH`` set to its checkout. Then, per checkout, ``basemap evaluate --against unet`` on
-its output (seam excess at window / block / tile borders of the delivered tiles and of the
-re-rendered composite), and once ``basemap colorize`` (new checkout) of a 3-band image with as
-many pixels as the build made, for the build's throughput against the model-only path.
+``PYTHONPATH`` set to its checkout. Then the seam excess at window / block / tile borders of
+each output over the whole build, measured by the new checkout's code for both: the delivered
+max-zoom tiles and the lossless COG mosaic (``mosaic.vrt``); ``basemap evaluate``'s 1024-px
+sample holds only 2-4 borders of each family, too few to compare two builds. And once ``basemap
+colorize`` (new checkout) of a 3-band image with as many pixels as the build made, for the
+build's throughput against the model-only path.
 """
 
 from __future__ import annotations
@@ -28,16 +30,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, header, median, write_json  # noqa: E402
 from pipeline import ensure_weights, ensure_world, run_build  # noqa: E402
-
-#: Prints the seam figures of `basemap evaluate` as JSON (run with a checkout's PYTHONPATH).
-EVALUATE = """
-import json, sys
-from pathlib import Path
-from basemap.qa.evaluate import evaluate
-r = evaluate(Path(sys.argv[1]), against=("unet",), report=Path(sys.argv[2]))
-print(json.dumps({n: {k: v for k, v in f.items() if k.startswith("seam")}
-                  for n, f in r["figures"].items()}))
-"""
 
 
 def _env(checkout: Path) -> dict:
@@ -69,11 +61,25 @@ def timed_build(checkout: Path, cmd: list[str], out: Path) -> tuple[float, int]:
             os.environ["PYTHONPATH"] = old
 
 
-def seams(checkout: Path, out: Path) -> dict:
-    """Seam figures of ``basemap evaluate`` on an output, with the checkout's code."""
-    run = subprocess.run([sys.executable, "-c", EVALUATE, str(out), str(out / "qa")],
-                         env=_env(checkout), capture_output=True, text=True, check=True)
-    return json.loads(run.stdout.strip().splitlines()[-1])
+def seams(out: Path) -> dict:
+    """Seam excess (window, block, tile) of a build over its whole extent: the delivered tiles
+    and the COG mosaic, measured by this checkout's code whichever code built it."""
+    import rasterio
+
+    from basemap.grid import ORIGIN_SHIFT, Region
+    from basemap.qa.evaluate import read_build, read_tiles, rendering_figures
+
+    build = read_build(out)
+    with rasterio.open(build.out / "mosaic.vrt") as src:
+        mosaic = src.read()
+        res = 2 * ORIGIN_SHIFT / (256 * 2 ** build.zoom)
+        x0, y0 = (round((src.transform.c + ORIGIN_SHIFT) / res),
+                  round((ORIGIN_SHIFT - src.transform.f) / res))
+    region = Region(x0, y0, x0 + mosaic.shape[2], y0 + mosaic.shape[1])
+    images = {"tiles": read_tiles(build, region), "cogs": (mosaic[:3], mosaic[3] > 0)}
+    return {name: {k: round(v, 3) for k, v in rendering_figures(rgb, valid, (x0, y0), build)
+                   .items() if k.startswith("seam")}
+            for name, (rgb, valid) in images.items()}  # fmt: skip
 
 
 def colorize_seconds(work: Path, catalog: Path, megapixels: float,
@@ -153,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     }
     skip = set(filter(None, args.skip.split(",")))
     if "seams" not in skip:
-        result["seams"] = {k: seams(c, work / f"out-{k}") for k, c in checkouts.items()}
+        result["seams"] = {k: seams(work / f"out-{k}") for k in checkouts}
     if "colorize" not in skip:
         seconds, cmpx = colorize_seconds(work, catalog, mpx, weights)
         result["colorize"] = {"seconds": round(seconds, 2), "megapixels": round(cmpx, 3),

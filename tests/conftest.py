@@ -1,6 +1,14 @@
 """Shared test fixtures: small rasters, and real servers on 127.0.0.1."""
 
+import os
+
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache(tmp_path_factory):
+    """Derived files (the U-Net's ONNX export) in the session's own cache, not the user's."""
+    os.environ["BASEMAP_CACHE"] = str(tmp_path_factory.mktemp("cache"))
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,9 @@ installed -- about 2x faster than torch here, see BENCHMARKS.md -- else torch in
 torch, onnx and onnxruntime are imported inside the functions that need them (heavy optional
 dependencies: the classic renderers never load them). The model is loaded once per process
 (:func:`load_model`, cached by path + sha256). Set ``BASEMAP_CPU_BACKEND=torch`` to use the torch
-reference path on CPU.
+reference path on CPU. The ONNX export (1.5 s per process, most of it importing onnx) is kept in
+``BASEMAP_CACHE`` (:func:`basemap.config.cache_dir`) under a key of the weights, the code that
+builds the graph and torch's version, so a worker that starts finds it there.
 """
 
 from __future__ import annotations
@@ -100,15 +102,37 @@ def _graph(net: Any, normalization: Any) -> Any:
     return Graph()
 
 
-def onnx_session(net: Any, normalization: Any, threads: int) -> Any | None:
+def onnx_session(net: Any, normalization: Any, threads: int, digest: str = "") -> Any | None:
     """An ONNX Runtime CPU session computing :meth:`LoadedModel.predict` (reflectance in, RGB in
     [0, 255] out) of a prepared network, or None when onnxruntime or onnx is not installed.
+    With the weights' sha256 ``digest``, the export is read from (or written to) the cache.
 
     Its outputs match torch's to ~1e-4 of an 8-bit unit and do not depend on the batch a window
     is run in (tests/test_benchmarks.py)."""
     try:
-        import onnx  # noqa: F401  (torch.onnx.export needs it)
         import onnxruntime as ort
+    except ImportError:
+        return None
+    cached = _export_path(digest)
+    graph = cached.read_bytes() if cached is not None and cached.is_file() else None
+    if graph is None:
+        graph = _export(net, normalization)
+        if graph is None:
+            return None
+        if cached is not None:
+            _publish(cached, graph)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+
+
+def _export(net: Any, normalization: Any) -> bytes | None:
+    """The network's ONNX graph (dynamic batch and size), or None without the onnx package."""
+    try:
+        import onnx  # noqa: F401  (torch.onnx.export needs it)
     except ImportError:
         return None
     import io
@@ -124,12 +148,37 @@ def onnx_session(net: Any, normalization: Any, threads: int) -> Any | None:
         torch.onnx.export(_graph(net.cpu(), normalization), torch.zeros(1, 3, 8 * f, 8 * f), buf,
                           input_names=["x"],
                           output_names=["y"], dynamic_axes={"x": axes, "y": axes}, dynamo=False)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(buf.getvalue(), opts, providers=["CPUExecutionProvider"])
+    return buf.getvalue()
+
+
+def _export_path(digest: str) -> Path | None:
+    """The cache file of the export of the weights with sha256 ``digest``: keyed by it, the
+    source of the modules that build the graph, and torch's version (None: no cache)."""
+    folder = config.cache_dir()
+    if folder is None or not digest:
+        return None
+    import hashlib
+
+    import torch
+
+    from basemap.model import unet
+
+    key = hashlib.sha256(digest.encode())
+    for module in (unet.__file__, __file__):
+        key.update(Path(module).read_bytes())
+    key.update(torch.__version__.encode())
+    return folder / "onnx" / f"{key.hexdigest()[:32]}.onnx"
+
+
+def _publish(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically; a cache that cannot be written is skipped."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def default_device() -> str:
@@ -166,7 +215,8 @@ def load_model(path: str | Path | None = None, device: str | None = None) -> Loa
             cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
             torch.set_num_threads(max(1, min(torch.get_num_threads(), cores)))
             if backend != "torch":
-                session = onnx_session(prepare_net(net, "cpu"), norm, torch.get_num_threads())
+                session = onnx_session(prepare_net(net, "cpu"), norm, torch.get_num_threads(),
+                                       digest)
         else:
             torch.backends.cudnn.benchmark = False
             torch.backends.cudnn.deterministic = True

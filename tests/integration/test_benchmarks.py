@@ -81,6 +81,32 @@ def test_onnx_runtime_path_matches_torch_and_is_batch_invariant(tmp_path, tone_p
     np.testing.assert_array_equal(one, a)
 
 
+def test_onnx_export_is_cached_per_weights_and_gives_the_same_session(tmp_path, monkeypatch):
+    """The export is written to BASEMAP_CACHE under a key of the weights, read back by the next
+    session (same outputs, byte for byte), a new file for other weights; none when it is empty."""
+    import torch
+    from basemap.model.unet import Normalization, ResUNet, UNetConfig
+
+    from basemap.render.inference import onnx_session, prepare_net
+
+    monkeypatch.setenv("BASEMAP_CACHE", str(tmp_path / "cache"))
+    torch.manual_seed(0)
+    net = prepare_net(ResUNet(UNetConfig(base=8, levels=3)).eval(), "cpu")
+    x = np.random.default_rng(1).uniform(0, 1, (1, 3, 32, 32)).astype(np.float32)
+    first = onnx_session(net, Normalization(), 1, "a" * 64).run(["y"], {"x": x})[0]
+    files = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
+    assert len(files) == 1
+    mtime = files[0].stat().st_mtime_ns  # unchanged below: read, not exported again
+    again = onnx_session(net, Normalization(), 1, "a" * 64).run(["y"], {"x": x})[0]
+    np.testing.assert_array_equal(first, again)
+    assert files[0].stat().st_mtime_ns == mtime
+    onnx_session(net, Normalization(), 1, "b" * 64)
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 2
+    monkeypatch.setenv("BASEMAP_CACHE", "")
+    onnx_session(net, Normalization(), 1, "c" * 64)
+    assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 2
+
+
 def test_tiles_vs_gdal_smoke(tmp_path):
     """`basemap tiles` and gdal2tiles (Debian's gdal-bin, installed by make test) on a tiny COG."""
     r = run_script("tiles_vs_gdal.py", "--size", "256", "--zoom", "0-12", "--rounds", "1",
