@@ -158,13 +158,12 @@ def _export_path(digest: str) -> Path | None:
     if folder is None or not digest:
         return None
     import hashlib
+    from importlib.util import find_spec
 
     import torch
 
-    from basemap.model import unet
-
     key = hashlib.sha256(digest.encode())
-    for module in (unet.__file__, __file__):
+    for module in (find_spec("basemap.model.unet").origin, __file__):
         key.update(Path(module).read_bytes())
     key.update(torch.__version__.encode())
     return folder / "onnx" / f"{key.hexdigest()[:32]}.onnx"
