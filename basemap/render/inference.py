@@ -113,19 +113,23 @@ def onnx_session(net: Any, normalization: Any, threads: int, digest: str = "") -
         import onnxruntime as ort
     except ImportError:
         return None
-    cached = _export_path(digest)
-    graph = cached.read_bytes() if cached is not None and cached.is_file() else None
-    if graph is None:
-        graph = _export(net, normalization)
-        if graph is None:
-            return None
-        if cached is not None:
-            _publish(cached, graph)
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    cached = _export_path(digest)
+    if cached is not None and cached.is_file():
+        try:
+            return ort.InferenceSession(cached.read_bytes(), opts,
+                                        providers=["CPUExecutionProvider"])
+        except Exception:  # an unreadable cache file is exported again, and replaced
+            pass
+    graph = _export(net, normalization)
+    if graph is None:
+        return None
+    if cached is not None:
+        _publish(cached, graph)
     return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
 
 

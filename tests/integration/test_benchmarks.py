@@ -100,6 +100,10 @@ def test_onnx_export_is_cached_per_weights_and_gives_the_same_session(tmp_path, 
     again = onnx_session(net, Normalization(), 1, "a" * 64).run(["y"], {"x": x})[0]
     np.testing.assert_array_equal(first, again)
     assert files[0].stat().st_mtime_ns == mtime
+    files[0].write_bytes(b"not onnx")  # a damaged cache file is exported again and replaced
+    np.testing.assert_array_equal(
+        onnx_session(net, Normalization(), 1, "a" * 64).run(["y"], {"x": x})[0], first)
+    assert files[0].read_bytes() != b"not onnx"
     onnx_session(net, Normalization(), 1, "b" * 64)
     assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 2
     monkeypatch.setenv("BASEMAP_CACHE", "")
