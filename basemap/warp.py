@@ -179,6 +179,14 @@ def padded(srcs) -> np.ndarray:
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _source_position(row_u, row_v, jx, tx, x, height, width):  # pragma: no cover (compiled)
+    """(column, row, whether the centre is inside the raster) of column x of the current row,
+    from the rows' interpolated nodes (:func:`_row_nodes`)."""
+    uu, vv = _along_row(row_u, jx, tx, x), _along_row(row_v, jx, tx, x)
+    return uu, vv, uu >= 0 and vv >= 0 and uu < width and vv < height
+
+
 def _geometry(pixels: SourcePixels, lattice: Lattice, part: Region) -> np.ndarray:
     """What the kernels need besides the arrays: (kx0, ky0, x0, y0, r0, r1, c0, c1, h, w)."""
     return np.array([lattice.kx0, lattice.ky0, part.x0, part.y0, *pixels.window, *pixels.shape],
@@ -209,8 +217,8 @@ def _bilinear_kernel(sources, nodes_u, nodes_v, geometry, out):  # pragma: no co
         _row_nodes(nodes_u, ky0, y0 + y, row_u)
         _row_nodes(nodes_v, ky0, y0 + y, row_v)
         for x in range(out.shape[2]):
-            uu, vv = _along_row(row_u, jx, tx, x), _along_row(row_v, jx, tx, x)
-            if not (uu >= 0 and vv >= 0 and uu < width and vv < height):
+            uu, vv, inside = _source_position(row_u, row_v, jx, tx, x, height, width)
+            if not inside:
                 for b in range(sources.shape[0]):
                     out[b, y, x] = 0
                 continue
@@ -266,8 +274,8 @@ def _nearest_kernel(src, nodes_u, nodes_v, geometry, out):  # pragma: no cover (
         _row_nodes(nodes_u, ky0, y0 + y, row_u)
         _row_nodes(nodes_v, ky0, y0 + y, row_v)
         for x in range(out.shape[1]):
-            uu, vv = _along_row(row_u, jx, tx, x), _along_row(row_v, jx, tx, x)
-            if not (uu >= 0 and vv >= 0 and uu < width and vv < height):
+            uu, vv, inside = _source_position(row_u, row_v, jx, tx, x, height, width)
+            if not inside:
                 out[y, x] = 0
                 continue
             i = min(max(int(np.floor(uu)) - c0, 0), src.shape[1] - 1)

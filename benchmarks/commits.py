@@ -64,20 +64,13 @@ def timed_build(checkout: Path, cmd: list[str], out: Path) -> tuple[float, int]:
 def seams(out: Path) -> dict:
     """Seam excess (window, block, tile) of a build over its whole extent: the delivered tiles
     and the COG mosaic, measured by this checkout's code whichever code built it."""
-    import rasterio
-
-    from basemap.grid import ORIGIN_SHIFT, Region
-    from basemap.qa.evaluate import read_build, read_tiles, rendering_figures
+    from basemap.qa.evaluate import read_build, read_mosaic, read_tiles, rendering_figures
 
     build = read_build(out)
-    with rasterio.open(build.out / "mosaic.vrt") as src:
-        mosaic = src.read()
-        res = 2 * ORIGIN_SHIFT / (256 * 2 ** build.zoom)
-        x0, y0 = (round((src.transform.c + ORIGIN_SHIFT) / res),
-                  round((ORIGIN_SHIFT - src.transform.f) / res))
-    region = Region(x0, y0, x0 + mosaic.shape[2], y0 + mosaic.shape[1])
+    mosaic, region = read_mosaic(build)
     images = {"tiles": read_tiles(build, region), "cogs": (mosaic[:3], mosaic[3] > 0)}
-    return {name: {k: round(v, 3) for k, v in rendering_figures(rgb, valid, (x0, y0), build)
+    origin = (region.x0, region.y0)
+    return {name: {k: round(v, 3) for k, v in rendering_figures(rgb, valid, origin, build)
                    .items() if k.startswith("seam")}
             for name, (rgb, valid) in images.items()}  # fmt: skip
 

@@ -16,9 +16,8 @@ import json
 from pathlib import Path
 
 import numpy as np
-import rasterio
 
-from basemap.grid import ORIGIN_SHIFT
+from basemap.qa.evaluate import read_build, read_mosaic
 from basemap.qa.seams import seam_excess
 
 
@@ -28,12 +27,8 @@ def main() -> None:
     parser.add_argument("--phases", action="store_true", help="print the excess at other phases")
     args = parser.parse_args()
     settings = json.loads((args.out / "build.json").read_text())["settings"]
-    with rasterio.open(args.out / "mosaic.vrt") as src:
-        data = src.read()
-        res = 2 * ORIGIN_SHIFT / (256 * 2 ** settings["zmax"])
-        origin = (round((src.transform.c + ORIGIN_SHIFT) / res),
-                  round((ORIGIN_SHIFT - src.transform.f) / res))
-    rgb, alpha = data[:3], data[3]
+    data, region = read_mosaic(read_build(args.out))
+    rgb, alpha, origin = data[:3], data[3], (region.x0, region.y0)
 
     def excess(period: int, phase: int) -> float:
         return seam_excess(rgb, alpha, period, phase, origin)

@@ -33,7 +33,7 @@ from basemap.block import BuildSettings
 from basemap.build import check_weights
 from basemap.composite import compositor
 from basemap.errors import ConfigError, InputError, WeightsError
-from basemap.grid import Region, lonlat_to_px
+from basemap.grid import ORIGIN_SHIFT, Region, lonlat_to_px, resolution
 from basemap.model.metrics import clipped_pct
 from basemap.output.layers import read_tileset
 from basemap.qa.colour import (
@@ -209,6 +209,16 @@ def read_tiles(build: BuildInfo, region: Region) -> tuple[np.ndarray, np.ndarray
             r, c = ty * TILE - region.y0, tx * TILE - region.x0
             rgba[:, r : r + TILE, c : c + TILE] = tile
     return rgba[:3], rgba[3] > 0
+
+
+def read_mosaic(build: BuildInfo) -> tuple[np.ndarray, Region]:
+    """The build's lossless COG mosaic (OUT/mosaic.vrt): (RGBA uint8, its max-zoom region)."""
+    with rasterio.open(build.out / "mosaic.vrt") as src:
+        rgba = src.read()
+        res = resolution(build.zoom)
+        x0 = round((src.transform.c + ORIGIN_SHIFT) / res)
+        y0 = round((ORIGIN_SHIFT - src.transform.f) / res)
+    return rgba, Region(x0, y0, x0 + rgba.shape[2], y0 + rgba.shape[1])
 
 
 # ---- the whole evaluation ----------------------------------------------------------------------

@@ -120,3 +120,18 @@ def test_evaluate_errors(tmp_path, eval_build):
     run = subprocess.run([BASEMAP, "evaluate", str(eval_build), "--at", "6.1"],
                          capture_output=True, text=True)
     assert run.returncode == 2 and "--at must be LON,LAT" in run.stderr
+
+
+def test_read_mosaic_places_the_cog_mosaic_on_the_grid(eval_build):
+    """The COG mosaic's pixels sit where read_mosaic says: over its region they equal the
+    lossless PNG tiles as delivered (a region off by one pixel would not)."""
+    from basemap.qa.evaluate import read_build, read_mosaic, read_tiles
+
+    build = read_build(eval_build)
+    rgba, region = read_mosaic(build)
+    assert region.x0 % 512 == 0 and region.y0 % 512 == 0  # whole blocks
+    assert rgba.shape == (4, region.height, region.width)
+    rgb, alpha = read_tiles(build, region)
+    assert alpha.sum() > 0
+    np.testing.assert_array_equal(rgba[3] > 0, alpha)
+    np.testing.assert_array_equal(rgba[:3][:, alpha], rgb[:, alpha])
