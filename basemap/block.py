@@ -18,7 +18,7 @@ import numpy as np
 import rasterio
 
 from basemap import config
-from basemap.composite import METHOD_NAMES, compositor
+from basemap.composite import METHOD_NAMES, Composite, compositor
 from basemap.errors import InputError
 from basemap.grid import TILE_SIZE, Block, Region, check_block_size, expand, union
 from basemap.ledger import RESUMED, BlockRecord, Ledger, RecordingStorage, block_fingerprint
@@ -200,19 +200,28 @@ def window_owners(jobs: list[BlockJob]) -> tuple[list[tuple], list[tuple[int, ..
     return [tuple(sorted(ws, key=lambda w: (w[1], w[0]))) for ws in owned], deps
 
 
-def render_part(job: BlockJob, windows=()) -> Part:
-    """Dask task: composite the block and the given windows' extents (:mod:`basemap.read`,
-    :mod:`basemap.composite`) and run those windows; a renderer without windows renders the
-    block. A pure function of the job and the windows."""
+@dataclass(frozen=True)
+class PartComposite:
+    """What :func:`composite_part` hands to :func:`infer_part`: the composite of the region a
+    part reads (padded, chunk-aligned) and the scenes used and skipped."""
+
+    region: Region
+    composite: Composite = field(repr=False)
+    used: int = 0
+    skipped: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+def composite_part(job: BlockJob, windows=()) -> PartComposite:
+    """Dask task (CPU): warp and composite what a part needs (:mod:`basemap.read`,
+    :mod:`basemap.composite`): the block and the given windows' extents, padded."""
     start = time.perf_counter()
     s, block = job.settings, job.block
     renderer = s.make_renderer()
-    grid = renderer.grid
-    if grid is None:
-        windows, need = (), input_region(block, renderer)
+    if renderer.grid is None:
+        need = input_region(block, renderer)
     else:
-        windows = tuple(windows)
-        need = union([block.region, *window_extent(windows, grid)])
+        need = union([block.region, *window_extent(tuple(windows), renderer.grid)])
     region = padded_region(need, s)
     comp = compositor(s.composite, (region.height, region.width))
     used, skipped = 0, []
@@ -221,19 +230,37 @@ def render_part(job: BlockJob, windows=()) -> Part:
             comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality,
                      obs.region.slices((region.x0, region.y0)))
             used += 1
-    made = comp.result()
+    return PartComposite(region, comp.result(), used, tuple(skipped),
+                         time.perf_counter() - start)  # fmt: skip
+
+
+def infer_part(job: BlockJob, windows, pc: PartComposite) -> Part:
+    """Dask task (the GPU's, when the cluster has one): run the given windows on a part's
+    composite; a renderer without windows renders the block."""
+    start = time.perf_counter()
+    block, region, made = job.block, pc.region, pc.composite
+    renderer = job.settings.make_renderer()
+    windows = tuple(windows) if renderer.grid is not None else ()
     rows, cols = block.region.slices((region.x0, region.y0))
     valid = made.valid[rows, cols]
     outputs, rgb = {}, None
-    if grid is not None:
+    if renderer.grid is not None:
         outputs = renderer.run_windows(made.reflectance, made.valid, (region.x0, region.y0),
                                        list(windows))  # fmt: skip
     elif valid.any():  # no scene has data here: the renderer is not run
+        need = input_region(block, renderer)
         nr, nc = need.slices((region.x0, region.y0))
         rgb = renderer.render(made.reflectance[:, nr, nc], made.valid[nr, nc],
                               (need.x0, need.y0), block.region)  # fmt: skip
     return Part(block, frozenset(windows), outputs, rgb, valid, made.count[rows, cols],
-                made.filled[rows, cols], used, tuple(skipped), time.perf_counter() - start)
+                made.filled[rows, cols], pc.used, pc.skipped,
+                pc.seconds + time.perf_counter() - start)  # fmt: skip
+
+
+def render_part(job: BlockJob, windows=()) -> Part:
+    """Dask task: :func:`composite_part`, then :func:`infer_part`, in one task (no GPU: the
+    composite stays in the worker). A pure function of the job and the windows."""
+    return infer_part(job, windows, composite_part(job, windows))
 
 
 def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:

@@ -14,11 +14,15 @@
   thread per worker process, before any task runs.
 * Graph: for each block the ledger does not have finished, one
   :func:`basemap.block.render_part` task (composite, and the U-Net on the windows that block
-  owns: :func:`basemap.block.window_owners`, so each window runs once; annotated with the Dask
-  resource ``GPU`` when, and only when, the cluster's workers advertise it and the renderer is
-  ``unet``); one :func:`basemap.block.run_block` task per block, from its part and those of the
-  neighbours owning windows that touch it (blend, COG, tiles, ledger; prioritised over parts not
-  started, so parts are freed row by row); then :func:`basemap.output.pyramid.pyramid_tile`
+  owns: :func:`basemap.block.window_owners`, so each window runs once). When the cluster's
+  workers advertise the Dask resource ``GPU`` and the renderer is ``unet``, the part is
+  annotated ``GPU``; where only some workers have one, it is two tasks instead:
+  :func:`basemap.block.composite_part` (CPU, on any worker) and
+  :func:`basemap.block.infer_part` (annotated ``GPU``, ahead of new composites), so the CPU
+  workers composite while the GPU runs the network. Then one :func:`basemap.block.run_block`
+  task per block, from its part and those of the neighbours owning windows that touch it
+  (blend, COG, tiles, ledger; prioritised over parts not started, so parts are freed row by
+  row); then :func:`basemap.output.pyramid.pyramid_tile`
   tasks level by level above the blocks' root tiles
   (:func:`basemap.output.pyramid.reduce_levels`, the one level loop). Keys
   are ``name-token`` with tokens from the frozen arguments' ``__dask_tokenize__``, so the same
@@ -42,9 +46,17 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from tqdm import tqdm
 
 from basemap import config
-from basemap.block import BlockResult, render_part, run_block, window_owners
+from basemap.block import (
+    BlockResult,
+    composite_part,
+    infer_part,
+    render_part,
+    run_block,
+    window_owners,
+)
 from basemap.ledger import Ledger, block_fingerprint
 from basemap.output.pyramid import pyramid_tile, reduce_levels
+from basemap.render.inference import default_device
 
 log = logging.getLogger(__name__)
 
@@ -69,21 +81,6 @@ class WorkerSetup(WorkerPlugin):
             sys.modules["torch"].set_num_threads(self.torch_threads)
 
 
-#: Device files of the NVIDIA (and ROCm) drivers: without any, a Linux machine has no GPU that
-#: torch could use, and the 2 s import of torch is saved.
-GPU_DEVICES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd")
-
-
-def _local_gpu() -> bool:
-    if sys.platform.startswith("linux") and not any(map(os.path.exists, GPU_DEVICES)):
-        return False
-    try:
-        import torch
-    except ImportError:
-        return False
-    return bool(torch.cuda.is_available())
-
-
 @contextmanager
 def dask_client(
     workers: int | None = None, scheduler: str | None = None, want_gpu: bool = False
@@ -105,7 +102,7 @@ def dask_client(
         client = Client(address, timeout="30s")
     else:
         n = (os.cpu_count() or 1) if workers is None else workers
-        resources = {"GPU": 1} if want_gpu and _local_gpu() else None
+        resources = {"GPU": 1} if want_gpu and default_device() != "cpu" else None
         with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
                               "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                               "distributed.scheduler.worker-saturation": 1.0}):
@@ -125,10 +122,15 @@ def dask_client(
         dlog.setLevel(level)
 
 
+def gpu_workers(client) -> tuple[int, int]:
+    """(workers advertising a ``GPU`` resource, all workers) of the cluster."""
+    workers = client.scheduler_info().get("workers", {}).values()
+    return sum("GPU" in (w.get("resources") or {}) for w in workers), len(workers)
+
+
 def has_gpu_workers(client) -> bool:
     """True when some worker of the cluster advertises a ``GPU`` resource."""
-    workers = client.scheduler_info().get("workers", {})
-    return any("GPU" in (w.get("resources") or {}) for w in workers.values())
+    return gpu_workers(client)[0] > 0
 
 
 def _key(prefix: str, *args) -> str:
@@ -154,13 +156,20 @@ def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict, list]:
         ({record future: job}, {pyramid "written" future: zoom}, the block futures).
     """
     settings = jobs[0].settings
-    annotate = {}
-    if settings.renderer == "unet" and has_gpu_workers(client):
-        annotate = {"resources": {"GPU": 1}}
+    gpus, workers = gpu_workers(client)
+    annotate = {"resources": {"GPU": 1}} if settings.renderer == "unet" and gpus else {}
     todo = [j for j in jobs if not _finished(j)]
     windows, needs = window_owners(todo)
-    parts = [client.submit(render_part, job, ws, key=_key("part", job, ws), pure=True, **annotate)
-             for job, ws in zip(todo, windows, strict=True)]  # fmt: skip
+    if annotate and gpus < workers:  # CPU workers composite, GPU workers run the network
+        parts = [client.submit(infer_part, job, ws,
+                               client.submit(composite_part, job, ws, pure=True,
+                                             key=_key("composite", job, ws)),
+                               key=_key("part", job, ws), pure=True, priority=1, **annotate)
+                 for job, ws in zip(todo, windows, strict=True)]  # fmt: skip
+    else:  # one task per part, where its composite is made (every worker has the GPU, or none)
+        parts = [client.submit(render_part, job, ws, key=_key("part", job, ws), pure=True,
+                               **annotate)
+                 for job, ws in zip(todo, windows, strict=True)]  # fmt: skip
     deps = {id(job): [parts[i] for i in need] for job, need in zip(todo, needs, strict=True)}
     level, records = {}, {}
     for job in jobs:

@@ -1,7 +1,7 @@
 """Windowed inference: partition invariance, skipped windows, overlap agreement, COG output,
 weights errors."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import pytest
@@ -12,8 +12,15 @@ from basemap.model.weights import save_weights
 
 from basemap.colorize import colorize_file
 from basemap.errors import WeightsError
-from basemap.render.inference import LoadedModel, load_model
-from basemap.render.unet import colorize_array
+from basemap.render.inference import (
+    CPU_BATCH,
+    GPU_BATCH_MAX,
+    GPU_MEMORY_SHARE,
+    LoadedModel,
+    device_batch,
+    load_model,
+)
+from basemap.render.unet import colorize_array, window_outputs
 from basemap.render.windows import WindowGrid
 
 TINY = UNetConfig(base=4, levels=3)
@@ -74,11 +81,14 @@ class CountingModel(LoadedModel):
         self.calls.append(len(reflectance))
         return super().predict(reflectance)
 
+    @classmethod
+    def of(cls, model: LoadedModel) -> "CountingModel":
+        return cls(**{f.name: getattr(model, f.name) for f in fields(model)}, calls=[])
+
 
 def test_windows_without_valid_pixels_are_not_run(tiny_weights):
     m = load_model(tiny_weights, device="cpu")
-    counting = CountingModel(m.path, m.sha256, m.device, m.net, m.normalization, m.meta,
-                             m.session, [])
+    counting = CountingModel.of(m)
     grid = WindowGrid(64, 16)
     region = (0, 0, 200, 200)
     ib = grid.input_bounds(*region)
@@ -88,6 +98,37 @@ def test_windows_without_valid_pixels_are_not_run(tiny_weights):
     out = colorize_array(refl, valid, ib[:2], region, counting, window=64, overlap=16)
     assert sum(counting.calls) == 4
     assert out[:, ~valid[-ib[1] :, -ib[0] :][:200, :200]].max() == 0
+
+
+def test_prefetched_batches_give_the_same_outputs_in_the_same_order(tiny_weights):
+    """The GPU path's prefetch (the next batch gap-filled on a thread while the current one
+    runs, two buffers in turn) changes no output and no order, for any batch size."""
+    m = load_model(tiny_weights, device="cpu")
+    counting = CountingModel.of(m)
+    grid = WindowGrid(64, 16)
+    bounds = (0, 0, 230, 170)
+    ib = grid.input_bounds(*bounds)
+    refl, valid = _scene(np.random.default_rng(3), ib)
+    windows = list(grid.windows(*bounds))
+    plain = window_outputs(refl, valid, ib[:2], windows, m, grid, batch_size=3, prefetch=False)
+    for batch in (1, 3, 5):
+        counting.calls.clear()
+        ahead = window_outputs(refl, valid, ib[:2], windows, counting, grid, batch_size=batch,
+                               prefetch=True)  # fmt: skip
+        assert list(ahead) == list(plain)
+        assert counting.calls == [min(batch, len(plain) - i) for i in range(0, len(plain), batch)]
+        for w, out in plain.items():
+            np.testing.assert_allclose(ahead[w], out, atol=1e-3)  # batch-independent (ORT)
+
+
+def test_device_batch_fits_the_free_memory_share():
+    """GPU batches: as many windows as fit in GPU_MEMORY_SHARE of the free memory, 1..max."""
+    gib = 1 << 30
+    assert device_batch(80 * gib, gib) == int(80 * GPU_MEMORY_SHARE)
+    assert device_batch(10 * gib, 3 * gib) == 1  # less than one window fits: still one
+    assert device_batch(0, gib) == 1
+    assert device_batch(1000 * gib, gib // 4) == GPU_BATCH_MAX
+    assert load_model(None, device="cpu").batch_size(512) == CPU_BATCH
 
 
 def test_model_is_loaded_once_per_process(tiny_weights):

@@ -8,11 +8,18 @@ dependencies: the classic renderers never load them). The model is loaded once p
 reference path on CPU. The ONNX export (1.5 s per process, most of it importing onnx) is kept in
 ``BASEMAP_CACHE`` (:func:`basemap.config.cache_dir`) under a key of the weights, the code that
 builds the graph and torch's version, so a worker that starts finds it there.
+
+On a GPU, batches are sized to the device (:meth:`LoadedModel.batch_size`: as many windows as fit
+in a share of its free memory, measured once per window size) and staged in pinned host memory
+(:meth:`LoadedModel.host_batch`), so the copy to the device is asynchronous.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,24 +36,45 @@ class LoadedModel:
     path: str
     sha256: str
     device: str
-    net: Any = field(compare=False, repr=False)
+    net: Any = field(compare=False, repr=False)  # None when loaded from the ONNX cache
     normalization: Any = field(compare=False, repr=False)
     meta: dict = field(compare=False, repr=False, default_factory=dict)
     session: Any = field(compare=False, repr=False, default=None)  # ONNX Runtime (CPU) or None
+    downsampling: int = 0  # the network's factor when there is no ``net``
 
     @property
     def factor(self) -> int:
         """Window sides must be a multiple of this (the network's downsampling factor)."""
-        return self.net.config.factor
+        return self.downsampling or self.net.config.factor
+
+    def batch_size(self, window: int) -> int:
+        """Windows per forward pass: :data:`CPU_BATCH` on CPU; on a GPU as many as fit in
+        :data:`GPU_MEMORY_SHARE` of its free memory (:func:`device_batch`)."""
+        if self.device == "cpu":
+            return CPU_BATCH
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(self.device)
+        return device_batch(free, _window_bytes(self, window))
+
+    def host_batch(self, n: int, window: int) -> np.ndarray:
+        """A float32 (n, 3, window, window) input buffer: page-locked (pinned) memory on a GPU,
+        which the device copies from asynchronously; ordinary memory on CPU."""
+        if self.device == "cpu":
+            return np.zeros((n, 3, window, window), dtype=np.float32)
+        import torch
+
+        return torch.zeros((n, 3, window, window), dtype=torch.float32, pin_memory=True).numpy()
 
     def predict(self, reflectance: np.ndarray) -> np.ndarray:
         """Run a batch: float32 reflectance (N, 3, H, W) -> float32 RGB in [0, 255] (N, 3, H, W)."""
+        x = np.ascontiguousarray(reflectance, dtype=np.float32)
+        if self.session is not None:  # normalisation and x255 are inside the graph
+            return self.session.run(["y"], {"x": x})[0]
         import torch
 
-        x = torch.from_numpy(np.ascontiguousarray(reflectance, dtype=np.float32))
+        x = torch.from_numpy(x)
         with torch.inference_mode():
-            if self.session is not None:  # normalisation and x255 are inside the graph
-                return self.session.run(["y"], {"x": x.numpy()})[0]
             if self.device == "cpu":
                 y = self.net(self.normalization.apply(x).contiguous(
                     memory_format=torch.channels_last))
@@ -61,6 +89,38 @@ class LoadedModel:
 
 
 _CACHE: dict[tuple[str, str, str, str], LoadedModel] = {}
+
+#: Windows per forward pass on CPU (best measured, BENCHMARKS.md).
+CPU_BATCH = 4
+#: A GPU batch uses at most this share of the device memory free when it is sized (the rest is
+#: for other workers on the same device and the allocator's slack), and at most GPU_BATCH_MAX
+#: windows (beyond which a batch is no faster per window).
+GPU_MEMORY_SHARE = 0.5
+GPU_BATCH_MAX = 64
+_WINDOW_BYTES: dict[tuple[str, str, int], int] = {}
+
+
+def device_batch(free_bytes: int, window_bytes: int) -> int:
+    """Windows per batch on a device with ``free_bytes`` free, each window needing
+    ``window_bytes`` of device memory: 1 to :data:`GPU_BATCH_MAX`."""
+    fit = int(GPU_MEMORY_SHARE * free_bytes) // max(int(window_bytes), 1)
+    return max(1, min(GPU_BATCH_MAX, fit))
+
+
+def _window_bytes(model: LoadedModel, window: int) -> int:
+    """Peak device memory one window of side ``window`` takes in :meth:`LoadedModel.predict`
+    (measured on two windows, once per model, device and window size)."""
+    key = (model.sha256, model.device, window)
+    if key not in _WINDOW_BYTES:
+        import torch
+
+        torch.cuda.synchronize(model.device)
+        base = torch.cuda.memory_allocated(model.device)
+        torch.cuda.reset_peak_memory_stats(model.device)
+        model.predict(model.host_batch(2, window))
+        peak = torch.cuda.max_memory_allocated(model.device)
+        _WINDOW_BYTES[key] = max(1, (peak - base) // 2)
+    return _WINDOW_BYTES[key]
 
 
 def prepare_net(net: Any, device: str) -> Any:
@@ -110,27 +170,53 @@ def onnx_session(net: Any, normalization: Any, threads: int, digest: str = "") -
     Its outputs match torch's to ~1e-4 of an 8-bit unit and do not depend on the batch a window
     is run in (tests/test_benchmarks.py)."""
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401
     except ImportError:
         return None
+    cached = _export_path(digest)
+    session = None
+    if cached is not None and cached.is_file():
+        try:
+            session = _session(cached.read_bytes(), threads)
+        except Exception:  # an unreadable cache file is exported again, and replaced
+            session = None
+    if session is None:
+        graph = _export(net, normalization)
+        if graph is None:
+            return None
+        if cached is not None:
+            _publish(cached, graph)
+        session = _session(graph, threads)
+    if cached is not None and not cached.with_suffix(".json").is_file():
+        _publish(cached.with_suffix(".json"), json.dumps({"factor": net.config.factor}).encode())
+    return session
+
+
+def _session(graph: bytes, threads: int) -> Any:
+    """An ONNX Runtime CPU session of an exported graph on ``threads`` threads."""
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.log_severity_level = 3
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    cached = _export_path(digest)
-    if cached is not None and cached.is_file():
-        try:
-            return ort.InferenceSession(cached.read_bytes(), opts,
-                                        providers=["CPUExecutionProvider"])
-        except Exception:  # an unreadable cache file is exported again, and replaced
-            pass
-    graph = _export(net, normalization)
-    if graph is None:
-        return None
-    if cached is not None:
-        _publish(cached, graph)
     return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
+
+
+def _cached_model(path: Path, digest: str) -> LoadedModel | None:
+    """The CPU model of weights ``digest`` from the ONNX cache alone, without importing torch
+    (the export and its ``.json``, written by :func:`onnx_session` once the weights were
+    validated), or None when the cache lacks it or cannot be read."""
+    export = _export_path(digest)
+    if export is None or not export.is_file() or not export.with_suffix(".json").is_file():
+        return None
+    try:
+        factor = int(json.loads(export.with_suffix(".json").read_text())["factor"])
+        session = _session(export.read_bytes(), cpu_threads())
+    except Exception:  # a damaged or partial entry: load the weights (and export again)
+        return None
+    return LoadedModel(str(path), digest, "cpu", None, None, session=session, downsampling=factor)
 
 
 def _export(net: Any, normalization: Any) -> bytes | None:
@@ -161,15 +247,13 @@ def _export_path(digest: str) -> Path | None:
     folder = config.cache_dir()
     if folder is None or not digest:
         return None
-    import hashlib
+    from importlib.metadata import version
     from importlib.util import find_spec
-
-    import torch
 
     key = hashlib.sha256(digest.encode())
     for module in (find_spec("basemap.model.unet").origin, __file__):
         key.update(Path(module).read_bytes())
-    key.update(torch.__version__.encode())
+    key.update(version("torch").encode())
     return folder / "onnx" / f"{key.hexdigest()[:32]}.onnx"
 
 
@@ -184,15 +268,44 @@ def _publish(path: Path, data: bytes) -> None:
         pass
 
 
-def default_device() -> str:
-    """"cuda" when a CUDA GPU is visible, else "cpu"."""
-    import torch
+#: Device files of the NVIDIA (and ROCm) drivers: without any, a Linux machine has no GPU that
+#: torch could use, and the 2-3 s import of torch is saved.
+GPU_DEVICES = ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd")
 
+
+def default_device() -> str:
+    """"cuda" when a CUDA GPU is visible, else "cpu" (without importing torch on a Linux
+    machine that has none of :data:`GPU_DEVICES`)."""
+    if sys.platform.startswith("linux") and not any(map(os.path.exists, GPU_DEVICES)):
+        return "cpu"
+    try:
+        import torch
+    except ImportError:
+        return "cpu"
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def cpu_threads() -> int:
+    """Threads of CPU inference, torch's and ONNX Runtime's alike: ``OMP_NUM_THREADS`` (a Dask
+    worker: 1), else the physical cores (torch's default), at most the cores this process may
+    use."""
+    import psutil
+
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable or 1
+    physical = psutil.cpu_count(logical=False) or usable
+    try:
+        wanted = int(os.environ.get("OMP_NUM_THREADS") or physical)
+    except ValueError:
+        wanted = physical
+    return max(1, min(wanted, usable))
 
 
 def load_model(path: str | Path | None = None, device: str | None = None) -> LoadedModel:
     """Load weights once per process (cache keyed by resolved path + sha256 + device).
+
+    On CPU with ONNX Runtime, weights whose export is in the ONNX cache load from it without
+    importing torch (2-3 s saved in each worker that starts).
 
     Args:
         path: a weights file written by `basemap train`; None for the shipped default.
@@ -201,30 +314,31 @@ def load_model(path: str | Path | None = None, device: str | None = None) -> Loa
     Raises:
         basemap.errors.WeightsError: missing, corrupt or mismatched weights.
     """
-    import torch
-
-    # deferred on purpose: basemap.model.weights imports torch (a heavy optional dependency)
-    from basemap.model.weights import load_weights, sha256
-
     path = config.weights_path(path)
     device = device or default_device()
-    digest = sha256(path) if path.is_file() else ""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
     backend = config.cpu_backend() if device == "cpu" else "torch"
     key = (str(path.resolve()), digest, device, backend)
     if key not in _CACHE:
-        net, norm, meta = load_weights(path)
-        session = None
-        if device == "cpu":
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-            torch.set_num_threads(max(1, min(torch.get_num_threads(), cores)))
-            if backend != "torch":
-                session = onnx_session(prepare_net(net, "cpu"), norm, torch.get_num_threads(),
-                                       digest)
-        else:
-            torch.backends.cudnn.benchmark = False
-            torch.backends.cudnn.deterministic = True
-        net = prepare_net(net, device)
-        _CACHE[key] = LoadedModel(str(path), digest, device, net, norm, meta, session)
+        cached = _cached_model(path, digest) if device == "cpu" and backend != "torch" else None
+        _CACHE[key] = cached or _load(path, digest, device, backend)
     return _CACHE[key]
 
 
+def _load(path: Path, digest: str, device: str, backend: str) -> LoadedModel:
+    """Read and validate the weights with torch, and prepare them for ``device``."""
+    import torch
+
+    # deferred on purpose: basemap.model.weights imports torch (a heavy optional dependency)
+    from basemap.model.weights import load_weights
+
+    net, norm, meta = load_weights(path)
+    session = None
+    if device == "cpu":
+        torch.set_num_threads(cpu_threads())
+        if backend != "torch":
+            session = onnx_session(prepare_net(net, "cpu"), norm, cpu_threads(), digest)
+    else:
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    return LoadedModel(str(path), digest, device, prepare_net(net, device), norm, meta, session)

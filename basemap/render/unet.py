@@ -55,7 +55,8 @@ def colorize_array(
         model: a :class:`LoadedModel`, a weights path, or None for the shipped default.
         window: window side in px (a multiple of the model's downsampling factor).
         overlap: overlap between neighbouring windows in px (<= window / 2).
-        batch_size: windows per forward pass (default 16 on GPU, 4 on CPU: best measured).
+        batch_size: windows per forward pass (default :meth:`LoadedModel.batch_size`: 4 on
+            CPU, sized to the free device memory on a GPU).
         progress: show a tqdm bar over windows.
 
     Returns:
@@ -74,20 +75,22 @@ def colorize_array(
 def window_outputs(reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
                    windows: list[tuple[int, int]], model: LoadedModel, grid: WindowGrid,
                    batch_size: int | None = None, progress: bool = False,
-                   ) -> dict[tuple[int, int], np.ndarray]:  # fmt: skip
+                   prefetch: bool | None = None) -> dict[tuple[int, int], np.ndarray]:  # fmt: skip
     """The model's float32 (3, window, window) output of each window (global top-left (wx,
     wy)) with a valid pixel; windows without one are left out. The arrays (top-left
     ``origin``) must cover the windows; a window's output does not depend on the batch it ran in
-    (:mod:`basemap.render.inference`), so it is the same whichever task runs it."""
+    (:mod:`basemap.render.inference`), so it is the same whichever task runs it. ``prefetch``
+    (default: on a GPU) gap-fills the next batch on a thread while the current one runs."""
     if grid.window % model.factor:
         raise InputError(f"window {grid.window} is not a multiple of the model's downsampling "
                          f"factor {model.factor}")  # fmt: skip
     ox, oy, w = *origin, grid.window
     todo = [(wx, wy) for wx, wy in windows
             if valid[wy - oy : wy - oy + w, wx - ox : wx - ox + w].any()]  # fmt: skip
-    batch_size = batch_size or (16 if model.device != "cpu" else 4)
+    batch_size = batch_size or model.batch_size(w)
+    prefetch = model.device != "cpu" if prefetch is None else prefetch
     return {(wx, wy): out for wx, wy, out in
-            _batches(reflectance, valid, origin, todo, model, w, batch_size, progress)}
+            _batches(reflectance, valid, origin, todo, model, w, batch_size, progress, prefetch)}
 
 
 def blend_windows(outputs: dict[tuple[int, int], np.ndarray], valid: np.ndarray,
@@ -134,24 +137,50 @@ def _batches(
     window: int,
     batch_size: int,
     progress: bool,
+    prefetch: bool,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield (wx, wy, float32 output) for each window in order, computed in batches."""
+    """Yield (wx, wy, float32 output) for each window in order, computed in batches.
+
+    Batches are gap-filled into a host buffer (:meth:`LoadedModel.host_batch`); with
+    ``prefetch``, into two in turn, the next batch on a thread while the model runs the current
+    one (a buffer is refilled only after the batch it held has run). On CPU a batch holds just its
+    windows; on a GPU every batch of a call has the same rows (one shape), the unused ones zero.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm import tqdm
 
+    if not todo:
+        return
     ox, oy = origin
-    bar = tqdm(total=len(todo), desc="colorize", unit="win", disable=not progress)
-    for i in range(0, len(todo), batch_size):
-        chunk = todo[i : i + batch_size]
-        batch = np.zeros((batch_size if model.device != "cpu" else len(chunk), 3, window, window),
-                         dtype=np.float32)
+    chunks = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
+    buffers = [model.host_batch(min(batch_size, len(todo)), window)
+               for _ in range(2 if prefetch else 1)]  # fmt: skip
+    fixed = model.device != "cpu"
+
+    def fill(k: int) -> np.ndarray:
+        chunk, buf = chunks[k], buffers[k % len(buffers)]
         for j, (wx, wy) in enumerate(chunk):
             sl = np.s_[wy - oy : wy - oy + window, wx - ox : wx - ox + window]
-            batch[j] = fill_gaps(reflectance[(slice(None), *sl)], valid[sl])
-        out = model.predict(batch)
-        for j, (wx, wy) in enumerate(chunk):
-            yield wx, wy, out[j]
-        bar.update(len(chunk))
-    bar.close()
+            buf[j] = fill_gaps(reflectance[(slice(None), *sl)], valid[sl])
+        buf[len(chunk) :] = 0
+        return buf if fixed else buf[: len(chunk)]
+
+    bar = tqdm(total=len(todo), desc="colorize", unit="win", disable=not progress)
+    pool = ThreadPoolExecutor(1, thread_name_prefix="prefetch") if prefetch else None
+    try:
+        ahead = pool.submit(fill, 0) if pool and chunks else None
+        for k, chunk in enumerate(chunks):
+            batch = ahead.result() if ahead else fill(k)
+            ahead = pool.submit(fill, k + 1) if pool and k + 1 < len(chunks) else None
+            out = model.predict(batch)
+            for j, (wx, wy) in enumerate(chunk):
+                yield wx, wy, out[j]
+            bar.update(len(chunk))
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+        bar.close()
 
 
 class UNetRenderer:

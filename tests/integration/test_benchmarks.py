@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,44 @@ def test_onnx_export_is_cached_per_weights_and_gives_the_same_session(tmp_path, 
     monkeypatch.setenv("BASEMAP_CACHE", "")
     onnx_session(net, Normalization(), 1, "c" * 64)
     assert len(list((tmp_path / "cache" / "onnx").glob("*.onnx"))) == 2
+
+
+_LOAD_AND_PREDICT = """
+import sys
+import numpy as np
+from basemap.render.inference import load_model
+m = load_model(sys.argv[1], device="cpu")
+x = np.random.default_rng(2).uniform(0, 0.4, (2, 3, 64, 64)).astype(np.float32)
+np.save(sys.argv[2], m.predict(x))
+print(m.factor, "torch" in sys.modules)
+"""
+
+
+def test_a_worker_with_the_export_cached_starts_without_torch(tmp_path):
+    """With the weights' export (and its factor) in BASEMAP_CACHE, a new process loads the model
+    and predicts without importing torch, the same bytes as the process that exported it; a
+    damaged entry falls back to the weights."""
+    import torch
+    from basemap.model.unet import Normalization, ResUNet, UNetConfig
+    from basemap.model.weights import save_weights
+
+    torch.manual_seed(0)
+    tiny_weights = save_weights(tmp_path / "tiny.pt", ResUNet(UNetConfig(base=4, levels=3)).eval(),
+                                Normalization())  # fmt: skip
+    env = {**os.environ, "BASEMAP_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+
+    def run(name):
+        out = subprocess.run([sys.executable, "-c", _LOAD_AND_PREDICT, str(tiny_weights),
+                              str(tmp_path / name)], env=env, capture_output=True, text=True,
+                             check=True)  # fmt: skip
+        return out.stdout.split(), np.load(tmp_path / name)
+
+    (factor, torch_loaded), first = run("a.npy")
+    assert (factor, torch_loaded) == ("4", "True")  # exported: torch was needed
+    assert (run("b.npy")[0], run("b.npy")[1].tobytes()) == (["4", "False"], first.tobytes())
+    (meta,) = (tmp_path / "cache" / "onnx").glob("*.json")
+    meta.write_text("{")
+    assert run("c.npy")[0] == ["4", "True"] and run("c.npy")[1].tobytes() == first.tobytes()
 
 
 def test_tiles_vs_gdal_smoke(tmp_path):
