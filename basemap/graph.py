@@ -16,10 +16,11 @@
   :func:`basemap.block.render_part` task (composite, and the U-Net on the windows that block
   owns: :func:`basemap.block.window_owners`, so each window runs once). When the cluster's
   workers advertise the Dask resource ``GPU`` and the renderer is ``unet``, the part is
-  annotated ``GPU``; where only some workers have one, it is two tasks instead:
-  :func:`basemap.block.composite_part` (CPU, on any worker) and
-  :func:`basemap.block.infer_part` (annotated ``GPU``, ahead of new composites), so the CPU
-  workers composite while the GPU runs the network. Then one :func:`basemap.block.run_block`
+  annotated ``GPU``; where the cluster has more threads than GPUs (CPU workers beside GPU ones,
+  or a GPU worker with several threads), it is two tasks instead:
+  :func:`basemap.block.composite_part` (CPU, any thread) and :func:`basemap.block.infer_part`
+  (annotated ``GPU``, ahead of new composites), so the other threads composite while the GPU
+  runs the network. Then one :func:`basemap.block.run_block`
   task per block, from its part and those of the neighbours owning windows that touch it
   (blend, COG, tiles, ledger; prioritised over parts not started, so parts are freed row by
   row); then :func:`basemap.output.pyramid.pyramid_tile`
@@ -122,15 +123,16 @@ def dask_client(
         dlog.setLevel(level)
 
 
-def gpu_workers(client) -> tuple[int, int]:
-    """(workers advertising a ``GPU`` resource, all workers) of the cluster."""
+def gpu_slots(client) -> tuple[float, int]:
+    """(the ``GPU`` resource the cluster's workers advertise in all, their threads in all)."""
     workers = client.scheduler_info().get("workers", {}).values()
-    return sum("GPU" in (w.get("resources") or {}) for w in workers), len(workers)
+    return (sum((w.get("resources") or {}).get("GPU", 0) for w in workers),
+            sum(w.get("nthreads", 1) for w in workers))  # fmt: skip
 
 
 def has_gpu_workers(client) -> bool:
     """True when some worker of the cluster advertises a ``GPU`` resource."""
-    return gpu_workers(client)[0] > 0
+    return gpu_slots(client)[0] > 0
 
 
 def _key(prefix: str, *args) -> str:
@@ -156,17 +158,17 @@ def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict, list]:
         ({record future: job}, {pyramid "written" future: zoom}, the block futures).
     """
     settings = jobs[0].settings
-    gpus, workers = gpu_workers(client)
+    gpus, threads = gpu_slots(client)
     annotate = {"resources": {"GPU": 1}} if settings.renderer == "unet" and gpus else {}
     todo = [j for j in jobs if not _finished(j)]
     windows, needs = window_owners(todo)
-    if annotate and gpus < workers:  # CPU workers composite, GPU workers run the network
+    if annotate and gpus < threads:  # threads without a GPU composite, the GPU's run the network
         parts = [client.submit(infer_part, job, ws,
                                client.submit(composite_part, job, ws, pure=True,
                                              key=_key("composite", job, ws)),
                                key=_key("part", job, ws), pure=True, priority=1, **annotate)
                  for job, ws in zip(todo, windows, strict=True)]  # fmt: skip
-    else:  # one task per part, where its composite is made (every worker has the GPU, or none)
+    else:  # one task per part, where its composite is made (a GPU for every thread, or none)
         parts = [client.submit(render_part, job, ws, key=_key("part", job, ws), pure=True,
                                **annotate)
                  for job, ws in zip(todo, windows, strict=True)]  # fmt: skip

@@ -7,7 +7,8 @@ dependencies: the classic renderers never load them). The model is loaded once p
 (:func:`load_model`, cached by path + sha256). Set ``BASEMAP_CPU_BACKEND=torch`` to use the torch
 reference path on CPU. The ONNX export (1.5 s per process, most of it importing onnx) is kept in
 ``BASEMAP_CACHE`` (:func:`basemap.config.cache_dir`) under a key of the weights, the code that
-builds the graph and torch's version, so a worker that starts finds it there.
+builds the graph and torch's version, with the network's downsampling factor beside it, so a
+worker that starts loads the model from there without importing torch (another 2-3 s).
 
 On a GPU, batches are sized to the device (:meth:`LoadedModel.batch_size`: as many windows as fit
 in a share of its free memory, measured once per window size) and staged in pinned host memory
