@@ -91,8 +91,8 @@ class LoadedModel:
 
 _CACHE: dict[tuple[str, str, str, str], LoadedModel] = {}
 
-#: Windows per forward pass on CPU (best measured, BENCHMARKS.md).
-CPU_BATCH = 4
+#: Windows per forward pass on CPU: one window's activations stay in cache (BENCHMARKS.md §2).
+CPU_BATCH = 1
 #: A GPU batch uses at most this share of the device memory free when it is sized (the rest is
 #: for other workers on the same device and the allocator's slack), and at most GPU_BATCH_MAX
 #: windows (beyond which a batch is no faster per window).

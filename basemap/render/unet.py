@@ -55,7 +55,7 @@ def colorize_array(
         model: a :class:`LoadedModel`, a weights path, or None for the shipped default.
         window: window side in px (a multiple of the model's downsampling factor).
         overlap: overlap between neighbouring windows in px (<= window / 2).
-        batch_size: windows per forward pass (default :meth:`LoadedModel.batch_size`: 4 on
+        batch_size: windows per forward pass (default :meth:`LoadedModel.batch_size`: 1 on
             CPU, sized to the free device memory on a GPU).
         progress: show a tqdm bar over windows.
 
