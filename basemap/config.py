@@ -33,6 +33,7 @@ STAC_TIMEOUT_ENV = "BASEMAP_STAC_TIMEOUT"
 STAC_BACKOFF_ENV = "BASEMAP_STAC_BACKOFF"
 CPU_BACKEND_ENV = "BASEMAP_CPU_BACKEND"
 CACHE_ENV = "BASEMAP_CACHE"
+THREADS_ENV = "OMP_NUM_THREADS"
 
 #: Every variable read here, with what it means (the README's table is checked against it).
 ENVIRONMENT = {
@@ -43,6 +44,7 @@ ENVIRONMENT = {
     CPU_BACKEND_ENV: "U-Net inference on CPU: onnx (default, ONNX Runtime) or torch (reference)",
     CACHE_ENV: "folder of files derived once and reused, e.g. the U-Net's ONNX export (default "
                "~/.cache/basemap; empty: none)",
+    THREADS_ENV: "threads of CPU inference (default: the physical cores; Dask workers: 1)",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint of s3:// outputs (wins over AWS_ENDPOINT_URL)",
     "AWS_ENDPOINT_URL": "S3 endpoint of s3:// outputs (MinIO, SeaweedFS, ...)",
     "AWS_REGION": "S3 region (else AWS_DEFAULT_REGION)",
@@ -131,7 +133,7 @@ def export_env(values: dict, threads: int | None = None) -> None:
     default OpenMP to ``threads`` threads (before torch is imported)."""
     os.environ.update({k: str(v) for k, v in values.items()})
     if threads is not None:
-        os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        os.environ.setdefault(THREADS_ENV, str(threads))
 
 
 # ---- the variables ----------------------------------------------------------------------------
@@ -160,6 +162,15 @@ def stac_backoff() -> float:
 def cpu_backend() -> str:
     """``onnx`` or ``torch``: how the U-Net runs on CPU."""
     return os.environ.get(CPU_BACKEND_ENV, "onnx")
+
+
+def inference_threads() -> int | None:
+    """``OMP_NUM_THREADS`` when it is a positive integer: the threads of CPU inference."""
+    try:
+        value = int(os.environ.get(THREADS_ENV, ""))
+    except ValueError:
+        return None
+    return value if value > 0 else None
 
 
 def cache_dir() -> Path | None:

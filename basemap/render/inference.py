@@ -294,11 +294,7 @@ def cpu_threads() -> int:
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     usable = usable or 1
-    physical = psutil.cpu_count(logical=False) or usable
-    try:
-        wanted = int(os.environ.get("OMP_NUM_THREADS") or physical)
-    except ValueError:
-        wanted = physical
+    wanted = config.inference_threads() or psutil.cpu_count(logical=False) or usable
     return max(1, min(wanted, usable))
 
 
