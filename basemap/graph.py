@@ -20,11 +20,10 @@
   or a GPU worker with several threads), it is two tasks instead:
   :func:`basemap.block.composite_part` (CPU, any thread) and :func:`basemap.block.infer_part`
   (annotated ``GPU``, ahead of new composites), so the other threads composite while the GPU
-  runs the network. Then one :func:`basemap.block.run_block`
-  task per block, from its part and those of the neighbours owning windows that touch it
-  (blend, COG, tiles, ledger; prioritised over parts not started, so parts are freed row by
-  row); then :func:`basemap.output.pyramid.pyramid_tile`
-  tasks level by level above the blocks' root tiles
+  runs the network. Then one :func:`basemap.block.run_block` task per block, from its part and
+  those of the neighbours owning windows that touch it (blend, COG, tiles, ledger; prioritised
+  over parts not started, so parts are freed row by row); then
+  :func:`basemap.output.pyramid.pyramid_tile` tasks level by level above the blocks' root tiles
   (:func:`basemap.output.pyramid.reduce_levels`, the one level loop). Keys
   are ``name-token`` with tokens from the frozen arguments' ``__dask_tokenize__``, so the same
   work has the same key in every run.
