@@ -129,11 +129,6 @@ def gpu_slots(client) -> tuple[float, int]:
             sum(w.get("nthreads", 1) for w in workers))  # fmt: skip
 
 
-def has_gpu_workers(client) -> bool:
-    """True when some worker of the cluster advertises a ``GPU`` resource."""
-    return gpu_slots(client)[0] > 0
-
-
 def _key(prefix: str, *args) -> str:
     return f"{prefix}-{tokenize(*args)}"
 

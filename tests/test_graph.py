@@ -5,7 +5,7 @@ and test_resume.py; here the small pieces, on an in-process cluster (workers=0).
 """
 
 from basemap.block import BlockJob, BuildSettings
-from basemap.graph import _key, dask_client, has_gpu_workers, run_graph
+from basemap.graph import _key, dask_client, gpu_slots, run_graph
 from basemap.grid import Block
 from basemap.output.storage import LocalStorage
 from basemap.output.tiles import TileOutput
@@ -25,7 +25,7 @@ def test_blocks_without_scenes_are_empty_and_nothing_is_built_above_them(tmp_pat
     s = BuildSettings(renderer="linear", block_size=512, zmin=9, zmax=14, tile_format="png")
     jobs = [BlockJob(Block(x, 0, 512, 14), (), s, storage) for x in (0, 1)]
     with dask_client(workers=0) as client:
-        assert not has_gpu_workers(client)
+        assert gpu_slots(client)[0] == 0
         results, written, missing = run_graph(client, jobs, TileOutput(storage, "png"), 9,
                                               progress=False)
     assert [r.status for r in results] == ["empty", "empty"]

@@ -332,9 +332,10 @@ def _load(path: Path, digest: str, device: str, backend: str) -> LoadedModel:
     net, norm, meta = load_weights(path)
     session = None
     if device == "cpu":
-        torch.set_num_threads(cpu_threads())
+        threads = cpu_threads()
+        torch.set_num_threads(threads)
         if backend != "torch":
-            session = onnx_session(prepare_net(net, "cpu"), norm, cpu_threads(), digest)
+            session = onnx_session(prepare_net(net, "cpu"), norm, threads, digest)
     else:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
