@@ -32,8 +32,11 @@ from common import ROOT, header, median, write_json  # noqa: E402
 from pipeline import ensure_weights, ensure_world, run_build  # noqa: E402
 
 
-def _env(checkout: Path) -> dict:
-    return dict(os.environ, PYTHONPATH=str(checkout), OMP_NUM_THREADS="1")
+def _colorize_env() -> dict:
+    """This checkout's code, the network on every core (as the build's workers use them all)."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("OMP_NUM_THREADS", None)
+    return env
 
 
 def build_cmd(out: Path, catalog: Path, weights: str, zoom: str, workers: int) -> list[str]:
@@ -50,29 +53,52 @@ def build_cmd(out: Path, catalog: Path, weights: str, zoom: str, workers: int) -
 def timed_build(checkout: Path, cmd: list[str], out: Path) -> tuple[float, int]:
     """(seconds, peak RSS) of one build of ``cmd`` with ``checkout``'s code."""
     shutil.rmtree(out, ignore_errors=True)
-    old = os.environ.get("PYTHONPATH")
+    saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "OMP_NUM_THREADS")}
     os.environ["PYTHONPATH"], os.environ["OMP_NUM_THREADS"] = str(checkout), "1"
     try:
         return run_build(cmd)
     finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH")
-        else:
-            os.environ["PYTHONPATH"] = old
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
 
 
 def seams(out: Path) -> dict:
     """Seam excess (window, block, tile) of a build over its whole extent: the delivered tiles
-    and the COG mosaic, measured by this checkout's code whichever code built it."""
+    and the COG mosaic, measured by this checkout's code whichever code built it; and, for the
+    window borders, the share of all phases of the window period that read as high or higher."""
     from basemap.qa.evaluate import read_build, read_mosaic, read_tiles, rendering_figures
 
     build = read_build(out)
     mosaic, region = read_mosaic(build)
     images = {"tiles": read_tiles(build, region), "cogs": (mosaic[:3], mosaic[3] > 0)}
     origin = (region.x0, region.y0)
-    return {name: {k: round(v, 3) for k, v in rendering_figures(rgb, valid, origin, build)
-                   .items() if k.startswith("seam")}
-            for name, (rgb, valid) in images.items()}  # fmt: skip
+    result = {}
+    for name, (rgb, valid) in images.items():
+        figures = {k: round(v, 3) for k, v in rendering_figures(rgb, valid, origin, build).items()
+                   if k.startswith("seam")}  # fmt: skip
+        figures["window_phase_share"] = round(phase_share(rgb, valid, origin, build.stride), 3)
+        result[name] = figures
+    return result
+
+
+def phase_share(rgb, valid, origin: tuple[int, int], period: int) -> float:
+    """The share of the ``period`` phases whose excess (the worse of columns and rows) is at
+    least that of phase 0: near 0 when borders at phase 0 stand out, ~0.5 when they do not."""
+    import numpy as np
+
+    from basemap.qa.seams import boundary_steps, family_ratio, luminance
+
+    lum = luminance(rgb)
+    per_axis = []
+    for image, mask, start in ((lum, valid, origin[0]), (lum.T, valid.T, origin[1])):
+        steps = boundary_steps(image, mask)
+        ratios = np.array([family_ratio(steps, start, period, q) for q in range(period)])
+        per_axis.append(ratios / np.nanpercentile(ratios, 95))
+    excess = np.fmax(*per_axis)
+    return float(np.mean(excess >= excess[0]))
 
 
 def colorize_seconds(work: Path, catalog: Path, megapixels: float,
@@ -103,7 +129,7 @@ def colorize_seconds(work: Path, catalog: Path, megapixels: float,
     exe = Path(sys.executable).with_name("basemap")
     start = time.perf_counter()
     subprocess.run([str(exe), "colorize", str(src), str(dst), "--model", weights,
-                    "--dn-offset", "-1000"], env=_env(ROOT), check=True,
+                    "--dn-offset", "-1000"], env=_colorize_env(), check=True,
                    capture_output=True)
     return time.perf_counter() - start, data.shape[1] * data.shape[2] / 1e6
 

@@ -177,6 +177,20 @@ def test_pipeline_smoke(tmp_path, synth_world):
         4 * (r["bbox_small"][2] - r["bbox_small"][0]))
 
 
+def test_worker_time_smoke(tmp_path, synth_world):
+    """A real one-worker LocalCluster build, its task stream summed by kind."""
+    r = run_script("worker_time.py", "--preset", "test", "--catalog", str(synth_world),
+                   "--zoom", "13-14", "--window", "64", "--overlap", "16", "--block-size", "256",
+                   "--workers", "1", "--work", str(tmp_path / "work"), tmp_path=tmp_path,
+                   timeout=300)
+    (run,) = r["runs"]
+    assert run["workers"] == 1 and positive(run["build_s"])
+    assert positive(run["seconds"]["compute:part"]) and positive(run["seconds"]["compute:block"])
+    assert "transfer" not in run["seconds"]  # one worker: nothing moves between workers
+    assert 0 < run["busy_share"] <= 1
+    assert len(run["per_worker"]) == 1
+
+
 def test_overlap_seams_smoke(tmp_path):
     """Seam excess per overlap on one small uint16 scene with a tiny random model."""
     import rasterio
