@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, header, median, write_json  # noqa: E402
-from pipeline import ensure_weights, ensure_world, run_build  # noqa: E402
+from pipeline import build_command, ensure_weights, ensure_world, run_build  # noqa: E402
 
 
 def _colorize_env() -> dict:
@@ -43,11 +43,7 @@ def build_cmd(out: Path, catalog: Path, weights: str, zoom: str, workers: int) -
     """The one `basemap build` command line both checkouts run."""
     from basemap.synth.tiles import world_bbox
 
-    exe = Path(sys.executable).with_name("basemap")
-    return [str(exe), "build", "--bbox", ",".join(f"{v:.6f}" for v in world_bbox("demo")
-                                                   .as_tuple()),
-            "--zoom", zoom, "--out", str(out), "--stac", str(catalog), "--model", weights,
-            "--workers", str(workers), "--quiet"]
+    return build_command(world_bbox("demo"), out, catalog, zoom, weights, workers=workers)
 
 
 def timed_build(checkout: Path, cmd: list[str], out: Path) -> tuple[float, int]:

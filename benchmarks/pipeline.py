@@ -97,6 +97,22 @@ def tree_rss(proc) -> int:
     return total
 
 
+def build_command(bbox, out: Path, catalog: Path, zoom: str, weights: str | None = None,
+                  **options) -> list[str]:
+    """The ``basemap build`` command line of these benchmarks: this environment's ``basemap``,
+    ``--quiet``, the U-Net with ``weights`` (None: the renderer of ``options``) and each of
+    ``options`` as ``--name value`` (``block_size=2048`` -> ``--block-size 2048``)."""
+    exe = Path(sys.executable).with_name("basemap")
+    cmd = [str(exe) if exe.is_file() else shutil.which("basemap") or "basemap", "build",
+           "--bbox", ",".join(f"{v:.6f}" for v in bbox.as_tuple()), "--zoom", zoom,
+           "--out", str(out), "--stac", str(catalog), "--quiet"]  # fmt: skip
+    if weights is not None:
+        cmd += ["--model", weights]
+    for name, value in options.items():
+        cmd += [f"--{name.replace('_', '-')}", str(value)]
+    return cmd
+
+
 def run_build(cmd: list[str], interval: float = 0.1) -> tuple[float, int]:
     """(wall seconds, peak RSS of the process tree in bytes) of a build subprocess."""
     import psutil
@@ -189,20 +205,15 @@ def main(argv: list[str] | None = None) -> dict:
     catalog = Path(args.catalog) if args.catalog else ensure_world(work, args.preset)
     weights = ensure_weights(work, args.weights)
     small, large = bboxes(args.preset)
-    exe = Path(sys.executable).with_name("basemap")
-    basemap = [str(exe)] if exe.is_file() else [shutil.which("basemap") or "basemap"]
     skip = set(filter(None, args.skip.split(",")))
 
     def build(bbox, workers: int, name: str) -> tuple[float, int, Path]:
         out = work / f"out-{name}"
         shutil.rmtree(out, ignore_errors=True)
-        cmd = basemap + ["build", "--bbox", ",".join(f"{v:.6f}" for v in bbox.as_tuple()),
-                         "--zoom", args.zoom, "--out", str(out), "--stac", str(catalog),
-                         "--renderer", args.renderer, "--block-size", str(args.block_size),
-                         "--window", str(args.window), "--overlap", str(args.overlap),
-                         "--workers", str(workers), "--quiet"]
-        if args.renderer == "unet":
-            cmd += ["--model", weights]
+        cmd = build_command(bbox, out, catalog, args.zoom,
+                            weights if args.renderer == "unet" else None,
+                            renderer=args.renderer, block_size=args.block_size,
+                            window=args.window, overlap=args.overlap, workers=workers)
         seconds, rss = run_build(cmd)
         return seconds, rss, out
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import header, write_json  # noqa: E402
-from pipeline import bboxes, ensure_weights, ensure_world, run_build  # noqa: E402
+from pipeline import bboxes, build_command, ensure_weights, ensure_world, run_build  # noqa: E402,E501
 
 PLUGIN = "worker-time"
 
@@ -103,12 +103,8 @@ def main(argv: list[str] | None = None) -> dict:
     weights = ensure_weights(work, args.weights)
     _, large = bboxes(args.preset)
     out = work / "out"
-    exe = Path(sys.executable).with_name("basemap")
-    cmd = [str(exe) if exe.is_file() else "basemap", "build",
-           "--bbox", ",".join(f"{v:.6f}" for v in large.as_tuple()), "--zoom", args.zoom,
-           "--out", str(out), "--stac", str(catalog), "--model", weights,
-           "--block-size", str(args.block_size), "--window", str(args.window),
-           "--overlap", str(args.overlap), "--quiet"]  # fmt: skip
+    cmd = build_command(large, out, catalog, args.zoom, weights, block_size=args.block_size,
+                        window=args.window, overlap=args.overlap)
     runs = []
     for n in (int(v) for v in args.workers.split(",")):
         shutil.rmtree(out, ignore_errors=True)

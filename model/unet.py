@@ -52,20 +52,21 @@ def neutral_grade(reflectance: torch.Tensor) -> torch.Tensor:
 
     :func:`basemap.model.grader.apply_params` with no haze, unit gain and no clarity (exposure,
     saturation, roll-off, sRGB, floor and ceiling); tests/model/test_unet.py holds the two equal.
+    Written with min/max instead of selections (one pass over memory each in the exported graph):
+    the saturation room ``min over channels below luminance of y / -d`` is ``y / max(-d)``, as
+    the luminance-weighted deviations sum to zero, and the roll-off is the identity below the
+    knee plus a tanh of what exceeds it.
     """
     lin = reflectance.clamp(min=0) * grader.EXPOSURE
     y = (lin * _LUMA.to(lin)).sum(dim=1, keepdim=True)
     d = lin - y
-    room = torch.where(d < 0, y / (-d).clamp(min=1e-12), torch.full_like(d, float("inf")))
-    s = room.amin(dim=1, keepdim=True).clamp(min=1.0).clamp(max=grader.SATURATION)
-    lin = y + s * d
-    knee = grader.KNEE
-    over = knee + (1 - knee) * torch.tanh((lin - knee) / (1 - knee))
-    lin = torch.where(lin <= knee, lin, over).clamp(min=0)
+    room = y / (-d).amax(dim=1, keepdim=True).clamp(min=1e-12)
+    lin = y + room.clamp(min=1.0, max=grader.SATURATION) * d
+    knee, span = grader.KNEE, 1 - grader.KNEE
+    lin = lin.clamp(min=0, max=knee) + span * torch.tanh((lin - knee).clamp(min=0) / span)
     srgb = torch.where(lin <= 0.0031308, 12.92 * lin,
                        1.055 * lin.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)  # fmt: skip
     return grader.FLOOR + (grader.TOP - grader.FLOOR) * srgb.clamp(0, 1)
-
 
 
 @dataclass(frozen=True)

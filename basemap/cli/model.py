@@ -50,14 +50,20 @@ def pairs(source, out, grader, dn_offset):
               help="Start from these weights (a fine-tune; their architecture is used).")
 @click.option("--feature-crops", type=int, default=None,
               help="Compare features on only this many crops of each batch (CPU time).")
+@click.option("--base", type=int, default=8, show_default=True,
+              help="U-Net channels of the first level (level i has base * 2^i; the shipped "
+                   "weights' 8 keeps CPU inference above 1 Mpx/s).")
 @click.option("--levels", type=int, default=5, show_default=True,
               help="U-Net resolution levels (window sides must be multiples of 2^(levels-1)).")
+@click.option("--tone-prior/--no-tone-prior", default=True, show_default=True,
+              help="Learn a correction of the grader's neutral curve (as the shipped weights) "
+                   "instead of the whole curve.")
 @click.option("--resume", type=click.Path(exists=True, dir_okay=False),
               help="Continue from a checkpoint (<out stem>.ckpt).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
 def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, atmosphere,
-          consistency, init, feature_crops, levels, resume, seed, threads):
+          consistency, init, feature_crops, base, levels, tone_prior, resume, seed, threads):
     """Train the colorization U-Net on pairs; writes weights, checkpoint and plots beside OUT."""
     # deferred on purpose: torch (and the training code, which imports it) is heavy and optional
     import torch
@@ -72,7 +78,8 @@ def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, 
 
     if threads:
         torch.set_num_threads(threads)
-    arch, norm = UNetConfig(levels=levels), Normalization()
+    arch = UNetConfig(base=base, levels=levels, tone_prior=tone_prior)
+    norm = Normalization()
     if init:
         net, norm, _ = load_weights(init)
         arch = net.config

@@ -189,3 +189,17 @@ def test_twin_views_share_the_crop_and_the_twin_term_pulls_them_together(synth_p
     with pytest.raises(ConfigError, match="architecture"):
         other = TrainConfig(**{**twins.__dict__, "arch": UNetConfig(base=16, levels=3)})
         train(synth_pairs, tmp_path / "bad.pt", other, progress=False, init=start)
+
+
+def test_train_cli_defaults_are_the_recipes_architecture_and_loss():
+    """`basemap train` without options trains the shipped weights' network (tone prior, width,
+    depth), loss and crops, not another architecture."""
+    from basemap.model.recipe import RECIPE
+
+    from basemap.cli.model import train as train_command
+
+    d = {p.name: p.default for p in train_command.params}
+    arch = UNetConfig(base=d["base"], levels=d["levels"], tone_prior=d["tone_prior"])
+    assert arch == RECIPE.arch
+    assert parse_lambdas(d["lambdas"]) == RECIPE.lambdas
+    assert (d["batch"], d["crop"], d["lr"]) == (RECIPE.batch, RECIPE.crop, RECIPE.lr)
