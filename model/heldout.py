@@ -37,6 +37,10 @@ CONSISTENCY = ("unet", "sh-l2a-optimized")
 CLEAR_DATE = 0.7
 #: Without SCL, a pixel is taken as cloud when its blue reflectance exceeds this.
 CLOUD_BLUE = 0.2
+#: Ground L2A-Optimized renders at least this light (desert, snow) must stay bright...
+BRIGHT_GROUND = 70.0
+#: ...at this mean L* or more (and unclipped, as every scene).
+BRIGHT_MIN_L = 60.0
 #: Pixels compared per pair of renderings (a fixed stride through larger scenes).
 SAMPLE = 100_000
 
@@ -135,14 +139,20 @@ def date_consistency(scenes: list[Scene], renderers: dict[str, str | None]) -> d
 
 def pick_frames(scenes: list[Scene]) -> list[Scene]:
     """The clearest frame of each series per quarter (at least half clear): time series are
-    long, and a frame that is all cloud is not a picture of the ground."""
+    long, and a frame that is all cloud is not a picture of the ground. A place's only frame is
+    kept whatever its clear share: it was picked as a picture of the ground, and without SCL
+    the blue threshold takes snow for cloud (the Finnish snow patch)."""
+    frames_of = {s.place: 0 for s in scenes}
+    for s in scenes:
+        frames_of[s.place] += 1
     best: dict[tuple, tuple[float, Scene]] = {}
     for s in scenes:
         refl, valid, clear_scl, _ = s.read()
         frac = _clear(clear_scl, refl, valid).sum() / max(valid.sum(), 1)
         quarter = (s.date[:4], (int(s.date[4:6] or 1) - 1) // 3)
         key = (s.place, s.name.split("_")[0], quarter)
-        if frac >= 0.5 and (key not in best or frac > best[key][0]):
+        kept = frac >= 0.5 or frames_of[s.place] == 1
+        if kept and (key not in best or frac > best[key][0]):
             best[key] = (frac, s)
     return [s for _, s in best.values()]
 
@@ -172,6 +182,7 @@ def summarize(per_scene: list[dict], dates: dict) -> dict:
     atm = [r["de_atmospheres"] / max(sh["de_atmospheres"], 1e-6) for _, r, sh in u]
     date_rows = [(p, d["de_dates"]["unet"], d["de_dates"]["sh-l2a-optimized"])
                  for p, d in dates.items()]  # fmt: skip
+    bright = {s["place"]: r["mean_L"] for s, r, sh in u if sh["mean_L"] >= BRIGHT_GROUND}
     checks = {
         "max_clipped_pct": (max(r["clipped_pct"] for _, r, _ in u), "<= 1"),
         "min_spearman_l2a": (min(r["spearman"] for _, r, _ in l2a), ">= 0.9"),
@@ -185,6 +196,8 @@ def summarize(per_scene: list[dict], dates: dict) -> dict:
                                    "<= 50"),
         "l1c_veg_bluish_pct_l2a_optimized": (
             max(sh["veg_bluish_pct"] for _, _, sh in l1c) if l1c else None, "(reference)"),
+        "bright_ground_mean_L": (bright, f">= {BRIGHT_MIN_L:g} where L2A-Optimized >= "
+                                         f"{BRIGHT_GROUND:g} (desert, snow)"),
         "max_atmosphere_de_ratio_vs_l2a_optimized": (max(atm), "<= 0.5"),
         "dates_de_unet_vs_l2a_optimized": ({p: [a, b] for p, a, b in date_rows}, "unet lower"),
         "mean_de_to_targets": (mean_de, "<= 5 and below every classic renderer"),
@@ -198,6 +211,7 @@ def summarize(per_scene: list[dict], dates: dict) -> dict:
         "max_veg_a": checks["max_veg_a"][0] < -2,
         "max_veg_bluish_pct_l2a": checks["max_veg_bluish_pct_l2a"][0] <= 5,
         "max_veg_bluish_pct_l1c": (checks["max_veg_bluish_pct_l1c"][0] or 0) <= 50,
+        "bright_ground_mean_L": bool(bright) and min(bright.values()) >= BRIGHT_MIN_L,
         "max_atmosphere_de_ratio_vs_l2a_optimized": max(atm) <= 0.5,
         "dates_de_unet_vs_l2a_optimized": all(a is not None and b is not None and a < b
                                               for _, a, b in date_rows),

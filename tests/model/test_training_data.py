@@ -60,6 +60,18 @@ def test_pair_weights_balance_groups_and_places():
     assert w[2] == pytest.approx(0.25) and w[3] == pytest.approx(0.1875)  # places alike, then area
 
 
+def test_heldout_frames_keep_snow_desert_and_one_frame_per_series_quarter():
+    from basemap.model.heldout import pick_frames
+
+    frames = pick_frames(corpus.heldout_scenes())
+    places = {s.place for s in frames}
+    # the snow patch is 77 % "cloud" by the blue threshold, yet a place's only frame
+    assert {"bigearthnet-57_38", "morocco-desert", "nsw-l1c"} <= places
+    keys = [(s.place, s.name.split("_")[0], s.date[:4], (int(s.date[4:6]) - 1) // 3)
+            for s in frames if s.place in ("puglia", "antwerp-port")]
+    assert keys and len(keys) == len(set(keys))
+
+
 def test_corpus_holds_out_whole_places():
     train = {s.place for s in corpus.train_scenes()}
     held = {s.place for s in corpus.heldout_scenes()}
