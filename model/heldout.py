@@ -17,6 +17,7 @@ renderers are compared on:
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -142,9 +143,7 @@ def pick_frames(scenes: list[Scene]) -> list[Scene]:
     long, and a frame that is all cloud is not a picture of the ground. A place's only frame is
     kept whatever its clear share: it was picked as a picture of the ground, and without SCL
     the blue threshold takes snow for cloud (the Finnish snow patch)."""
-    frames_of = {s.place: 0 for s in scenes}
-    for s in scenes:
-        frames_of[s.place] += 1
+    frames_of = Counter(s.place for s in scenes)
     best: dict[tuple, tuple[float, Scene]] = {}
     for s in scenes:
         refl, valid, clear_scl, _ = s.read()

@@ -3,7 +3,8 @@ the per-tile stretch (so the measure can see seams when there are some).
 
 The test world's mosaic is small (about 1500 x 1000 px, a quarter of it valid after cloud
 masking), so the excess of a border family with only a few members is noisy: a seam-free
-rendering stays below 1.2 here (on the demo build the evaluated figures are <= 1.0, docs/method.md).
+rendering stays below 1.2 here (on the demo build the evaluated figures are <= 1.0,
+docs/method.md).
 """
 
 import numpy as np
