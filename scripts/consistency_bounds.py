@@ -12,7 +12,9 @@ gradings that know nothing about the atmosphere:
   reference (the shipped targets use N = 0.25);
 - ``local a, s``: no haze removal; exposure normalised per pixel by the Gaussian-weighted
   (sigma s px) geometric mean of the luminance around it, to the power a (a = 1: a uniform
-  gain cancels exactly), then the grader's tone curve and clarity.
+  gain cancels exactly), then the grader's tone curve and clarity;
+- ``unet a``: the shipped U-Net fed the reflectance times (Y_REF / the scene's median
+  luminance) to the power a (a = 1: a uniform gain cancels exactly before the network).
 
 Per variant: the worst and mean ratio (goal of the check: <= 0.5 on every scene), the least L*
 std ratio (goal >= 0.8) and the range of mean L* minus L2A-Optimized's (goal within 12).
@@ -32,6 +34,7 @@ from scipy.ndimage import gaussian_filter
 
 GRADER_NORMALIZE = (0.25, 0.5, 0.8)
 LOCAL = ((0.5, 24.0), (0.8, 24.0), (0.8, 64.0))
+UNET_NORMALIZE = (0.6, 1.0)
 
 
 def local_grade(refl: np.ndarray, valid: np.ndarray, power: float, sigma: float) -> np.ndarray:
@@ -60,6 +63,12 @@ def whole_grade(refl, valid, clear, normalize: float) -> np.ndarray:
         grader.NORMALIZE, grader.GAIN_LIMIT = kept
 
 
+def normalized_unet(refl: np.ndarray, valid: np.ndarray, power: float) -> np.ndarray:
+    """``unet power`` of the module docstring."""
+    median = float(np.median(grader.luminance(refl)[valid]))
+    return render("unet", refl * np.float32((grader.Y_REF / median) ** power), valid)
+
+
 def spread(renders: list[np.ndarray], valid: np.ndarray) -> float:
     """Mean CIEDE2000 between every pair of renderings."""
     return float(np.mean([_mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
@@ -71,6 +80,8 @@ def main() -> None:
                 for n in GRADER_NORMALIZE}
     variants |= {f"local {a:g}, {s:g}": (lambda r, v, c, a=a, s=s: local_grade(r, v, a, s))
                  for a, s in LOCAL}
+    variants |= {f"unet {a:g}": (lambda r, v, c, a=a: normalized_unet(r, v, a))
+                 for a in UNET_NORMALIZE}
     rows: dict[str, list[tuple[str, float, float, float]]] = {k: [] for k in variants}
     for scene in (s for s in pick_frames(heldout_scenes()) if s.level == "L2A"):
         refl, valid, clear, _ = scene.read()
