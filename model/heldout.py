@@ -32,8 +32,6 @@ from basemap.grid import Region
 from basemap.render.base import get_renderer
 
 CLASSIC = ("sh-l2a-optimized", "linear", "stretch-clahe", "per-tile-stretch")
-#: The renderers whose consistency (atmospheres, dates) is measured: the model and its anchor.
-CONSISTENCY = ("unet", "sh-l2a-optimized")
 #: A frame counts for the date comparison when at least this much of it is clear.
 CLEAR_DATE = 0.7
 #: Without SCL, a pixel is taken as cloud when its blue reflectance exceeds this.
@@ -96,11 +94,10 @@ def scene_metrics(scene: Scene, renderers: dict[str, str | None]) -> dict:
             vlab = srgb_to_lab(rgb[:, veg])
             row["veg_a"] = float(vlab[1].mean())
             row["veg_bluish_pct"] = float(100 * (vlab[2] < -2).mean())
-        if name in CONSISTENCY:
-            renders = [rgb] + [render(name, a.apply(refl, valid), valid, model)
-                               for a in evaluation_atmospheres()[1:]]  # fmt: skip
-            row["de_atmospheres"] = float(np.mean(
-                [_mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
+        renders = [rgb] + [render(name, a.apply(refl, valid), valid, model)
+                           for a in evaluation_atmospheres()[1:]]  # fmt: skip
+        row["de_atmospheres"] = float(np.mean(
+            [_mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
         rows[name] = row
     return {"scene": scene.name, "place": scene.place, "date": scene.date, "level": scene.level,
             "pixels": int(valid.sum()), "renderers": rows}  # fmt: skip
@@ -123,8 +120,6 @@ def date_consistency(scenes: list[Scene], renderers: dict[str, str | None]) -> d
             continue
         res = {}
         for name, model in renderers.items():
-            if name not in CONSISTENCY:
-                continue
             rgbs = [render(name, r, v, model) for _, r, v, _ in frames]
             des = []
             for (a, (_, _, va, ca)), (b, (_, _, vb, cb)) in itertools.pairwise(
@@ -179,6 +174,10 @@ def summarize(per_scene: list[dict], dates: dict) -> dict:
     classic_de = {n: float(np.mean([s["renderers"][n]["de_target"] for s in per_scene]))
                   for n in CLASSIC}  # fmt: skip
     atm = [r["de_atmospheres"] / max(sh["de_atmospheres"], 1e-6) for _, r, sh in u]
+    classic_atm = {n: [max(s["renderers"][n]["de_atmospheres"] / max(sh["de_atmospheres"], 1e-6)
+                           for s, _, sh in u),
+                       max(abs(s["renderers"][n]["mean_L"] - sh["mean_L"]) for s, _, sh in u)]
+                   for n in CLASSIC[1:]}  # fmt: skip
     date_rows = [(p, d["de_dates"]["unet"], d["de_dates"]["sh-l2a-optimized"])
                  for p, d in dates.items()]  # fmt: skip
     bright = {s["place"]: r["mean_L"] for s, r, sh in u if sh["mean_L"] >= BRIGHT_GROUND}
@@ -198,6 +197,7 @@ def summarize(per_scene: list[dict], dates: dict) -> dict:
         "bright_ground_mean_L": (bright, f">= {BRIGHT_MIN_L:g} where L2A-Optimized >= "
                                          f"{BRIGHT_GROUND:g} (desert, snow)"),
         "max_atmosphere_de_ratio_vs_l2a_optimized": (max(atm), "<= 0.5"),
+        "classic_atmosphere_ratio_and_abs_dL": (classic_atm, "(reference: worst of each)"),
         "dates_de_unet_vs_l2a_optimized": ({p: [a, b] for p, a, b in date_rows}, "unet lower"),
         "mean_de_to_targets": (mean_de, "<= 5 and below every classic renderer"),
         "classic_de_to_targets": (classic_de, "(reference)"),
