@@ -71,7 +71,8 @@ def neutral_grade(reflectance: torch.Tensor) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class UNetConfig:
-    """Architecture hyper-parameters, stored with the weights.
+    """Architecture hyper-parameters, stored with the weights; the defaults are the shipped
+    weights' (``basemap.model.recipe.RECIPE``).
 
     Attributes:
         base: channels of the first level; level i has ``base * 2**i``.
@@ -82,12 +83,12 @@ class UNetConfig:
             input (the network learns the per-scene and local part of the grading only).
     """
 
-    base: int = 16
-    levels: int = 4
+    base: int = 8
+    levels: int = 5
     blocks: int = 1
     in_channels: int = 3
     out_channels: int = 3
-    tone_prior: bool = False
+    tone_prior: bool = True
 
     @property
     def factor(self) -> int:

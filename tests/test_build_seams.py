@@ -79,7 +79,8 @@ def test_unet_partition_invariance(synth_world, tmp_path):
     from basemap.types import BBox
 
     torch.manual_seed(0)
-    weights = save_weights(tmp_path / "random.pt", ResUNet(UNetConfig()).eval(), Normalization())
+    net = ResUNet(UNetConfig(base=16, levels=4, tone_prior=False)).eval()
+    weights = save_weights(tmp_path / "random.pt", net, Normalization())
     bb = world_bbox("test")
     x, y = lonlat_to_px(6.0, (bb.south + bb.north) / 2, 14)
     edge = (int(x) // BLOCK) * BLOCK  # a block border near 6 E

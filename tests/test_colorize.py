@@ -23,7 +23,7 @@ from basemap.render.inference import (
 from basemap.render.unet import colorize_array, window_outputs
 from basemap.render.windows import WindowGrid
 
-TINY = UNetConfig(base=4, levels=3)
+TINY = UNetConfig(base=4, levels=3, tone_prior=False)
 RKH = "tests/data/real-s2/29RKH"
 
 

@@ -54,8 +54,8 @@ def test_gpu_and_cpu_workers_split_composite_and_network(synth_world, tmp_path):
     from basemap.types import ZoomRange
 
     torch.manual_seed(0)
-    weights = save_weights(tmp_path / "tiny.pt", ResUNet(UNetConfig(base=4, levels=3)).eval(),
-                           Normalization())  # fmt: skip
+    tiny = ResUNet(UNetConfig(base=4, levels=3, tone_prior=False)).eval()
+    weights = save_weights(tmp_path / "tiny.pt", tiny, Normalization())
     settings = Settings(renderer="unet", model=str(weights), window=128, overlap=32,
                         block_size=512, feather=32, tile_format="png")  # fmt: skip
     bbox, zoom = world_bbox("test"), ZoomRange(13, 14)

@@ -92,7 +92,7 @@ def test_onnx_export_is_cached_per_weights_and_gives_the_same_session(tmp_path, 
 
     monkeypatch.setenv("BASEMAP_CACHE", str(tmp_path / "cache"))
     torch.manual_seed(0)
-    net = prepare_net(ResUNet(UNetConfig(base=8, levels=3)).eval(), "cpu")
+    net = prepare_net(ResUNet(UNetConfig(base=8, levels=3, tone_prior=False)).eval(), "cpu")
     x = np.random.default_rng(1).uniform(0, 1, (1, 3, 32, 32)).astype(np.float32)
     first = onnx_session(net, Normalization(), 1, "a" * 64).run(["y"], {"x": x})[0]
     files = list((tmp_path / "cache" / "onnx").glob("*.onnx"))
@@ -132,8 +132,8 @@ def test_a_worker_with_the_export_cached_starts_without_torch(tmp_path):
     from basemap.model.weights import save_weights
 
     torch.manual_seed(0)
-    tiny_weights = save_weights(tmp_path / "tiny.pt", ResUNet(UNetConfig(base=4, levels=3)).eval(),
-                                Normalization())  # fmt: skip
+    tiny = ResUNet(UNetConfig(base=4, levels=3, tone_prior=False)).eval()
+    tiny_weights = save_weights(tmp_path / "tiny.pt", tiny, Normalization())
     env = {**os.environ, "BASEMAP_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
 
     def run(name):
@@ -199,8 +199,8 @@ def test_overlap_seams_smoke(tmp_path):
     from basemap.model.weights import save_weights
 
     torch.manual_seed(0)
-    weights = save_weights(tmp_path / "w.pt", ResUNet(UNetConfig(base=8, levels=3)).eval(),
-                           Normalization())
+    net = ResUNet(UNetConfig(base=8, levels=3, tone_prior=False)).eval()
+    weights = save_weights(tmp_path / "w.pt", net, Normalization())
     rng = np.random.default_rng(0)
     paths = []
     for band in "rgb":

@@ -1,6 +1,7 @@
 """Training: pairs from the synthetic world, the loss falls, VGG-19 feature loss, lambdas."""
 
 import json
+from dataclasses import replace
 
 import pytest
 import rasterio
@@ -13,6 +14,9 @@ from basemap.model.vgg import VGG19Features
 from basemap.model.weights import load_weights
 
 from basemap.errors import ConfigError, InputError
+
+#: A small network without the tone prior: training starts from a random rendering.
+SMALL = UNetConfig(base=8, levels=3, tone_prior=False)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +44,7 @@ def test_pairs_layout_from_stac(synth_pairs, synth_world):
 def test_a_tiny_model_learns(synth_pairs, tmp_path):
     torch.set_num_threads(2)
     config = TrainConfig(epochs=3, steps_per_epoch=12, batch=4, crop=64, lr=3e-3,
-                         lambdas=(0.7, 0.3, 0.0), val_crops=4, arch=UNetConfig(base=8, levels=3))
+                         lambdas=(0.7, 0.3, 0.0), val_crops=4, arch=SMALL)
     out = tmp_path / "tiny.pt"
     result = train(synth_pairs, out, config, progress=False)
     hist = result["history"]
@@ -171,7 +175,7 @@ def test_twin_views_share_the_crop_and_the_twin_term_pulls_them_together(synth_p
     assert twin_difference(torch.cat([y[:6], y[:6]]), m).item() == 0.0
 
     base = TrainConfig(epochs=1, steps_per_epoch=10, batch=4, crop=64, lr=3e-3,
-                       lambdas=(0.7, 0.3, 0.0), val_crops=4, arch=UNetConfig(base=8, levels=3))
+                       lambdas=(0.7, 0.3, 0.0), val_crops=4, arch=SMALL)
     start = tmp_path / "start.pt"
     train(synth_pairs, start, base, progress=False)
     twins = TrainConfig(**{**base.__dict__, "consistency": 2.0, "epochs": 2, "seed": 1})
@@ -187,19 +191,19 @@ def test_twin_views_share_the_crop_and_the_twin_term_pulls_them_together(synth_p
                                                            spread(tmp_path / "twins.pt"))
     assert load_weights(tmp_path / "twins.pt")[2]["started_from"] == "start.pt"
     with pytest.raises(ConfigError, match="architecture"):
-        other = TrainConfig(**{**twins.__dict__, "arch": UNetConfig(base=16, levels=3)})
+        other = TrainConfig(**{**twins.__dict__, "arch": replace(SMALL, base=16)})
         train(synth_pairs, tmp_path / "bad.pt", other, progress=False, init=start)
 
 
 def test_train_cli_defaults_are_the_recipes_architecture_and_loss():
     """`basemap train` without options trains the shipped weights' network (tone prior, width,
-    depth), loss and crops, not another architecture."""
+    depth), loss and crops, not another architecture; so does ``UNetConfig()``."""
     from basemap.model.recipe import RECIPE
 
     from basemap.cli.model import train as train_command
 
     d = {p.name: p.default for p in train_command.params}
     arch = UNetConfig(base=d["base"], levels=d["levels"], tone_prior=d["tone_prior"])
-    assert arch == RECIPE.arch
+    assert arch == RECIPE.arch == UNetConfig()
     assert parse_lambdas(d["lambdas"]) == RECIPE.lambdas
     assert (d["batch"], d["crop"], d["lr"]) == (RECIPE.batch, RECIPE.crop, RECIPE.lr)
