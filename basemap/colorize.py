@@ -1,4 +1,4 @@
-"""`basemap colorize`: a 3-band L2A GeoTIFF -> a renderer -> an 8-bit COG with a mask."""
+"""`basemap colorize`: the R, G, B bands of an L2A GeoTIFF -> a renderer -> an 8-bit COG."""
 
 from __future__ import annotations
 
@@ -24,26 +24,29 @@ def colorize_file(
     model_path: str | Path | None = None,
     renderer: str = "unet",
     dn_offset: float = 0.0,
+    bands: tuple[int, int, int] = (1, 2, 3),
     chunk: int = 1792,
     progress: bool = True,
 ) -> Path:
-    """Colorize a 3-band (R, G, B) uint16 L2A GeoTIFF into a validated 8-bit COG with a mask.
+    """Colorize the R, G, B bands of an integer L2A GeoTIFF into a validated 8-bit COG with a mask.
 
     The image is cut into `chunk`-px regions; each reads (boundless, 0 = nodata) exactly the input
     its renderer needs, so the result does not depend on `chunk` (the window grid starts at the
     image's top-left pixel). DN 0 in any band is nodata and becomes the mask.
 
     Args:
-        src: input GeoTIFF, bands R, G, B of Sentinel-2 L2A DN.
+        src: input GeoTIFF (or VRT) of Sentinel-2 L2A DN.
         dst: output COG path.
         model_path: weights for the `unet` renderer (None: the shipped default).
         renderer: a name from basemap.render.base.RENDERER_NAMES.
         dn_offset: added to DN before /10000 (-1000 for processing baseline >= 04.00, else 0).
+        bands: 1-based indexes of the red, green and blue bands in `src` (B04, B03, B02).
         chunk: region size in px processed at once (memory bound).
         progress: tqdm bar over regions.
 
     Raises:
-        InputError: not a 3-band integer GeoTIFF; ConfigError: unreadable input or output path.
+        InputError: not an integer raster with `bands`; ConfigError: unreadable input or
+            output path.
     """
     src, dst = Path(src), Path(dst)
     if not src.is_file():
@@ -51,7 +54,7 @@ def colorize_file(
     if not dst.parent.is_dir():
         raise ConfigError(f"output folder {dst.parent} does not exist")
     rend = get_renderer(renderer, None if model_path is None else str(model_path))
-    with _open_source(src) as ds:
+    with _open_source(src, bands) as ds:
         h, w = ds.height, ds.width
         profile = {
             "driver": "GTiff", "width": w, "height": h, "count": 3, "dtype": "uint8",
@@ -63,7 +66,7 @@ def colorize_file(
                    for y in range(0, h, chunk) for x in range(0, w, chunk)]  # fmt: skip
         with rasterio.open(tmp, "w", **profile) as out:
             for region in tqdm(regions, desc=f"colorize ({renderer})", disable=not progress):
-                _render_region(ds, out, rend, region, dn_offset)
+                _render_region(ds, out, rend, region, dn_offset, bands)
     part = dst.with_name(dst.name + ".part")
     try:
         profile = dict(cog_profiles.get("deflate"))  # tiled, whatever the input's shape
@@ -76,30 +79,38 @@ def colorize_file(
     return dst
 
 
-def _open_source(src: Path):
-    """``src`` opened, once checked to be 3 integer bands (InputError naming it and the fix)."""
+def _open_source(src: Path, bands: tuple[int, int, int]):
+    """``src`` opened, once checked to hold integer `bands` (InputError naming it and the fix)."""
     try:
         ds = rasterio.open(src)
     except RasterioIOError as exc:
         raise InputError(
-            f"{src} is not a raster GDAL can read ({exc}); expected a 3-band R, G, B GeoTIFF of "
-            "Sentinel-2 L2A DN (stack B04, B03, B02, e.g. with gdal_merge.py -separate)"
+            f"{src} is not a raster GDAL can read ({exc}); expected a GeoTIFF of Sentinel-2 L2A "
+            "DN holding B04, B03, B02 (picked with --bands R,G,B)"
         ) from None
-    if ds.count != 3 or not np.issubdtype(np.dtype(ds.dtypes[0]), np.integer):
+    if not all(1 <= b <= ds.count for b in bands):
         ds.close()
         raise InputError(
-            f"{src} has {ds.count} band(s) of {ds.dtypes[0]}; expected 3 integer bands R, G, B "
-            "of Sentinel-2 L2A DN (stack B04, B03, B02, e.g. with gdal_merge.py -separate)"
+            f"{src} has {ds.count} band(s), so it has no bands {','.join(map(str, bands))}; "
+            "pass --bands R,G,B (1-based: 3,2,1 for a B02,B03,B04,... stack), or stack B04, B03, "
+            "B02 with gdal_merge.py -separate"
+        )
+    if not all(np.issubdtype(np.dtype(ds.dtypes[b - 1]), np.integer) for b in bands):
+        ds.close()
+        raise InputError(
+            f"{src} has bands of {ds.dtypes[bands[0] - 1]}; expected integer Sentinel-2 L2A DN "
+            "(reflectance x 10000, as ESA and the STAC catalogs publish it)"
         )
     return ds
 
 
-def _render_region(ds, out, rend, region: Region, dn_offset: float) -> None:
+def _render_region(ds, out, rend, region: Region, dn_offset: float,
+                   bands: tuple[int, int, int]) -> None:
     """Read exactly the input ``rend`` needs for ``region`` (boundless, 0 = nodata), render it
     and write it with its mask."""
     need = rend.input_region(region)
     win = Window(need.x0, need.y0, need.x1 - need.x0, need.y1 - need.y0)
-    dn = ds.read(window=win, boundless=True, fill_value=0)
+    dn = ds.read(list(bands), window=win, boundless=True, fill_value=0)
     refl, valid = to_reflectance(dn, dn_offset)
     rgb = rend.render(refl, valid, (need.x0, need.y0), region)
     rows, cols = region.slices((need.x0, need.y0))

@@ -270,3 +270,49 @@ def test_colorize_of_any_size_is_a_valid_cog(tmp_path_factory):
         _colorize_valid(tmp_path_factory.mktemp("cz"), height, width)
 
     check()
+
+
+# ---- band selection: multi-band stacks as users export them -------------------------------------
+
+
+def _stack(path, names):
+    """The 29RKH bands `names`, in that order, as one GeoTIFF."""
+    with rasterio.open(f"{RKH}/B04.tif") as ds:
+        profile = ds.profile | {"count": len(names)}
+    with rasterio.open(path, "w", **profile) as out:
+        out.write(np.stack([rasterio.open(f"{RKH}/{n}.tif").read(1) for n in names]))
+    return path
+
+
+def test_bands_pick_red_green_blue_from_a_stack(tmp_path, monkeypatch, capsys):
+    """A B02,B03,B04,B08 stack with --bands 3,2,1 renders exactly as the B04,B03,B02 file."""
+    from tests.support.cli_runner import run_cli
+
+    rgb = _stack(tmp_path / "rgb.tif", ["B04", "B03", "B02"])
+    bgrn = _stack(tmp_path / "bgrn.tif", ["B02", "B03", "B04", "B08"])
+    outs = {}
+    for name, src, extra in (("rgb", rgb, []), ("bgrn", bgrn, ["--bands", "3,2,1"]),
+                             ("asis", bgrn, [])):  # fmt: skip
+        outs[name] = tmp_path / f"{name}-out.tif"
+        code, _, err = run_cli(["colorize", str(src), str(outs[name]), "--renderer",
+                                "sh-l2a-optimized", *extra], monkeypatch, capsys)  # fmt: skip
+        assert code == 0, err
+    read = {k: rasterio.open(v).read() for k, v in outs.items()}
+    np.testing.assert_array_equal(read["bgrn"], read["rgb"])
+    # Without --bands the first three bands are taken as R, G, B: blue as red, a visible swap.
+    assert np.abs(read["asis"].astype(int) - read["rgb"]).mean() > 5
+
+
+@pytest.mark.parametrize("bands, says", [("2,3,5", "pass --bands R,G,B"),
+                                         ("1,2", "three 1-based band indexes"),
+                                         ("0,1,2", "three 1-based band indexes"),
+                                         ("r,g,b", "three 1-based band indexes")])  # fmt: skip
+def test_bad_bands_exit_2_saying_the_fix(tmp_path, monkeypatch, capsys, bands, says):
+    from tests.support.cli_runner import run_cli
+
+    src = _stack(tmp_path / "bgrn.tif", ["B02", "B03", "B04", "B08"])
+    dst = tmp_path / "out.tif"
+    code, out, err = run_cli(["colorize", str(src), str(dst), "--renderer", "linear",
+                              "--bands", bands], monkeypatch, capsys)  # fmt: skip
+    assert code == 2 and "Traceback" not in out + err
+    assert says in out + err and not dst.exists()

@@ -93,6 +93,17 @@ def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, 
                f"plots {result['loss']}, {result['samples']}")
 
 
+def _parse_bands(ctx, param, value: str) -> tuple[int, int, int]:
+    """``--bands R,G,B`` -> three positive ints (a usage error otherwise)."""
+    try:
+        bands = tuple(int(v) for v in value.split(","))
+    except ValueError:
+        bands = ()
+    if len(bands) != 3 or min(bands) < 1:
+        raise click.BadParameter(f"{value!r}: expected three 1-based band indexes, e.g. 3,2,1")
+    return bands
+
+
 @click.command()
 @click.argument("src", type=click.Path(exists=True, dir_okay=False))
 @click.argument("dst", type=click.Path(dir_okay=False))
@@ -102,7 +113,11 @@ def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, 
               type=click.Choice(RENDERER_NAMES))
 @click.option("--dn-offset", type=float, default=0.0, show_default=True,
               help="Added to DN before /10000: -1000 for processing baseline >= 04.00.")
-def colorize(src, dst, model_path, renderer, dn_offset):
-    """Colorize a 3-band (R,G,B) uint16 L2A GeoTIFF into an 8-bit COG with a mask."""
-    colorize_file(src, dst, model_path=model_path, renderer=renderer, dn_offset=dn_offset)
+@click.option("--bands", default="1,2,3", show_default=True, callback=_parse_bands,
+              help="1-based indexes of the red, green, blue bands (B04, B03, B02) in SRC, e.g. "
+                   "3,2,1 for a B02,B03,B04,B08 stack or 4,3,2 for B01..B12.")
+def colorize(src, dst, model_path, renderer, dn_offset, bands):
+    """Colorize the R, G, B bands of an integer L2A GeoTIFF into an 8-bit COG with a mask."""
+    colorize_file(src, dst, model_path=model_path, renderer=renderer, dn_offset=dn_offset,
+                  bands=bands)
     click.echo(f"wrote {dst}")
