@@ -35,7 +35,7 @@ def colorize_file(
     image's top-left pixel). DN 0 in any band is nodata and becomes the mask.
 
     Args:
-        src: input GeoTIFF (or VRT) of Sentinel-2 L2A DN.
+        src: input GeoTIFF of Sentinel-2 L2A DN.
         dst: output COG path.
         model_path: weights for the `unet` renderer (None: the shipped default).
         renderer: a name from basemap.render.base.RENDERER_NAMES.
