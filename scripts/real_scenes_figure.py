@@ -2,9 +2,10 @@
 
     python scripts/real_scenes_figure.py [WEIGHTS] --out docs/real-scenes.png
 
-Rows: renderers (unet, sh-l2a-optimized, stretch-clahe, linear, per-tile-stretch); columns:
-held-out scenes (none of their places was trained on). Each scene is rendered whole, then shown
-at the same size.
+Rows: the U-Net, the auto grader's whole-image target (what the U-Net was trained towards, on
+other places), then the classic renderers (sh-l2a-optimized, stretch-clahe, linear,
+per-tile-stretch); columns: held-out scenes (none of their places was trained on). Each scene is
+rendered whole, then shown at the same size.
 """
 
 from __future__ import annotations
@@ -14,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 from basemap.model.corpus import heldout_scenes
+from basemap.model.grader import grade
 from basemap.model.heldout import render
 from PIL import Image, ImageDraw
 
-ROWS = ("unet", "sh-l2a-optimized", "stretch-clahe", "linear", "per-tile-stretch")
+TARGET = "auto grader (target)"
+ROWS = ("unet", TARGET, "sh-l2a-optimized", "stretch-clahe", "linear", "per-tile-stretch")
 #: (scene name prefix, caption): farmland, pasture, forest and lake, snow, desert, port, hazy L1C.
 COLUMNS = (
     ("S2A_MSIL2A_20170613T101031_87_48", "Austria, arable, Jun"),
@@ -44,9 +47,12 @@ def main() -> None:
     draw = ImageDraw.Draw(sheet)
     for j, (scene, caption) in enumerate(picked):
         draw.text((LABEL + j * SIZE + 4, 4), caption, fill="black")
-        refl, valid, _, _ = scene.read()
+        refl, valid, clear, _ = scene.read()
         for i, name in enumerate(ROWS):
-            rgb = render(name, refl, valid, args.weights if name == "unet" else None)
+            if name == TARGET:
+                rgb = grade(refl, valid, clear)[0]
+            else:
+                rgb = render(name, refl, valid, args.weights if name == "unet" else None)
             tile = Image.fromarray(np.moveaxis(rgb, 0, -1))
             side = min(tile.size)
             tile = tile.crop((0, 0, side, side)).resize((SIZE, SIZE), Image.LANCZOS)
