@@ -164,6 +164,11 @@ def evaluate_weights(weights: str | Path | None) -> dict:
     return {"scenes": per_scene, "dates": dates, "summary": summarize(per_scene, dates)}
 
 
+def _atmosphere_ratio(row: dict, anchor: dict) -> float:
+    """A renderer's ``de_atmospheres`` over L2A-Optimized's on the same scene."""
+    return row["de_atmospheres"] / max(anchor["de_atmospheres"], 1e-6)
+
+
 def summarize(per_scene: list[dict], dates: dict) -> dict:
     """The issue's acceptance checks, each with the worst case and whether it holds."""
     u = [(s, s["renderers"]["unet"], s["renderers"]["sh-l2a-optimized"]) for s in per_scene]
@@ -173,9 +178,8 @@ def summarize(per_scene: list[dict], dates: dict) -> dict:
     mean_de = float(np.mean([r["de_target"] for _, r, _ in u]))
     classic_de = {n: float(np.mean([s["renderers"][n]["de_target"] for s in per_scene]))
                   for n in CLASSIC}  # fmt: skip
-    atm = [r["de_atmospheres"] / max(sh["de_atmospheres"], 1e-6) for _, r, sh in u]
-    classic_atm = {n: [max(s["renderers"][n]["de_atmospheres"] / max(sh["de_atmospheres"], 1e-6)
-                           for s, _, sh in u),
+    atm = [_atmosphere_ratio(r, sh) for _, r, sh in u]
+    classic_atm = {n: [max(_atmosphere_ratio(s["renderers"][n], sh) for s, _, sh in u),
                        max(abs(s["renderers"][n]["mean_L"] - sh["mean_L"]) for s, _, sh in u)]
                    for n in CLASSIC[1:]}  # fmt: skip
     date_rows = [(p, d["de_dates"]["unet"], d["de_dates"]["sh-l2a-optimized"])
