@@ -1,11 +1,11 @@
 """How consistent under the simulated atmospheres can a grading without learning be?
 
-    python scripts/consistency_bounds.py
+    python scripts/consistency_bounds.py [FAMILY ...]     # e.g. oracle: only the oracle rows
 
 For every held-out L2A frame (``basemap.model.heldout.pick_frames``), the atmospheres check of
 ``model/metrics.json`` (mean CIEDE2000 between the renderings under the eight atmospheres of
-``basemap.model.augment.evaluation_atmospheres``, over L2A-Optimized's) for two families of
-gradings that know nothing about the atmosphere:
+``basemap.model.augment.evaluation_atmospheres``, over L2A-Optimized's) for families of
+gradings that know nothing about the atmosphere, and for one that knows the ground's brightness:
 
 - ``grader N``: the auto grader itself, fitted to each whole (perturbed) image: it removes the
   haze it estimates from the darkest pixels and pulls exposure a fraction N of the way to the
@@ -14,7 +14,11 @@ gradings that know nothing about the atmosphere:
   (sigma s px) geometric mean of the luminance around it, to the power a (a = 1: a uniform
   gain cancels exactly), then the grader's tone curve and clarity;
 - ``unet a``: the shipped U-Net fed the reflectance times (Y_REF / the scene's median
-  luminance) to the power a (a = 1: a uniform gain cancels exactly before the network).
+  luminance) to the power a (a = 1: a uniform gain cancels exactly before the network);
+- ``oracle a`` and ``oracle-grader a``: the shipped U-Net, or the grader, with a perfect prior of
+  how bright the ground is: the perturbed reflectance times (the clean scene's median luminance /
+  the perturbed one's) to the power a (a = 1: every gain cancels and the clean scene renders as
+  shipped, so what is left is the haze, the offsets and the noise).
 
 Per variant: the worst and mean ratio (goal of the check: <= 0.5 on every scene), the least L*
 std ratio (goal >= 0.8) and the range of mean L* minus L2A-Optimized's (goal within 12).
@@ -35,6 +39,7 @@ from scipy.ndimage import gaussian_filter
 GRADER_NORMALIZE = (0.25, 0.5, 0.8)
 LOCAL = ((0.5, 24.0), (0.8, 24.0), (0.8, 64.0))
 UNET_NORMALIZE = (0.6, 1.0)
+ORACLE = (0.75, 1.0)
 
 
 def local_grade(refl: np.ndarray, valid: np.ndarray, power: float, sigma: float) -> np.ndarray:
@@ -65,8 +70,21 @@ def whole_grade(refl, valid, clear, normalize: float) -> np.ndarray:
 
 def normalized_unet(refl: np.ndarray, valid: np.ndarray, power: float) -> np.ndarray:
     """``unet power`` of the module docstring."""
-    median = float(np.median(grader.luminance(refl)[valid]))
+    median = median_luminance(refl, valid)
     return render("unet", refl * np.float32((grader.Y_REF / median) ** power), valid)
+
+
+def median_luminance(refl: np.ndarray, valid: np.ndarray) -> float:
+    """The median luminance of the valid pixels."""
+    return float(np.median(grader.luminance(refl)[valid]))
+
+
+def oracle(refl, valid, clear, clean_median: float, power: float, grade: str) -> np.ndarray:
+    """``oracle power`` (grade "unet") or ``oracle-grader power`` (grade "grader")."""
+    scaled = refl * np.float32((clean_median / median_luminance(refl, valid)) ** power)
+    if grade == "unet":
+        return render("unet", scaled, valid)
+    return grader.grade(scaled, valid, clear)[0]
 
 
 def spread(renders: list[np.ndarray], valid: np.ndarray) -> float:
@@ -74,22 +92,30 @@ def spread(renders: list[np.ndarray], valid: np.ndarray) -> float:
     return float(np.mean([_mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
 
 
-def main() -> None:
-    """Print one row per variant."""
-    variants = {f"grader {n:g}": (lambda r, v, c, n=n: whole_grade(r, v, c, n))
+def main(argv: list[str] | None = None) -> None:
+    """Print one row per variant (only the families named in `argv`, if any)."""
+    import sys
+
+    families = sys.argv[1:] if argv is None else argv
+    variants = {f"grader {n:g}": (lambda r, v, c, m, n=n: whole_grade(r, v, c, n))
                 for n in GRADER_NORMALIZE}
-    variants |= {f"local {a:g}, {s:g}": (lambda r, v, c, a=a, s=s: local_grade(r, v, a, s))
+    variants |= {f"local {a:g}, {s:g}": (lambda r, v, c, m, a=a, s=s: local_grade(r, v, a, s))
                  for a, s in LOCAL}
-    variants |= {f"unet {a:g}": (lambda r, v, c, a=a: normalized_unet(r, v, a))
+    variants |= {f"unet {a:g}": (lambda r, v, c, m, a=a: normalized_unet(r, v, a))
                  for a in UNET_NORMALIZE}
+    for kind, label in (("unet", "oracle"), ("grader", "oracle-grader")):
+        variants |= {f"{label} {a:g}": (lambda r, v, c, m, a=a, k=kind: oracle(r, v, c, m, a, k))
+                     for a in ORACLE}
+    variants = {k: f for k, f in variants.items() if not families or k.split()[0] in families}
     rows: dict[str, list[tuple[str, float, float, float]]] = {k: [] for k in variants}
     for scene in (s for s in pick_frames(heldout_scenes()) if s.level == "L2A"):
         refl, valid, clear, _ = scene.read()
         seen = [a.apply(refl, valid) for a in evaluation_atmospheres()]
         anchor = [render("sh-l2a-optimized", r, valid) for r in seen]
         anchor_de, anchor_l = spread(anchor, valid), srgb_to_lab(anchor[0][:, valid])[0]
+        clean_median = median_luminance(refl, valid)
         for name, grade in variants.items():
-            renders = [grade(r, valid, clear) for r in seen]
+            renders = [grade(r, valid, clear, clean_median) for r in seen]
             lab = srgb_to_lab(renders[0][:, valid])[0]
             rows[name].append((scene.place, spread(renders, valid) / anchor_de,
                                lab.std() / anchor_l.std(), lab.mean() - anchor_l.mean()))
