@@ -65,6 +65,11 @@ def _mean_de(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     return float(ciede2000(srgb_to_lab(pa), srgb_to_lab(pb)).mean())
 
 
+def spread(renders: list[np.ndarray], valid: np.ndarray) -> float:
+    """Mean CIEDE2000 between every pair of renderings of one scene (``de_atmospheres``)."""
+    return float(np.mean([_mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
+
+
 def _clear(scene_clear: np.ndarray | None, refl: np.ndarray, valid: np.ndarray) -> np.ndarray:
     clear = valid & (refl[2] < CLOUD_BLUE)
     return clear if scene_clear is None else clear & scene_clear
@@ -96,8 +101,7 @@ def scene_metrics(scene: Scene, renderers: dict[str, str | None]) -> dict:
             row["veg_bluish_pct"] = float(100 * (vlab[2] < -2).mean())
         renders = [rgb] + [render(name, a.apply(refl, valid), valid, model)
                            for a in evaluation_atmospheres()[1:]]  # fmt: skip
-        row["de_atmospheres"] = float(np.mean(
-            [_mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
+        row["de_atmospheres"] = spread(renders, valid)
         rows[name] = row
     return {"scene": scene.name, "place": scene.place, "date": scene.date, "level": scene.level,
             "pixels": int(valid.sum()), "renderers": rows}  # fmt: skip

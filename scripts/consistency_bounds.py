@@ -26,13 +26,11 @@ std ratio (goal >= 0.8) and the range of mean L* minus L2A-Optimized's (goal wit
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 from basemap.model import grader
 from basemap.model.augment import evaluation_atmospheres
 from basemap.model.corpus import heldout_scenes
-from basemap.model.heldout import _mean_de, pick_frames, render
+from basemap.model.heldout import pick_frames, render, spread
 from basemap.model.metrics import srgb_to_lab
 from scipy.ndimage import gaussian_filter
 
@@ -85,11 +83,6 @@ def oracle(refl, valid, clear, clean_median: float, power: float, grade: str) ->
     if grade == "unet":
         return render("unet", scaled, valid)
     return grader.grade(scaled, valid, clear)[0]
-
-
-def spread(renders: list[np.ndarray], valid: np.ndarray) -> float:
-    """Mean CIEDE2000 between every pair of renderings."""
-    return float(np.mean([_mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
 
 
 def main(argv: list[str] | None = None) -> None:

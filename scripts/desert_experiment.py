@@ -16,15 +16,12 @@ ground it is checked on. The held-out evaluation of the new weights goes to
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import shutil
 import time
 from pathlib import Path
 
 import numpy as np
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def split_desert(work: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
@@ -57,7 +54,7 @@ def measure(refl, valid, clear, renderers: dict[str, tuple[str, str | None]]) ->
     """Per renderer: atmospheres ratio to L2A-Optimized's, mean and std L*, dE to targets."""
     from basemap.model.augment import evaluation_atmospheres
     from basemap.model.grader import grade
-    from basemap.model.heldout import _mean_de, render
+    from basemap.model.heldout import _atmosphere_ratio, _mean_de, render, spread
     from basemap.model.metrics import clipped_pct, srgb_to_lab
 
     target, _ = grade(refl, valid, clear)
@@ -67,15 +64,13 @@ def measure(refl, valid, clear, renderers: dict[str, tuple[str, str | None]]) ->
         renders = [render(name, r, valid, weights) for r in seen]
         lab = srgb_to_lab(renders[0][:, valid])
         rows[label] = {
-            "de_atmospheres": float(np.mean([_mean_de(a, b, valid)
-                                             for a, b in itertools.combinations(renders, 2)])),
+            "de_atmospheres": spread(renders, valid),
             "mean_L": float(lab[0].mean()), "std_L": float(lab[0].std()),
             "de_target": _mean_de(renders[0], target, valid),
             "clipped_pct": clipped_pct(renders[0], valid),
         }  # fmt: skip
-    anchor = rows["sh-l2a-optimized"]["de_atmospheres"]
     for row in rows.values():
-        row["atmosphere_ratio"] = row["de_atmospheres"] / anchor
+        row["atmosphere_ratio"] = _atmosphere_ratio(row, rows["sh-l2a-optimized"])
     return rows
 
 
