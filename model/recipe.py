@@ -1,10 +1,10 @@
 """The recipe of the shipped weights, in one command: ``python -m basemap.model.recipe``.
 
-1. Pairs (the `auto` grader v2, :mod:`basemap.model.grader`): the real training scenes of
-   :mod:`basemap.model.corpus` (``real/<place>/<scene>``; frames under a quarter clear by SCL are
-   skipped) and synthetic worlds (basemap.synth, demo preset) for SYNTH_SEEDS, every date
-   (``synth/s<seed>/<item>``). Real and synthetic weigh the same in sampling, and within them
-   each place (:func:`basemap.model.train.pair_weights`).
+1. Pairs (the `auto` grader, :mod:`basemap.model.grader`, into ``WORK/pairs-v<its VERSION>``):
+   the real training scenes of :mod:`basemap.model.corpus` (``real/<place>/<scene>``; frames
+   under a quarter clear by SCL are skipped) and synthetic worlds (basemap.synth, demo preset)
+   for SYNTH_SEEDS, every date (``synth/s<seed>/<item>``). Real and synthetic weigh the same in
+   sampling, and within them each place (:func:`basemap.model.train.pair_weights`).
 2. Training (:mod:`basemap.model.train`) with RECIPE: MAE + Laplacian + feature loss (VGG-16 with
    HED's weights, on 2 crops of each batch), every input through a random simulated atmosphere
    (:mod:`basemap.model.augment`), targets the grading of the clean image. With ``--twins``
@@ -26,6 +26,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+from basemap.model.grader import VERSION as GRADER_VERSION
 from basemap.model.losses import parse_lambdas
 from basemap.model.train import TrainConfig
 from basemap.model.unet import UNetConfig
@@ -40,6 +41,11 @@ RECIPE = TrainConfig(epochs=10, steps_per_epoch=200, batch=8, crop=128, lr=1e-3,
 #: together (the twin term), at a lower learning rate.
 TWINS = replace(RECIPE, epochs=4, lr=3e-4, consistency=1.0, seed=1)
 HERE = Path(__file__).resolve().parent
+
+
+def pairs_dir(work: Path) -> Path:
+    """Where the recipe's pairs are graded under WORK: one folder per grader version."""
+    return work / f"pairs-v{GRADER_VERSION}"
 
 
 def synth_pairs(work: Path, root: Path, seeds: tuple[int, ...]) -> None:
@@ -110,7 +116,7 @@ def main(argv: list[str] | None = None) -> None:
     stages = (RECIPE, TWINS) if args.twins else (RECIPE,)
     if args.lambdas is not None:
         stages = tuple(replace(c, lambdas=parse_lambdas(args.lambdas)) for c in stages)
-    pairs = args.work / "pairs"
+    pairs = pairs_dir(args.work)
     t0 = time.monotonic()
     n_real = real_pairs(pairs / "real")
     synth_pairs(args.work, pairs / "synth", SYNTH_SEEDS)

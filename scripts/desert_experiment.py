@@ -86,18 +86,19 @@ def main(argv: list[str] | None = None) -> None:
     from basemap.model import augment
     from basemap.model.heldout import evaluate_weights
     from basemap.model.pairs import SourceImage, make_pair
-    from basemap.model.recipe import RECIPE, SYNTH_SEEDS, real_pairs, synth_pairs
+    from basemap.model.recipe import RECIPE, SYNTH_SEEDS, pairs_dir, real_pairs, synth_pairs
     from basemap.model.train import train
 
     torch.set_num_threads(1)
     if args.gain:
         augment.GAIN = tuple(float(v) for v in args.gain.split(","))
     t0 = time.monotonic()
-    real_pairs(args.work / "pairs" / "real")
-    synth_pairs(args.work, args.work / "pairs" / "synth", SYNTH_SEEDS)
+    recipe_pairs = pairs_dir(args.work)
+    real_pairs(recipe_pairs / "real")
+    synth_pairs(args.work, recipe_pairs / "synth", SYNTH_SEEDS)
     pairs = args.work / f"pairs-{args.out.stem}"
     if not pairs.is_dir():
-        shutil.copytree(args.work / "pairs", pairs)
+        shutil.copytree(recipe_pairs, pairs)
     west, *east = split_desert(args.work / args.out.stem)
     bands = tuple(str(west / f"{b}.tif") for b in ("B04", "B03", "B02"))
     make_pair(SourceImage("29RKH-west", bands, 0.0, str(west / "SCL.tif")),

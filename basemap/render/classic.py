@@ -60,19 +60,28 @@ class LinearRenderer(PixelwiseRenderer):
         return reflectance / self.white
 
 
+#: Sentinel Hub L2A-Optimized's highlight compression (max and mid reflectance) and gamma.
+L2A_MAX_R, L2A_MID_R, L2A_GAMMA, L2A_GAMMA_OFFSET = 3.0, 0.13, 1.8, 0.01
+
+
+def l2a_optimized_curve(reflectance: np.ndarray) -> np.ndarray:
+    """L2A-Optimized's adj -> adjGamma chain, per channel: reflectance -> linear display [0, 1]."""
+    t = L2A_MID_R / L2A_MAX_R
+    ar = np.clip(reflectance / L2A_MAX_R, 0.0, 1.0)
+    adj = ar * (ar * t - 1.0) / (ar * (2.0 * t - 1.0) - t)
+    off, gamma = L2A_GAMMA_OFFSET, L2A_GAMMA
+    return ((adj + off) ** gamma - off**gamma) / ((1.0 + off) ** gamma - off**gamma)
+
+
 class SentinelHubL2AOptimized(PixelwiseRenderer):
     """Sentinel Hub "L2A Optimized": highlight compression, gamma, saturation, sRGB."""
 
     name = "sh-l2a-optimized"
-    max_r, mid_r, sat, gamma, g_off = 3.0, 0.13, 1.2, 1.8, 0.01
+    sat = 1.2
 
     def transfer(self, reflectance: np.ndarray) -> np.ndarray:
         """The script's adj -> adjGamma -> saturation -> sRGB chain, vectorised."""
-        t = self.mid_r / self.max_r
-        ar = np.clip(reflectance / self.max_r, 0.0, 1.0)
-        adj = ar * (ar * t - 1.0) / (ar * (2.0 * t - 1.0) - t)
-        g0 = self.g_off**self.gamma
-        lin = ((adj + self.g_off) ** self.gamma - g0) / ((1.0 + self.g_off) ** self.gamma - g0)
+        lin = l2a_optimized_curve(reflectance)
         avg = lin.mean(axis=0, keepdims=True) * (1.0 - self.sat)
         lin = np.clip(avg + lin * self.sat, 0.0, 1.0)
         return np.where(

@@ -244,7 +244,8 @@ def _export(net: Any, normalization: Any) -> bytes | None:
 
 def _export_path(digest: str) -> Path | None:
     """The cache file of the export of the weights with sha256 ``digest``: keyed by it, the
-    source of the modules that build the graph, and torch's version (None: no cache)."""
+    source of the modules that build the graph (the tone prior's constants are the grader's),
+    and torch's version (None: no cache)."""
     folder = config.cache_dir()
     if folder is None or not digest:
         return None
@@ -252,7 +253,8 @@ def _export_path(digest: str) -> Path | None:
     from importlib.util import find_spec
 
     key = hashlib.sha256(digest.encode())
-    for module in (find_spec("basemap.model.unet").origin, __file__):
+    modules = [find_spec(m).origin for m in ("basemap.model.unet", "basemap.model.grader")]
+    for module in (*modules, __file__):
         key.update(Path(module).read_bytes())
     key.update(version("torch").encode())
     return folder / "onnx" / f"{key.hexdigest()[:32]}.onnx"
