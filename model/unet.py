@@ -47,6 +47,14 @@ class Normalization:
 _LUMA = torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)  # Rec. 709, as grader.luminance
 
 
+def saturate(linear: torch.Tensor) -> torch.Tensor:
+    """:func:`basemap.model.grader.saturate` by SATURATION in torch, (N, 3, H, W) linear light."""
+    y = (linear * _LUMA.to(linear)).sum(dim=1, keepdim=True)
+    d = linear - y
+    room = y / (-d).amax(dim=1, keepdim=True).clamp(min=1e-12)
+    return y + room.clamp(min=1.0, max=grader.SATURATION) * d
+
+
 def neutral_grade(reflectance: torch.Tensor) -> torch.Tensor:
     """The auto grader's per-pixel part in torch: (N, 3, H, W) reflectance -> display [0, 1].
 
@@ -57,11 +65,7 @@ def neutral_grade(reflectance: torch.Tensor) -> torch.Tensor:
     the luminance-weighted deviations sum to zero, and the roll-off is the identity below the
     knee plus a tanh of what exceeds it.
     """
-    lin = reflectance.clamp(min=0) * grader.EXPOSURE
-    y = (lin * _LUMA.to(lin)).sum(dim=1, keepdim=True)
-    d = lin - y
-    room = y / (-d).amax(dim=1, keepdim=True).clamp(min=1e-12)
-    lin = y + room.clamp(min=1.0, max=grader.SATURATION) * d
+    lin = saturate(reflectance.clamp(min=0) * grader.EXPOSURE)
     knee, span = grader.KNEE, 1 - grader.KNEE
     lin = lin.clamp(min=0, max=knee) + span * torch.tanh((lin - knee).clamp(min=0) / span)
     srgb = torch.where(lin <= 0.0031308, 12.92 * lin,

@@ -25,13 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from basemap.render.classic import (
-    L2A_GAMMA,
-    L2A_GAMMA_OFFSET,
-    L2A_MAX_R,
-    L2A_MID_R,
-    l2a_optimized_curve,
-)
+from basemap.render.classic import l2a_optimized_curve
 
 
 def tone(reflectance: np.ndarray, contrast: float, pivot: float) -> np.ndarray:
@@ -50,17 +44,9 @@ def patch(contrast: float, pivot: float) -> None:
         return tone(np.maximum(linear, 0) / grader.EXPOSURE, contrast, pivot)
 
     def neutral_grade(reflectance):
-        lin = reflectance.clamp(min=0)
-        y = (lin * unet._LUMA.to(lin)).sum(dim=1, keepdim=True)
-        d = lin - y
-        room = y / (-d).amax(dim=1, keepdim=True).clamp(min=1e-12)
-        lin = y + room.clamp(min=1.0, max=grader.SATURATION) * d
+        lin = unet.saturate(reflectance.clamp(min=0))
         r = pivot * (lin.clamp(min=1e-6) / pivot) ** contrast
-        t = L2A_MID_R / L2A_MAX_R
-        ar = (r / L2A_MAX_R).clamp(0, 1)
-        adj = ar * (ar * t - 1.0) / (ar * (2.0 * t - 1.0) - t)
-        off, gamma = L2A_GAMMA_OFFSET, L2A_GAMMA
-        lin = ((adj + off) ** gamma - off**gamma) / ((1.0 + off) ** gamma - off**gamma)
+        lin = l2a_optimized_curve(r)  # torch too: np.clip dispatches to Tensor.clip
         srgb = torch.where(lin <= 0.0031308, 12.92 * lin,
                            1.055 * lin.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)  # fmt: skip
         return grader.FLOOR + (grader.TOP - grader.FLOOR) * srgb.clamp(0, 1)
