@@ -10,6 +10,8 @@ gradings that know nothing about the atmosphere, and for one that knows the grou
 - ``grader N``: the auto grader itself, fitted to each whole (perturbed) image: it removes the
   haze it estimates from the darkest pixels and pulls exposure a fraction N of the way to the
   reference (the shipped targets use N = 0.25);
+- ``brighten N``: the same, but exposure only ever lifts (its gain at least 1): dark scenes are
+  pulled towards the reference, bright ones (desert, snow) keep their own exposure;
 - ``local a, s``: no haze removal; exposure normalised per pixel by the Gaussian-weighted
   (sigma s px) geometric mean of the luminance around it, to the power a (a = 1: a uniform
   gain cancels exactly), then the grader's tone curve and clarity;
@@ -26,6 +28,8 @@ std ratio (goal >= 0.8) and the range of mean L* minus L2A-Optimized's (goal wit
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 from basemap.model import grader
 from basemap.model.augment import evaluation_atmospheres
@@ -35,6 +39,7 @@ from basemap.model.metrics import srgb_to_lab
 from scipy.ndimage import gaussian_filter
 
 GRADER_NORMALIZE = (0.25, 0.5, 0.8)
+BRIGHTEN = (0.25, 0.5)
 LOCAL = ((0.5, 24.0), (0.8, 24.0), (0.8, 64.0))
 UNET_NORMALIZE = (0.6, 1.0)
 ORACLE = (0.75, 1.0)
@@ -56,14 +61,17 @@ def local_grade(refl: np.ndarray, valid: np.ndarray, power: float, sigma: float)
     return np.where(valid[None], rgb, 0).astype(np.uint8)
 
 
-def whole_grade(refl, valid, clear, normalize: float) -> np.ndarray:
-    """``grader normalize`` of the module docstring."""
+def whole_grade(refl, valid, clear, normalize: float, darken: bool = True) -> np.ndarray:
+    """``grader normalize`` (or ``brighten normalize``, `darken` False) of the module docstring."""
     kept = grader.NORMALIZE, grader.GAIN_LIMIT
     grader.NORMALIZE, grader.GAIN_LIMIT = normalize, 3.0
     try:
-        return grader.grade(refl, valid, clear)[0]
+        params = grader.fit_params(refl, valid, clear)
     finally:
         grader.NORMALIZE, grader.GAIN_LIMIT = kept
+    if not darken:
+        params = replace(params, gain=max(params.gain, 1.0))
+    return grader.apply_params(refl, valid, params)
 
 
 def normalized_unet(refl: np.ndarray, valid: np.ndarray, power: float) -> np.ndarray:
@@ -92,6 +100,8 @@ def main(argv: list[str] | None = None) -> None:
     families = sys.argv[1:] if argv is None else argv
     variants = {f"grader {n:g}": (lambda r, v, c, m, n=n: whole_grade(r, v, c, n))
                 for n in GRADER_NORMALIZE}
+    variants |= {f"brighten {n:g}": (lambda r, v, c, m, n=n: whole_grade(r, v, c, n, False))
+                 for n in BRIGHTEN}
     variants |= {f"local {a:g}, {s:g}": (lambda r, v, c, m, a=a, s=s: local_grade(r, v, a, s))
                  for a, s in LOCAL}
     variants |= {f"unet {a:g}": (lambda r, v, c, m, a=a: normalized_unet(r, v, a))
