@@ -49,6 +49,17 @@ def test_random_atmospheres_stay_in_their_ranges():
     assert len(augment.evaluation_atmospheres()) >= 8
 
 
+def test_haze_free_share_of_perturbed_atmospheres(monkeypatch):
+    def hazy_share(rng):
+        draws = [augment.random_atmosphere(rng) for _ in range(400)]
+        perturbed = [a for a in draws if a != augment.Atmosphere()]
+        return sum(a.haze > 0 for a in perturbed) / len(perturbed)
+
+    assert hazy_share(np.random.default_rng(1)) == 1.0  # the recipe: haze in every perturbed crop
+    monkeypatch.setattr(augment, "HAZE_FREE", 0.4)
+    assert abs(hazy_share(np.random.default_rng(1)) - 0.6) < 0.08
+
+
 def test_pair_weights_balance_groups_and_places():
     def pair(name, px):
         return Pair(name, np.zeros((3, 1, px)), np.ones((1, px), bool), np.zeros((3, 1, px)))
