@@ -7,7 +7,8 @@ renderers are compared on:
 - ``spearman``: rank correlation of input luminance and output L* (tone order kept);
 - ``mean_L``, ``std_L``: lightness and its spread, against Sentinel Hub's L2A-Optimized;
 - ``veg_a``, ``veg_bluish_pct``: over vegetation (NDVI > 0.4), mean a* and % with b* < -2;
-- ``de_target``: mean CIEDE2000 to the auto grader's whole-image grading of the scene;
+- ``de_target``: mean CIEDE2000 to the auto grader's whole-image grading of the scene, and
+  ``lab_offset_to_target``: which way it is off (mean L*, a*, b* minus the target's);
 - ``de_atmospheres``: mean CIEDE2000 between renderings of the scene under the eight simulated
   atmospheres and gains of :func:`basemap.model.augment.evaluation_atmospheres`;
 - ``de_dates`` (per place with a time series): mean CIEDE2000 between renderings of consecutive
@@ -83,6 +84,7 @@ def scene_metrics(scene: Scene, renderers: dict[str, str | None]) -> dict:
     ndvi = (nir - refl[0]) / np.maximum(nir + refl[0], 1e-6) if nir is not None else None
     veg = valid & clear & (ndvi > 0.4) if ndvi is not None else None
     lum = luminance(refl)
+    target_lab = srgb_to_lab(target[:, valid]).mean(axis=1)
     rows = {}
     for name, model in renderers.items():
         rgb = render(name, refl, valid, model)
@@ -94,6 +96,7 @@ def scene_metrics(scene: Scene, renderers: dict[str, str | None]) -> dict:
             "mean_L": float(lab[0].mean()),
             "std_L": float(lab[0].std()),
             "de_target": _mean_de(rgb, target, valid),
+            "lab_offset_to_target": [float(v) for v in lab.mean(axis=1) - target_lab],
         }
         if veg is not None and veg.sum() >= 50:
             vlab = srgb_to_lab(rgb[:, veg])
