@@ -16,7 +16,7 @@ learns to render the ground, not the day. Ranges (reflectance units, per crop, i
 
 A fraction ``CLEAN_FRACTION`` of crops is left as it is, so the clean mapping stays exact, and a
 fraction ``HAZE_FREE`` of the others gets no path radiance (the rest of its atmosphere stays; 0 in
-the recipe, and the model card's haze-free experiment says why).
+the recipe, and the model card's haze prior experiment says why).
 """
 
 from __future__ import annotations
