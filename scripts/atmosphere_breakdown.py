@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     for place in args.places.split(","):
         scene = next(f for f in frames if f.place == place)
         refl, valid, _, _ = scene.read()
-        anchor_l = srgb_to_lab(render("sh-l2a-optimized", refl, valid)[:, valid])[0]
-        band = np.digitize(anchor_l, BANDS) - 1
+        if args.bands:
+            anchor = render("sh-l2a-optimized", refl, valid)
+            band = np.digitize(srgb_to_lab(anchor[:, valid])[0], BANDS) - 1
         for name, model in renderers:
             clean = render(name, refl, valid, model)
             row = [_mean_de(clean, render(name, a.apply(refl, valid), valid, model), valid)
