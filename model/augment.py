@@ -65,7 +65,8 @@ class Atmosphere:
 
 
 def random_atmosphere(rng: np.random.Generator) -> Atmosphere:
-    """An atmosphere drawn from the ranges above (the clean one with CLEAN_FRACTION)."""
+    """An atmosphere drawn from the ranges above (the clean one with CLEAN_FRACTION; no haze with
+    HAZE_FREE)."""
     if rng.random() < CLEAN_FRACTION:
         return Atmosphere()
     haze = float(rng.uniform(0, HAZE_MAX))
