@@ -66,6 +66,7 @@ class GainNet(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The dense log-gain map."""
         return self.net(x)
 
 
@@ -125,6 +126,7 @@ def pooled(net: GainNet, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def median_log_y(refl: np.ndarray, mask: np.ndarray) -> float:
+    """The baseline's one feature: log of the median luminance over `mask`."""
     return float(np.log(max(np.median(luminance(refl[:, mask])), 1e-3)))
 
 
@@ -156,6 +158,7 @@ def train(images, steps: int, seed: int) -> tuple[GainNet, np.ndarray]:
 
 
 def pad16(refl: np.ndarray, valid: np.ndarray):
+    """Pad an image on the right and bottom to multiples of 16 (the network's four poolings)."""
     h, w = valid.shape
     ph, pw = -h % 16, -w % 16
     r = np.pad(refl, ((0, 0), (0, ph), (0, pw)))
@@ -202,6 +205,7 @@ def measure(net: GainNet, coef: np.ndarray, desert_west: bool) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Train the network and the baseline, measure them, write --out (and the network beside)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--gain", default="0.5,2.0", help="training gain range (log-uniform)")
