@@ -20,7 +20,8 @@ evaluation atmospheres:
 
 A network that learned what the ground is shows a slope near 1 with small clean biases on every
 scene; one that learned the level shows the baseline's trade: a slope bought with biases that
-grow with the scene's brightness.
+grow with the scene's brightness. ``summary.<net|baseline>.prior_ok`` lists the frames where the
+prior would do (``PRIOR_SLOPE``, ``PRIOR_BIAS``).
 
 ``--desert-west`` adds the west half of the held-out 29RKH desert tile to the training images and
 measures the east half in place of the whole tile (as ``scripts/desert_experiment.py`` does for
@@ -49,6 +50,11 @@ from basemap.render.gapfill import fill_gaps
 CROP = 128
 BATCH = 16
 MIN_CLEAR = 0.5
+#: A prior good enough for the atmospheres check without losing the lightness check, per frame:
+#: it follows at least this much of a gain (the snow and the desert need about 0.75)...
+PRIOR_SLOPE = 0.75
+#: ...and moves the clean scene's exposure by at most this much in log (a factor 1.35).
+PRIOR_BIAS = 0.3
 
 
 class GainNet(nn.Module):
@@ -226,7 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     torch.save(net.state_dict(), args.out.with_suffix(".pt"))
     rows = measure(net, coef, args.desert_west)
     summary = {k: {"slope": [min(r[k]["slope"] for r in rows), max(r[k]["slope"] for r in rows)],
-                   "abs_clean_bias_max": max(abs(r[k]["clean_bias"]) for r in rows)}
+                   "abs_clean_bias_max": max(abs(r[k]["clean_bias"]) for r in rows),
+                   "prior_ok": [r["scene"] for r in rows if r[k]["slope"] >= PRIOR_SLOPE
+                                and abs(r[k]["clean_bias"]) <= PRIOR_BIAS]}
                for k in ("net", "baseline")}
     args.out.write_text(json.dumps({"gain": augment.GAIN, "steps": args.steps,
                                     "desert_west": args.desert_west, "train_s": wall,
