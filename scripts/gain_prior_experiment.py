@@ -1,6 +1,6 @@
 """Can the ground's brightness be learned from this corpus? A gain estimator, measured.
 
-    python scripts/gain_prior_experiment.py [--steps 4000] [--gain 0.5,2.0] [--out F.json]
+    python scripts/gain_prior_experiment.py [--seed S] [--desert-west] [--out build/F.json]
 
 The atmospheres check needs a renderer that, shown one scene at several gains, renders it the same
 each time, while it still renders snow brighter than forest (the lightness check). A renderer that
@@ -10,8 +10,8 @@ knowledge the real training corpus holds, directly: a small fully convolutional 
 trained to predict the log of the gain applied to a crop of a real training scene (through the
 random atmospheres of :mod:`basemap.model.augment`, with the gain drawn log-uniform in ``--gain``)
 from the perturbed crop alone, and a one-number baseline (log median luminance, least squares on
-the same crops) is fitted beside it. Each is then run on every held-out frame under the eight
-evaluation atmospheres:
+the same crops) is fitted beside it (``--steps`` of 16 crops; the network is saved beside
+``--out``). Each is then run on every held-out frame under the eight evaluation atmospheres:
 
 - ``slope``: d(predicted log gain) / d(true log gain) within a scene; 1 is a renderer that can
   undo every gain (the atmospheres check's gain part cancels), 0 one that cannot;
