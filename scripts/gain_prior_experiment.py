@@ -136,12 +136,12 @@ def median_log_y(refl: np.ndarray, mask: np.ndarray) -> float:
     return float(np.log(max(np.median(luminance(refl[:, mask])), 1e-3)))
 
 
-def train(images, steps: int, seed: int) -> tuple[GainNet, np.ndarray]:
+def train(images, steps: int, seed: int, width: int) -> tuple[GainNet, np.ndarray]:
     """The network, and the baseline's (intercept, slope) on log median luminance."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     norm = Normalization()
-    net = GainNet()
+    net = GainNet(width)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     feats, targets = [], []
     t0 = time.monotonic()
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--steps", type=int, default=4000)
     ap.add_argument("--gain", default="0.5,2.0", help="training gain range (log-uniform)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--width", type=int, default=16, help="channels of the first level")
     ap.add_argument("--desert-west", action="store_true",
                     help="train on the desert tile's west half too; measure its east half")
     ap.add_argument("--out", type=Path, default=Path("build/gain_prior.json"))
@@ -226,7 +227,7 @@ def main(argv: list[str] | None = None) -> None:
     images = load_train_images(args.desert_west)
     print(f"{len(images)} training images", flush=True)
     t0 = time.monotonic()
-    net, coef = train(images, args.steps, args.seed)
+    net, coef = train(images, args.steps, args.seed, args.width)
     wall = time.monotonic() - t0
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(net.state_dict(), args.out.with_suffix(".pt"))
@@ -236,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
                    "prior_ok": [r["scene"] for r in rows if r[k]["slope"] >= PRIOR_SLOPE
                                 and abs(r[k]["clean_bias"]) <= PRIOR_BIAS]}
                for k in ("net", "baseline")}
-    args.out.write_text(json.dumps({"gain": augment.GAIN, "steps": args.steps,
+    args.out.write_text(json.dumps({"gain": augment.GAIN, "steps": args.steps, "width": args.width,
                                     "desert_west": args.desert_west, "train_s": wall,
                                     "baseline_coef": coef.tolist(), "scenes": rows,
                                     "summary": summary}, indent=1) + "\n")
