@@ -1,15 +1,18 @@
 """Opening Sentinel-2 assets: local files as GDAL opens them, remote ones with the remote-only
 settings; the errors that name an asset; the checks that an opened asset can be used.
 
-Errors are sorted (docs/reliability.md, rows 7-11): a missing asset (HTTP 404, no such file)
-raises :class:`basemap.errors.MissingAssetError` (the block skips the scene and is marked
-degraded); anything else that keeps an asset from being read (5xx or 429 after GDAL's retries,
-timeouts, truncated or corrupt files) raises :class:`AssetError` naming the href, and the block
-fails. After any failure GDAL's per-process cache of that URL is dropped, so a later attempt in
-the same process asks the server again instead of replaying the cached failure. An asset that
-opens but can't be used as given (no CRS, several bands, float or 8-bit data, no driver for its
-format) raises :class:`UnusableAssetError` (exit 2) naming the href and the fix; the build checks
-its local assets before any block runs (:func:`check_assets`).
+Errors are sorted (docs/reliability.md, rows 7-11): a missing asset (HTTP 404, no such file) raises
+:class:`basemap.errors.MissingAssetError` (the block skips the scene and is marked degraded); a
+refused one (401, 403, 409, S3 access denied) raises :class:`AuthError` with what to set for its
+archive (exit 2 at the preflight, a failed block mid-run); anything else that keeps an asset from
+being read (5xx or 429 after GDAL's retries, timeouts, truncated or corrupt files) raises
+:class:`AssetError` naming the href, and the block fails. After any failure GDAL's per-process
+cache of that URL is dropped, so a later attempt in the same process asks the server again instead
+of replaying the cached failure. An asset that opens but can't be used as given (no CRS, several
+bands, float or 8-bit data, no driver for its format) raises :class:`UnusableAssetError` (exit 2)
+naming the href and the fix; the build checks its local assets, and one remote asset per source,
+before any block runs (:func:`check_assets`).
+Hrefs are made readable (signed, S3 settings) by :mod:`basemap.access` at open time.
 """
 
 from __future__ import annotations
@@ -22,10 +25,18 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
 
+from basemap.access import forget_token, readable_href, s3_options
 from basemap.config import is_remote, open_env
-from basemap.errors import AssetError, MissingAssetError, UnusableAssetError
+from basemap.errors import AssetError, AuthError, MissingAssetError, UnusableAssetError
+from basemap.stac.sources import profile_named
 
-__all__ = ["asset_error", "check_asset", "check_assets", "forget", "open_asset", "read_dn"]
+__all__ = ["asset_error", "check_asset", "check_assets", "forget", "open_asset",
+           "open_scene_asset", "read_dn"]
+
+#: What GDAL says when an archive refuses a request (HTTP 401/403/409, S3's error codes).
+_REFUSED = re.compile(r"HTTP response code: (401|403|409)\b|Access ?Denied|InvalidAccessKeyId|"
+                      r"SignatureDoesNotMatch|AuthenticationFailed|AuthorizationFailure|"
+                      r"InvalidToken|ExpiredToken|AWS_SECRET_ACCESS_KEY", re.IGNORECASE)
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +72,20 @@ def _clear_cache_function():
     return None
 
 
-def asset_error(exc: Exception, href: str, scene_id: str, key: str, doing: str) -> AssetError:
-    """The AssetError for a failed open or read of ``href`` (MissingAssetError for a 404).
+def asset_error(exc: Exception, href: str, scene_id: str, key: str, doing: str,
+                source: str = "generic") -> AssetError:  # fmt: skip
+    """The AssetError for a failed open or read of ``href`` (MissingAssetError for a 404,
+    AuthError with the archive's hint for a refusal).
 
     Raise it outside the ``except`` block: GDAL's text is in the message, and rasterio's CPLE
     errors in its ``__context__`` can't cross Dask (tblib can't rebuild them, so Dask would send
     a bare ``Exception`` with the text instead of the AssetError).
     """
     text = str(exc)
+    if _REFUSED.search(text):
+        return AuthError(f"{doing} asset {key} of scene {scene_id} at {href} was refused "
+                         f"(authentication or authorization: {text}). "
+                         f"{profile_named(source).auth_hint}")
     if re.search(r"HTTP response code: 404\b|No such file or directory", text):
         return MissingAssetError(f"asset {key} of scene {scene_id} not found (404): {href}")
     hint = ""
@@ -95,16 +112,28 @@ def _missing_driver(href: str) -> UnusableAssetError | None:
     )
 
 
-def open_asset(href: str, scene_id: str, key: str):
+def open_asset(href: str, scene_id: str, key: str, source: str = "generic",
+               collection: str = ""):  # fmt: skip
     """Open an asset: a local file as GDAL opens it (sidecars honoured), a remote one with the
-    remote-only settings (:func:`basemap.config.open_env`)."""
+    remote-only settings (:func:`basemap.config.open_env`), signed or with its archive's S3
+    settings (:mod:`basemap.access`)."""
+    options = open_env(href)
+    if href.startswith(("s3://", "/vsis3/")):
+        options |= s3_options(source)
     try:
-        with rasterio.Env(**open_env(href)):
-            return rasterio.open(href)
+        with rasterio.Env(**options):
+            return rasterio.open(readable_href(href, source, collection))
     except RasterioIOError as exc:
-        error = _missing_driver(href) or asset_error(exc, href, scene_id, key, "opening")
+        error = _missing_driver(href) or asset_error(exc, href, scene_id, key, "opening", source)
     forget(href)
+    if isinstance(error, AuthError):
+        forget_token(collection)
     raise error
+
+
+def open_scene_asset(scene, key: str):
+    """:func:`open_asset` of a scene's canonical asset ``key``."""
+    return open_asset(scene.href(key), scene.id, key, scene.source, scene.collection)
 
 
 def check_asset(ds, href: str, scene_id: str, key: str) -> None:
@@ -134,16 +163,23 @@ def check_asset(ds, href: str, scene_id: str, key: str) -> None:
 
 def check_assets(scenes) -> None:
     """Preflight (before any block runs): open the local assets of ``scenes`` and check each
-    (:func:`check_asset`); an unusable one fails the run with exit 2 instead of every block.
-    Remote assets, and files that fail to open (left to the blocks' error handling), are not
-    checked here."""
+    (:func:`check_asset`), and open one remote asset per source (archive profile, collection
+    and host), so that an unusable asset or a refusing archive fails the run with exit 2 instead
+    of every block. Remote assets that are missing or fail otherwise are left to the blocks."""
+    sources_seen: set[tuple] = set()
     for scene in scenes:
         for key, href in scene.assets:
-            if key not in CHECKED or is_remote(href):
+            if key not in CHECKED:
                 continue
+            if is_remote(href):
+                where = (scene.source, scene.collection, href.split("/")[2] if "//" in href
+                         else href.split("/")[1:3])
+                if where in sources_seen:
+                    continue
+                sources_seen.add(where)
             try:
-                ds = open_asset(href, scene.id, key)
-            except UnusableAssetError:
+                ds = open_asset(href, scene.id, key, scene.source, scene.collection)
+            except (UnusableAssetError, AuthError):
                 raise
             except AssetError:
                 continue

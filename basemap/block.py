@@ -301,7 +301,9 @@ def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:
     rgba[:3, ~alpha] = 0
     key = cog_key(block)
     write_block_cog(rgba, block.region, s.zmax, job.storage, key)
-    provenance = np.stack([own.count, own.filled * np.uint8(255)]).astype(np.uint8)
+    # the provenance band saturates at 255 observations (a uint8 band)
+    provenance = np.stack([np.minimum(own.count, 255),
+                           own.filled * np.uint8(255)]).astype(np.uint8)
     write_block_cog(provenance, block.region, s.zmax, job.storage, provenance_key(block))
     out = TileOutput(job.storage, s.tile_format)
     tx, ty = block.region.x0 // TILE_SIZE, block.region.y0 // TILE_SIZE

@@ -57,7 +57,7 @@ FALLBACK_EPS = 1e-3
 @dataclass(frozen=True)
 class Composite:
     """A block's composite: reflectance (3, H, W) float32 (0 where not valid), valid (H, W),
-    count (H, W) uint8 accepted observations used, filled (H, W) filled from rejected ones."""
+    count (H, W) uint16 accepted observations used, filled (H, W) filled from rejected ones."""
 
     reflectance: np.ndarray
     valid: np.ndarray
@@ -135,7 +135,7 @@ class Compositor:
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self.shape = shape
-        self.count = np.zeros(shape, np.uint8)
+        self.count = np.zeros(shape, np.uint16)  # never wraps: blocks read far fewer dates
         self.layers: list[np.ndarray] = []  # accepted stack (stacked methods only)
         self.masks: list[np.ndarray] = []
         self.rejected: list[Rejected] = []  # for the fill, each on its own part
@@ -186,7 +186,7 @@ class Compositor:
             out[:, filled] = fill[..., 0]
         valid = got | filled
         out[:, ~valid] = 0.0
-        return Composite(out, valid, np.where(got, self.count, 0).astype(np.uint8), filled)
+        return Composite(out, valid, np.where(got, self.count, 0).astype(np.uint16), filled)
 
 
 class WeightedMean(Compositor):

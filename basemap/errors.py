@@ -51,6 +51,13 @@ class MissingAssetError(AssetError):
     """An asset does not exist (HTTP 404 or no such file): skipped, the block is degraded."""
 
 
+class AuthError(AssetError):
+    """An archive refused an asset (HTTP 401/403/409, S3 access denied) or its hrefs cannot be
+    signed: exit 2 at the preflight, naming what to set; mid-run, the block fails with it."""
+
+    exit_code = 2
+
+
 class InvalidCOGError(BasemapError):
     """A COG failed rio-cogeo validation; it is not published (a block with it fails)."""
 

@@ -27,12 +27,21 @@ from typing import NamedTuple
 import numpy as np
 from rasterio.errors import RasterioIOError
 
-from basemap.assets import asset_error, check_asset, check_assets, forget, open_asset, read_dn
+from basemap.access import forget_token
+from basemap.assets import (
+    asset_error,
+    check_asset,
+    check_assets,
+    forget,
+    open_scene_asset,
+    read_dn,
+)
 from basemap.config import gdal_env
-from basemap.errors import MissingAssetError
+from basemap.errors import AuthError, MissingAssetError
 from basemap.grid import Region, expand, paste, region_lonlat_bounds, union
 from basemap.quality import observation_quality
 from basemap.stac.radiometry import to_reflectance
+from basemap.stac.sources import profile_named
 from basemap.warp import (
     LATTICE,
     Lattice,
@@ -180,8 +189,21 @@ def read_scene(scene, region: Region, settings: ReadSettings,
 
     Raises:
         MissingAssetError: an asset does not exist (the caller skips the scene).
+        AuthError: the archive refused an asset, also after signing its hrefs again.
         AssetError: an asset cannot be read (corrupt, unexpected dtype, ...).
     """
+    try:
+        return _read_scene(scene, region, settings, lattices)
+    except AuthError as exc:
+        if profile_named(scene.source).signing is None:
+            raise
+        log.info("%s: %s; signing again and retrying once", scene.id, exc)
+        return _read_scene(scene, region, settings, lattices)
+
+
+def _read_scene(scene, region: Region, settings: ReadSettings,
+                lattices: dict | None) -> SceneStack | None:  # fmt: skip
+    """:func:`read_scene`, one attempt."""
     if region != chunk_aligned(region, settings.chunk):
         raise ValueError(f"{region} is not aligned to the {settings.chunk}-px warp chunks")
     if not _bbox_overlaps(region_lonlat_bounds(region, settings.zoom), scene.bbox):
@@ -190,19 +212,18 @@ def read_scene(scene, region: Region, settings: ReadSettings,
     datasets, error = [], None
     try:
         for key in BANDS:  # inside the try: a failed open closes the ones already open
-            datasets.append(open_asset(scene.href(key), scene.id, key))
+            datasets.append(open_scene_asset(scene, key))
         for key, ds in zip(BANDS, datasets, strict=True):
             check_asset(ds, scene.href(key), scene.id, key)
         crop, dn, touched = _warp_bands(datasets, region, settings, lattices)
     except RasterioIOError as exc:  # a read after the open: truncated data, server gone, ...
         hrefs = " / ".join(scene.href(k) for k in BANDS)
-        error = asset_error(exc, hrefs, scene.id, "/".join(BANDS), "reading")
+        error = asset_error(exc, hrefs, scene.id, "/".join(BANDS), "reading", scene.source)
     finally:
         for ds in datasets:
             ds.close()
     if error is not None:
-        for key in BANDS:
-            forget(scene.href(key))
+        _forget(scene, error, BANDS)
         raise error
     if not touched:
         return None
@@ -215,19 +236,27 @@ def _read_scl(scene, crop: Region, region: Region, settings: ReadSettings,
               lattices: dict) -> np.ndarray:  # fmt: skip
     """The scene's SCL classes warped onto ``crop`` of ``region`` (nearest), (H, W) uint8."""
     error = None
-    ds = open_asset(scene.href("scl"), scene.id, "scl")
+    ds = open_scene_asset(scene, "scl")
     try:
         check_asset(ds, scene.href("scl"), scene.id, "scl")
         scl, _ = _warp_asset([ds], *_pixels(ds, region, settings, lattices), crop, False,
                              "uint8")
     except RasterioIOError as exc:
-        error = asset_error(exc, scene.href("scl"), scene.id, "scl", "reading")
+        error = asset_error(exc, scene.href("scl"), scene.id, "scl", "reading", scene.source)
     finally:
         ds.close()
     if error is not None:
-        forget(scene.href("scl"))
+        _forget(scene, error, ("scl",))
         raise error
     return scl[0]
+
+
+def _forget(scene, error: Exception, keys) -> None:
+    """After a failed read: drop GDAL's cached state of the hrefs, and a refused token."""
+    for key in keys:
+        forget(scene.href(key))
+    if isinstance(error, AuthError):
+        forget_token(scene.collection)
 
 
 class Observation(NamedTuple):

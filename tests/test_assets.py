@@ -104,22 +104,36 @@ def test_int16_negative_nodata_is_nodata(tmp_path):
     assert np.issubdtype(got.dtype, np.integer)
 
 
-def test_the_preflight_checks_local_assets_only(tmp_path, monkeypatch):
-    """check_assets opens local assets (exit 2 on an unusable one) and never a remote one."""
+def test_the_preflight_checks_local_assets_and_one_remote_asset_per_source(tmp_path,
+                                                                          monkeypatch):
+    """check_assets opens every local asset (exit 2 on an unusable one) and one remote asset per
+    (source, collection, host): a refusing archive stops the run before any block."""
     from types import SimpleNamespace
 
     from basemap import assets
-    from basemap.errors import UnusableAssetError
+    from basemap.errors import MissingAssetError, UnusableAssetError
 
     bad = _asset(tmp_path, "B04.tif", no_crs=True)
     opened = []
     real = assets.open_asset
-    monkeypatch.setattr(assets, "open_asset", lambda h, s, k: opened.append(h) or real(h, s, k))
-    remote = SimpleNamespace(id="r", assets=(("red", "https://x.test/B04.tif"),
-                                             ("blue", "/vsis3/bucket/B02.tif")))
-    assets.check_assets([remote])
-    assert opened == []
-    local = SimpleNamespace(id="l", assets=(("red", bad), ("nir", bad)))
+
+    def recording_open(href, *args):
+        opened.append(href)
+        if "://" in href or href.startswith("/vsi"):  # no network here: as a 404 answers
+            raise MissingAssetError(href)
+        return real(href, *args)
+
+    monkeypatch.setattr(assets, "open_asset", recording_open)
+
+    def remote(i, host):
+        return SimpleNamespace(id=f"r{i}", source="earth-search", collection="c", assets=(
+            ("red", f"https://{host}/{i}/B04.tif"), ("blue", f"https://{host}/{i}/B02.tif")))
+
+    assets.check_assets([remote(0, "a.test"), remote(1, "a.test"), remote(2, "b.test")])
+    assert opened == ["https://a.test/0/B04.tif", "https://b.test/2/B04.tif"]
+    opened.clear()
+    local = SimpleNamespace(id="l", source="generic", collection="", assets=(("red", bad),
+                                                                            ("nir", bad)))
     with pytest.raises(UnusableAssetError, match="has no CRS"):
-        assets.check_assets([remote, local])
+        assets.check_assets([local])
     assert opened == [bad]

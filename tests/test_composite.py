@@ -144,3 +144,15 @@ def test_a_scene_added_on_its_part_gives_what_it_gives_on_the_whole(method):
     assert b.filled.any() and b.valid.sum() > b.filled.sum()
     for name in ("reflectance", "valid", "count", "filled"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
+
+
+@pytest.mark.parametrize("method", METHOD_NAMES)
+def test_the_observation_count_never_wraps(method):
+    """Before: the count was uint8 and 300 accepted dates read as 44."""
+    shape = (2, 3)
+    comp = compositor(method, shape)
+    ones = np.ones(shape, bool)
+    for i in range(300):
+        refl = np.full((3, *shape), 0.05 + 1e-4 * i, np.float32)
+        comp.add(refl, ones, ones, np.ones(shape, np.float32))
+    assert comp.result().count.min() == comp.result().count.max() == 300

@@ -13,11 +13,10 @@ from basemap.cli.options import (
     build_options,
     default_source,
     finish,
-    selection,
+    read_policy,
     selection_options,
     settings,
 )
-from basemap.stac.search import check_max_cloud, parse_datetime
 from basemap.synth.tiles import world_bbox
 from basemap.synth.world import make_world
 
@@ -28,29 +27,37 @@ from basemap.synth.world import make_world
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Output folder (COGs, tiles, tilejson.json, mosaic.vrt, build.json).")
 @click.option("--stac", "source", default=None, metavar="SOURCE",
-              help="STAC API URL or static catalog / ItemCollection JSON "
-              "[default: Earth Search v1, collection sentinel-2-l2a].")
-@click.option("--collection", default=None, help="Collection id (default with Earth Search: "
-              "sentinel-2-l2a).")
-@click.option("--datetime", "datetime_", default=None, metavar="A/B",
-              help="STAC interval, e.g. 2024-06-01/2024-08-31.")
-@click.option("--max-cloud", type=float, default=None, metavar="P",
-              help="Use items with eo:cloud_cover <= P percent.")
+              help="STAC API URL or static catalog / ItemCollection JSON: Earth Search, "
+              "Planetary Computer, CDSE or your own (docs/sources.md) "
+              "[default: Earth Search v1, collection sentinel-2-c1-l2a].")
+@click.option("--collection", default=None, help="Collection id [default with Earth Search: "
+              "sentinel-2-c1-l2a; with another source: its Sentinel-2 L2A items of one "
+              "collection].")
 @selection_options
 @build_options()
 def build(bbox, zoom, out, source, collection, datetime_, max_cloud, max_items, months, renderer,
           model_path, tile_format, composite, feather, block_size, window, overlap, workers,
           scheduler, quiet):
-    """Build seamless 8-bit COGs and XYZ tiles for a bbox from Sentinel-2 L2A (a Dask graph)."""
-    parse_datetime(datetime_)  # bad input: exit 2 before any network call
-    check_max_cloud(max_cloud)
-    policy = selection(max_items, months)
+    """Build seamless 8-bit COGs and XYZ tiles for a bbox from Sentinel-2 L2A (a Dask graph).
+
+    \b
+    Archives (docs/sources.md has the details):
+      Earth Search     (default) nothing to set; s3:// hrefs are read anonymously
+      Planetary Computer  --stac https://planetarycomputer.microsoft.com/api/stac/v1
+                       --collection sentinel-2-l2a; hrefs are signed at read time
+      CDSE             --stac https://stac.dataspace.copernicus.eu/v1 --collection
+                       sentinel-2-l2a; set CDSE_S3_ACCESS_KEY and CDSE_S3_SECRET_KEY
+    Without --datetime/--max-cloud/--max-items a build reads the 8 clearest items per MGRS
+    tile with <= 70 % cloud of the last 12 complete months (printed, and kept in build.json).
+    """
     source, collection = default_source(source, collection)
     chosen = settings(renderer, model_path, tile_format, composite, feather, block_size, window,
                       overlap)
-    summary = run_build(bbox, zoom, out, chosen, source, collection, datetime_, max_cloud,
-                        workers=workers, scheduler=scheduler, progress=not quiet,
-                        selection=policy)
+    defaults, policy = read_policy(source, bbox, collection, datetime_, max_cloud, max_items,
+                                   months)
+    summary = run_build(bbox, zoom, out, chosen, source, collection, defaults.datetime,
+                        defaults.max_cloud, workers=workers, scheduler=scheduler,
+                        progress=not quiet, selection=policy, defaults=defaults.chosen)
     finish(summary)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from datetime import date, timedelta
 
 import click
 
@@ -12,7 +13,15 @@ from basemap.composite import METHOD_NAMES
 from basemap.errors import BasemapWarning, PartialBuildError
 from basemap.output.media import TILE_FORMATS
 from basemap.render.base import RENDERER_NAMES
-from basemap.stac.select import Selection
+from basemap.stac.radiometry import parse_instant
+from basemap.stac.search import check_max_cloud, is_api, parse_datetime, search
+from basemap.stac.select import (
+    DEFAULT_MAX_CLOUD,
+    DEFAULT_MAX_ITEMS,
+    Defaults,
+    Selection,
+    with_defaults,
+)
 from basemap.types import BBox, ZoomRange
 
 
@@ -48,7 +57,8 @@ ZOOM = ZoomParam()
 
 
 def default_source(source: str | None, collection: str | None) -> tuple[str, str | None]:
-    """(STAC source, collection): Earth Search v1 and its collection when no --stac is given."""
+    """(STAC source, collection): Earth Search v1 and its Collection-1 L2A collection when no
+    --stac is given (Element84's recommended one: reprocessed, consistent offsets)."""
     if source is None:
         return config.EARTH_SEARCH_URL, collection or config.EARTH_SEARCH_COLLECTION
     return source, collection
@@ -61,16 +71,41 @@ def tile_format_option(default: str, help: str):  # noqa: A002 (click's name)
 
 
 def selection_options(f):
-    """--max-items and --months: which found items a build reads (:mod:`basemap.stac.select`)."""
+    """--datetime, --max-cloud, --max-items and --months: which items a build reads
+    (:mod:`basemap.stac.select`; the defaults keep a run bounded)."""
     f = click.option("--months", default=None, metavar="M-M",
                      help="Only items of these months, any year (6-8; 11-2 wraps).")(f)
-    return click.option("--max-items", type=int, default=None, metavar="N",
-                        help="Read the N least cloudy items per MGRS tile [default: all].")(f)
+    f = click.option("--max-items", type=click.IntRange(0), default=None, metavar="N",
+                     help="Read the N least cloudy items per MGRS tile; 0: all "
+                     f"[default: {DEFAULT_MAX_ITEMS}].")(f)
+    f = click.option("--max-cloud", type=float, default=None, metavar="P",
+                     help="Use items with eo:cloud_cover <= P percent "
+                     f"[default: {DEFAULT_MAX_CLOUD:g}].")(f)
+    return click.option(
+        "--datetime", "datetime_", default=None, metavar="A/B",
+        help="STAC interval, e.g. 2024-06-01/2024-08-31; ../.. for the whole archive "
+        "[default: the last 12 complete months (of a static catalog: up to its newest item)].",
+    )(f)
 
 
-def selection(max_items: int | None, months: str | None) -> Selection:
-    """The read policy of the --max-items/--months values (bad values: exit 2)."""
-    return Selection(max_items, Selection.parse_months(months))
+def read_policy(source: str, bbox: BBox, collection: str | None, datetime: str | None,
+                max_cloud: float | None, max_items: int | None,
+                months: str | None) -> tuple[Defaults, Selection]:  # fmt: skip
+    """The search and read policy of a build, defaults filled in and said on stderr (bad values:
+    exit 2 before any network call). The default period ends today for a STAC API, and with the
+    newest item's month for a static catalog (a mirror or an archive snapshot)."""
+    parse_datetime(datetime)
+    check_max_cloud(max_cloud)
+    months_range = Selection.parse_months(months)
+    today = date.today()
+    if datetime is None and not is_api(source):
+        newest = [parse_instant(s.datetime) for s in search(source, bbox, None, None, collection)]
+        if newest:
+            today = (max(newest).date().replace(day=28) + timedelta(days=4)).replace(day=1)
+    chosen = with_defaults(datetime, max_cloud, max_items, today)
+    if chosen.text():
+        click.echo(chosen.text(), err=True)
+    return chosen, Selection(chosen.max_items, months_range)
 
 
 def build_options(block_size: bool = True):

@@ -13,12 +13,13 @@ from basemap.cli.options import (
     BBOX,
     build_options,
     default_source,
-    selection,
+    read_policy,
     selection_options,
     settings,
     tile_format_option,
 )
 from basemap.errors import InputError, PartialBuildError
+from basemap.types import BBox
 from basemap.world import plan as world_plan
 from basemap.world.plan import Plan
 from basemap.world.run import run_shards
@@ -59,10 +60,7 @@ def world():
               "shards).")
 @click.option("--stac", "source", default=None, metavar="SOURCE",
               help="STAC API URL or static catalog [default: Earth Search v1].")
-@click.option("--collection", default=None, help="Collection id.")
-@click.option("--datetime", "datetime_", default=None, metavar="A/B", help="STAC interval.")
-@click.option("--max-cloud", type=float, default=None, metavar="P",
-              help="Use items with eo:cloud_cover <= P percent.")
+@click.option("--collection", default=None, help="Collection id (as `basemap build`).")
 @click.option("--index", "indices", type=click.IntRange(0), multiple=True,
               help="Run only shard number I of the plan (repeatable; e.g. a Kubernetes "
               "Indexed Job's $(JOB_COMPLETION_INDEX)). Default: every shard.")
@@ -77,19 +75,27 @@ def world_run(plan_path, out, source, collection, datetime_, max_cloud, indices,
 
     The block size is the plan's (`basemap plan --block-size`).
     """
-    policy = selection(max_items, months)
     plan = Plan.read(plan_path)
     source, collection = default_source(source, collection)
+    defaults, policy = read_policy(source, plan_bbox(plan), collection, datetime_, max_cloud,
+                                   max_items, months)
     chosen = settings(renderer, model_path, tile_format, composite, feather, plan.block_size,
                       window, overlap)
     problems = run_shards(plan, out, chosen, source, list(indices) or None, pyramid,
-                          collection=collection, datetime=datetime_, max_cloud=max_cloud,
-                          workers=workers, scheduler=scheduler, progress=not quiet,
-                          selection=policy)
+                          collection=collection, datetime=defaults.datetime,
+                          max_cloud=defaults.max_cloud, workers=workers, scheduler=scheduler,
+                          progress=not quiet, selection=policy, defaults=defaults.chosen)
     if problems:
         raise PartialBuildError(f"{len(problems)} problem(s): " + "; ".join(problems[:20]) +
                                 " -- run the same command again to retry")
     click.echo(f"World run done: {len(indices) or len(plan.shards)} shard(s) in {out}.")
+
+
+def plan_bbox(plan: Plan) -> BBox:
+    """The box around a plan's shards (to find a static catalog's newest item)."""
+    boxes = [s.bbox for s in plan.shards] or [(-180.0, -85.0, 180.0, 85.0)]
+    return BBox(min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
+                max(b[3] for b in boxes))
 
 
 @world.command("pyramid")

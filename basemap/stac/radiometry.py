@@ -44,15 +44,38 @@ def _baseline_tuple(baseline: str | None) -> tuple[int, int] | None:
 
 
 def processing_baseline(properties: dict) -> str | None:
-    """``s2:processing_baseline``, else the ``_Nxxyy_`` part of ``s2:product_uri``, else None."""
-    value = properties.get("s2:processing_baseline")
+    """``s2:processing_baseline`` (CDSE: ``processing:version``), else the ``_Nxxyy_`` part of
+    ``s2:product_uri``, else None."""
+    value = properties.get("s2:processing_baseline") or properties.get("processing:version")
     if value:
         return str(value)
     m = re.search(r"_N(\d{2})(\d{2})_", str(properties.get("s2:product_uri") or ""))
     return f"{m.group(1)}.{m.group(2)}" if m else None
 
 
-def dn_offset_for(properties: dict, raster_bands: list | None, collection: str) -> float:
+def asset_offset(asset: dict) -> tuple[float, float] | None:
+    """(offset, scale) of an asset's first band: STAC 1.0 ``raster:bands`` or STAC 1.1
+    ``raster:offset``/``raster:scale`` (CDSE); None when it carries no offset."""
+    band = ((asset.get("raster:bands") or [None])[0]) or {}
+    if band.get("offset") is not None:
+        return float(band["offset"]), float(band.get("scale") or 0.0001)
+    if asset.get("raster:offset") is not None:
+        return float(asset["raster:offset"]), float(asset.get("raster:scale") or 0.0001)
+    return None
+
+
+def offset_in_doubt(properties: dict) -> bool:
+    """Whether an item's offset metadata is known to lie sometimes: Earth Search
+    ``sentinel-2-l2a`` items of baseline >= 04.00 flagged ``earthsearch:boa_offset_applied``
+    false, some of whose pixels are shifted all the same (Element84/earth-search issues 66, 71).
+    Their offset is decided from the pixels (:mod:`basemap.offset_evidence`)."""
+    flag = properties.get("earthsearch:boa_offset_applied")
+    parsed = _baseline_tuple(processing_baseline(properties))
+    return (flag is False or str(flag).strip().lower() == "false") and parsed is not None \
+        and parsed >= (4, 0)
+
+
+def dn_offset_for(properties: dict, red_asset: dict, collection: str) -> float:
     """THE rule deciding the DN offset of an item: reflectance = (DN + offset) / 10000.
 
     Decided in this order (first that applies wins):
@@ -60,8 +83,9 @@ def dn_offset_for(properties: dict, raster_bands: list | None, collection: str) 
     1. ``earthsearch:boa_offset_applied`` present (Earth Search v1): the flag is the truth, never
        ``raster:bands`` (Element84/earth-search issues 9, 66, 71). True: the -1000 is already in
        the pixels -> 0. False: the pixels are ESA's raw DN -> decided by the baseline (rule 3).
-    2. ``raster:bands`` of the red asset carries ``offset`` (Earth Search ``sentinel-2-c1-l2a``,
-       unshifted pixels, correct metadata) -> ``offset / scale`` (-0.1 / 0.0001 = -1000).
+    2. the red asset carries an offset (``raster:bands``: Earth Search ``sentinel-2-c1-l2a``;
+       ``raster:offset``: CDSE; unshifted pixels, correct metadata) -> ``offset / scale``
+       (-0.1 / 0.0001 = -1000).
     3. A processing baseline (``s2:processing_baseline`` or from ``s2:product_uri``; Planetary
        Computer, which publishes no ``raster:bands``): >= 04.00 -> -1000, older -> 0.
     4. No baseline: a Collection-1 reprocessing (collection name with ``c1``) -> -1000;
@@ -70,7 +94,7 @@ def dn_offset_for(properties: dict, raster_bands: list | None, collection: str) 
 
     Args:
         properties: the item's properties (``datetime`` is used by rule 4).
-        raster_bands: ``raster:bands`` of the red asset, or None.
+        red_asset: the red asset's dict (its ``raster:*`` fields are read).
         collection: the item's collection id.
 
     Returns:
@@ -86,17 +110,15 @@ def dn_offset_for(properties: dict, raster_bands: list | None, collection: str) 
         flag = str(flag).strip().lower() == "true"
     if flag is True:
         return 0.0
-    if flag is None and raster_bands:
-        band = raster_bands[0] or {}
-        if band.get("offset") is not None:
-            scale = float(band.get("scale") or 0.0001)
-            offset = round(float(band["offset"]) / scale)
-            if offset not in (0, -1000):
-                raise StacError(
-                    f"raster:bands offset {band['offset']} (scale {scale}) of a {collection} item "
-                    "is neither -0.1 nor 0; cannot decide the DN offset"
-                )
-            return float(offset)
+    given = asset_offset(red_asset) if flag is None else None
+    if given is not None:
+        offset = round(given[0] / given[1])
+        if offset not in (0, -1000):
+            raise StacError(
+                f"the red asset's offset {given[0]} (scale {given[1]}) of a {collection} item "
+                "is neither -0.1 nor 0; cannot decide the DN offset"
+            )
+        return float(offset)
     if parsed is not None:
         return BOA_ADD_OFFSET if parsed >= (4, 0) else 0.0
     if "c1" in collection.lower():

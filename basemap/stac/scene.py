@@ -10,18 +10,21 @@ from dataclasses import asdict, dataclass, fields
 from datetime import timezone
 
 from basemap.errors import AssetError
-from basemap.stac.radiometry import dn_offset_for, parse_instant, processing_baseline
+from basemap.stac.radiometry import (
+    dn_offset_for,
+    offset_in_doubt,
+    parse_instant,
+    processing_baseline,
+)
+from basemap.stac.sources import (
+    OPTIONAL_ASSETS,
+    REQUIRED_ASSETS,
+    not_sentinel2_l2a,
+    profile_for,
+    unsigned,
+)
 
 log = logging.getLogger(__name__)
-
-#: Canonical asset key -> asset names, per collection family. Unknown collections try both.
-EARTH_SEARCH_ASSETS = {"red": "red", "green": "green", "blue": "blue", "nir": "nir", "scl": "scl"}
-PLANETARY_COMPUTER_ASSETS = {
-    "red": "B04", "green": "B03", "blue": "B02", "nir": "B08", "scl": "SCL"
-}
-REQUIRED_ASSETS = ("red", "green", "blue")
-OPTIONAL_ASSETS = ("nir", "scl")
-
 
 @dataclass(frozen=True)
 class Scene:
@@ -39,6 +42,10 @@ class Scene:
     processing_baseline: str | None
     cloud_cover: float | None
     grid_code: str | None
+    #: the archive's profile (:mod:`basemap.stac.sources`): how its hrefs are reached
+    source: str = "generic"
+    #: the offset metadata may lie: decided from the pixels before the manifest is frozen
+    offset_in_doubt: bool = False
 
     def href(self, key: str) -> str:
         """The href of canonical asset ``key`` (red, green, blue, nir, scl).
@@ -81,15 +88,6 @@ def _canonical_time(text: str | None) -> str | None:
     return value.replace(tzinfo=None).isoformat(timespec=spec) + "Z"
 
 
-def asset_names(collection: str) -> list[dict[str, str]]:
-    """The asset-name mappings to try for ``collection``, in order."""
-    if collection.lower().startswith("sentinel-2-c1"):
-        return [EARTH_SEARCH_ASSETS]
-    # Earth Search and Planetary Computer both name theirs "sentinel-2-l2a", and unknown
-    # collections may follow either: try Earth Search's names, then Planetary Computer's.
-    return [EARTH_SEARCH_ASSETS, PLANETARY_COMPUTER_ASSETS]
-
-
 def _epsg(properties: dict, asset: dict) -> int | None:
     for d in (properties, asset):
         if d.get("proj:epsg"):
@@ -118,18 +116,21 @@ def scene_from_item(item: dict, base_href: str | None = None) -> Scene | None:
         base_href: directory (or URL) that relative asset hrefs are resolved against.
     """
     item_id = str(item.get("id"))
+    why_not = not_sentinel2_l2a(item)
+    if why_not:
+        log.warning("skipping item %s: %s", item_id, why_not)
+        return None
     props = item.get("properties") or {}
     collection = str(item.get("collection") or "")
     assets = item.get("assets") or {}
-    mapping = next(
-        (m for m in asset_names(collection) if any(m[k] in assets for k in REQUIRED_ASSETS)),
-        EARTH_SEARCH_ASSETS,
-    )
+    profile = profile_for(item)
+    names = {key: profile.asset_name(item, key) for key in REQUIRED_ASSETS + OPTIONAL_ASSETS}
     for key in REQUIRED_ASSETS:
-        if mapping[key] not in assets or not assets[mapping[key]].get("href"):
-            log.warning("skipping item %s: no %r asset (%s)", item_id, mapping[key], key)
+        if names[key] is None:
+            log.warning("skipping item %s: no %r asset (%s; %s keys: %s)", item_id,
+                        profile.keys[key][0], key, profile.title, ", ".join(sorted(assets)))
             return None
-    red = assets[mapping["red"]]
+    red = assets[names["red"]]
     epsg = _epsg(props, red)
     if epsg is None:
         log.warning("skipping item %s: no proj:epsg / proj:code", item_id)
@@ -143,11 +144,9 @@ def scene_from_item(item: dict, base_href: str | None = None) -> Scene | None:
     if not bbox or not geometry:
         log.warning("skipping item %s: no geometry/bbox", item_id)
         return None
-    hrefs = tuple(
-        (key, _absolute(assets[mapping[key]]["href"], base_href))
-        for key in REQUIRED_ASSETS + OPTIONAL_ASSETS
-        if mapping[key] in assets and assets[mapping[key]].get("href")
-    )
+    plain = unsigned if profile.signing else str
+    hrefs = tuple((key, plain(_absolute(assets[name]["href"], base_href)))
+                  for key, name in names.items() if name is not None)
     cloud = props.get("eo:cloud_cover")
     return Scene(
         id=item_id,
@@ -158,10 +157,12 @@ def scene_from_item(item: dict, base_href: str | None = None) -> Scene | None:
         bbox=tuple(float(v) for v in (bbox[0], bbox[1], bbox[-2], bbox[-1])),
         footprint=json.dumps(geometry, separators=(",", ":"), sort_keys=True),
         assets=hrefs,
-        dn_offset=dn_offset_for(props, red.get("raster:bands"), collection),
+        dn_offset=dn_offset_for(props, red, collection),
         processing_baseline=processing_baseline(props),
         cloud_cover=float(cloud) if cloud is not None else None,
         grid_code=_grid_code(props),
+        source=profile.name,
+        offset_in_doubt=profile.name == "earth-search" and offset_in_doubt(props),
     )
 
 

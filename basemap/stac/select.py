@@ -1,4 +1,5 @@
-"""Which of the found items a build reads: a season, and the least cloudy N per MGRS tile.
+"""Which of the found items a build reads: a period, a season, and the least cloudy N per MGRS
+tile; and the defaults that make a build without them bounded.
 
 A region with years of Sentinel-2 has hundreds of items per tile; reading all of them costs I/O
 and time for no better pixels. The policy, applied after the search and before the manifest is
@@ -10,16 +11,85 @@ frozen (so a rerun reads the same items):
    keep the ``max_items`` with the lowest ``eo:cloud_cover`` (items without it last, ties to the
    most recent): the Sentinel Hub / CDSE mosaics and EOX cloudless likewise draw a few of the
    clearest observations per tile and period.
+
+**Defaults** (:func:`with_defaults`): a build given no period, cloud limit or item count reads the
+:data:`DEFAULT_MAX_ITEMS` clearest items per MGRS tile with at most :data:`DEFAULT_MAX_CLOUD` %
+cloud of the last 12 complete months. A year, as EOX cloudless composites, because it is the
+same for both hemispheres (a world run has no seam of seasons at the equator) and every place
+has its clearest days in it; the clearest few per tile, as the CDSE and Sentinel Hub mosaics
+draw. Whatever was chosen is printed and recorded in build.json; each can be overridden
+(``--datetime ../..`` for the whole archive, ``--max-items 0`` for every item).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 from basemap.errors import InputError
 from basemap.stac.radiometry import parse_instant
 from basemap.stac.scene import Scene
+
+#: Items per MGRS tile read by default (the clearest of the period).
+DEFAULT_MAX_ITEMS = 8
+#: Cloud cover (%) above which items are not read by default.
+DEFAULT_MAX_CLOUD = 70.0
+#: Most scenes one block composites (its least cloudy; a safety net beyond the per-tile limit).
+MAX_SCENES_PER_BLOCK = 32
+
+
+def last_complete_months(today: date, months: int = 12) -> str:
+    """The STAC interval of the ``months`` complete calendar months before ``today``."""
+    end = today.replace(day=1) - timedelta(days=1)
+    year, month = divmod(end.year * 12 + end.month - 1 - (months - 1), 12)
+    return f"{date(year, month + 1, 1).isoformat()}/{end.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """The search and read policy of a build after the defaults were applied."""
+
+    datetime: str | None
+    max_cloud: float | None
+    max_items: int | None
+    chosen: tuple[str, ...]  # the options that took their default
+
+    def text(self) -> str:
+        """One line saying what was chosen and how to override it ('' when nothing was)."""
+        if not self.chosen:
+            return ""
+        said = {"datetime": f"--datetime {self.datetime} (the last 12 complete months)",
+                "max_cloud": f"--max-cloud {self.max_cloud:g}",
+                "max_items": f"--max-items {self.max_items} (the clearest per MGRS tile)"}
+        return ("Defaults: " + ", ".join(said[k] for k in self.chosen) +
+                ". Override any of them (--datetime ../.. for the whole archive, --max-items 0 "
+                "for every item).")
+
+
+def with_defaults(datetime: str | None, max_cloud: float | None, max_items: int | None,
+                  today: date) -> Defaults:  # fmt: skip
+    """Fill in what the user left out (see the module docstring); ``max_items`` 0 means all."""
+    chosen = []
+    if datetime is None:
+        datetime = last_complete_months(today)
+        chosen.append("datetime")
+    if max_cloud is None:
+        max_cloud = DEFAULT_MAX_CLOUD
+        chosen.append("max_cloud")
+    if max_items is None:
+        max_items = DEFAULT_MAX_ITEMS
+        chosen.append("max_items")
+    return Defaults(datetime, max_cloud, max_items or None, tuple(chosen))
+
+
+def clearest(scenes, n: int) -> list:
+    """The ``n`` least cloudy of ``scenes`` (no cloud cover last, ties to the most recent), in
+    their original order."""
+    newest_first = sorted(scenes, key=lambda s: s.datetime, reverse=True)
+    ranked = sorted(newest_first, key=lambda s: (s.cloud_cover is None, s.cloud_cover or 0.0))
+    chosen = {s.id for s in ranked[:n]}
+    return [s for s in scenes if s.id in chosen]
 
 
 @dataclass(frozen=True)
@@ -74,10 +144,5 @@ class Selection:
         tiles: dict[str, list[Scene]] = {}
         for s in kept:
             tiles.setdefault(s.grid_code or f"EPSG:{s.epsg}", []).append(s)
-        chosen: set[str] = set()
-        for group in tiles.values():
-            newest_first = sorted(group, key=lambda s: s.datetime, reverse=True)
-            ranked = sorted(newest_first, key=lambda s: (s.cloud_cover is None,
-                                                         s.cloud_cover or 0.0))  # fmt: skip
-            chosen.update(s.id for s in ranked[: self.max_items])
+        chosen = {s.id for group in tiles.values() for s in clearest(group, self.max_items)}
         return [s for s in kept if s.id in chosen]

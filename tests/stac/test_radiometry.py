@@ -61,12 +61,22 @@ RB0 = [{"nodata": 0, "data_type": "uint16", "scale": 0.0001, "offset": 0}]
     ],
 )
 def test_dn_offset_rule(props, bands, collection, expected):
-    assert dn_offset_for(props, bands, collection) == expected
+    assert dn_offset_for(props, {"raster:bands": bands}, collection) == expected
+
+
+@pytest.mark.parametrize("asset, expected", [
+    ({"raster:offset": -0.1, "raster:scale": 0.0001}, -1000.0),  # STAC 1.1 (CDSE)
+    ({"raster:offset": 0.0, "raster:scale": 0.0001}, 0.0),
+    ({}, -1000.0),  # no offset field: processing:version 05.11 decides
+])
+def test_dn_offset_of_cdse_fields(asset, expected):
+    """CDSE: STAC 1.1 raster:offset on the asset and processing:version as the baseline."""
+    assert dn_offset_for({"processing:version": "05.11"}, asset, "sentinel-2-l2a") == expected
 
 
 def test_dn_offset_rejects_odd_raster_bands_offset():
     with pytest.raises(StacError, match="neither -0.1 nor 0"):
-        dn_offset_for({}, [{"scale": 0.0001, "offset": -0.2}], C1)
+        dn_offset_for({}, {"raster:bands": [{"scale": 0.0001, "offset": -0.2}]}, C1)
 
 
 def test_real_earthsearch_item_offset():

@@ -119,7 +119,7 @@ def test_baseline_offset_in_dn(synth_world, zone, flag, dn_shift):
     assert new["assets"]["red"]["raster:bands"][0]["offset"] == -0.1
     assert old["properties"]["grid:code"] == new["properties"]["grid:code"]
     offsets = [
-        dn_offset_for(d["properties"], d["assets"]["red"]["raster:bands"], "sentinel-2-l2a")
+        dn_offset_for(d["properties"], d["assets"]["red"], "sentinel-2-l2a")
         for d in (old, new)
     ]
     assert offsets == [0.0, -float(dn_shift)]
@@ -157,7 +157,7 @@ def test_tiles_in_two_zones_agree_on_clear_ground(synth_world):
     assert both.sum() > 20_000  # the tiles overlap by most of their area
     # zone 31 keeps ESA's +1000 DN on this date, zone 32 is harmonized: compare reflectance
     off_a, off_b = (
-        dn_offset_for(d["properties"], d["assets"]["red"]["raster:bands"], "sentinel-2-l2a")
+        dn_offset_for(d["properties"], d["assets"]["red"], "sentinel-2-l2a")
         for d in (a, b)
     )
     warped += off_b

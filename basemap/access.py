@@ -1,0 +1,127 @@
+"""How an asset of an archive is reached: signed hrefs and S3 settings, per source profile.
+
+The manifest keeps hrefs as the catalog gives them (unsigned); they are made readable here, at
+read time, in the process that reads them:
+
+* Planetary Computer: a SAS token per collection from its token API (``$BASEMAP_PC_SAS_URL``),
+  appended to the href; a token is used until :data:`TOKEN_MARGIN_S` before its expiry, and
+  dropped after a 403 (:func:`forget_token`), so a run of hours never reads with an expired one.
+* ``s3://`` hrefs: GDAL's ``/vsis3/`` with the profile's settings: CDSE's endpoint and keys
+  (``CDSE_S3_*``); anonymous for public buckets (Earth Search), requester-pays on request
+  (``BASEMAP_INPUT_S3_*``). These are the inputs' settings; the output's S3 settings are
+  botocore's (``AWS_ENDPOINT_URL_S3``, ...) and never mix with them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from urllib.parse import urlsplit
+
+from basemap.errors import AuthError
+from basemap.stac.sources import SourceProfile, profile_named, unsigned
+
+log = logging.getLogger(__name__)
+
+PC_SAS_URL_ENV = "BASEMAP_PC_SAS_URL"
+PC_SAS_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
+PC_KEY_ENV = "PC_SDK_SUBSCRIPTION_KEY"
+CDSE_ENDPOINT = "https://eodata.dataspace.copernicus.eu"
+INPUT_S3_ENDPOINT_ENV = "BASEMAP_INPUT_S3_ENDPOINT"
+INPUT_S3_REQUESTER_PAYS_ENV = "BASEMAP_INPUT_S3_REQUESTER_PAYS"
+#: A token is renewed when it has less than this left (seconds), or a tenth of its life.
+TOKEN_MARGIN_S = 300.0
+
+_tokens: dict[str, tuple[str, float, float]] = {}  # collection -> (token, expiry, lifetime)
+_lock = threading.Lock()
+
+
+def _token_url(collection: str) -> str:
+    return f"{os.environ.get(PC_SAS_URL_ENV) or PC_SAS_URL}/{collection}"
+
+
+def pc_token(collection: str) -> str:
+    """A valid SAS token of a Planetary Computer collection (cached until near its expiry).
+
+    Raises:
+        AuthError: the token API cannot be reached or refuses (exit 2 at the preflight).
+    """
+    now = time.time()
+    with _lock:
+        cached = _tokens.get(collection)
+        if cached and cached[1] - now > min(TOKEN_MARGIN_S, cached[2] / 10):
+            return cached[0]
+        token, expiry = _fetch_token(collection)
+        _tokens[collection] = (token, expiry, max(expiry - now, 0.0))
+        return token
+
+
+def _fetch_token(collection: str) -> tuple[str, float]:
+    import requests
+
+    url = _token_url(collection)
+    headers = {"Ocp-Apim-Subscription-Key": os.environ[PC_KEY_ENV]} if os.environ.get(
+        PC_KEY_ENV) else {}
+    try:
+        r = requests.get(url, headers=headers, timeout=30)
+        r.raise_for_status()
+        doc = r.json()
+        expiry = datetime.fromisoformat(doc["msft:expiry"].replace("Z", "+00:00"))
+        if expiry.tzinfo is None:
+            expiry = expiry.replace(tzinfo=timezone.utc)
+        log.debug("SAS token for %s valid until %s", collection, expiry)
+        return str(doc["token"]).lstrip("?"), expiry.timestamp()
+    except (requests.RequestException, ValueError, KeyError, TypeError) as exc:
+        raise AuthError(
+            f"cannot sign Planetary Computer hrefs: the token API {url} failed ({exc}). "
+            + profile_named("planetary-computer").auth_hint
+        ) from None
+
+
+def forget_token(collection: str) -> None:
+    """Drop a collection's token (after a 403: the next read fetches a fresh one)."""
+    with _lock:
+        _tokens.pop(collection, None)
+
+
+def readable_href(href: str, source: str, collection: str) -> str:
+    """The href to open: signed for Planetary Computer, as given otherwise."""
+    if profile_named(source).signing == "planetary-computer" and href.startswith(
+            ("http://", "https://")):
+        plain = unsigned(href)
+        return f"{plain}{'&' if urlsplit(plain).query else '?'}{pc_token(collection)}"
+    return href
+
+
+def _endpoint_options(url: str) -> dict[str, str]:
+    parts = urlsplit(url if "://" in url else f"https://{url}")
+    return {"AWS_S3_ENDPOINT": parts.netloc, "AWS_HTTPS": "NO" if parts.scheme == "http" else
+            "YES", "AWS_VIRTUAL_HOSTING": "FALSE"}
+
+
+def s3_options(source: str) -> dict[str, str]:
+    """GDAL settings to read a profile's ``s3://`` hrefs (see the module docstring).
+
+    Raises:
+        AuthError: CDSE hrefs without CDSE keys.
+    """
+    profile: SourceProfile = profile_named(source)
+    if profile.s3 == "cdse":
+        key, secret = os.environ.get("CDSE_S3_ACCESS_KEY"), os.environ.get("CDSE_S3_SECRET_KEY")
+        if not key or not secret:
+            raise AuthError(f"{profile.title}: no credentials. {profile.auth_hint}")
+        return {**_endpoint_options(os.environ.get("CDSE_S3_ENDPOINT") or CDSE_ENDPOINT),
+                "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
+                "AWS_SESSION_TOKEN": "", "AWS_NO_SIGN_REQUEST": "NO",
+                "AWS_REGION": os.environ.get("CDSE_S3_REGION", "default")}
+    options: dict[str, str] = {}
+    if os.environ.get(INPUT_S3_ENDPOINT_ENV):
+        options.update(_endpoint_options(os.environ[INPUT_S3_ENDPOINT_ENV]))
+    if profile.s3 == "anonymous":
+        pays = os.environ.get(INPUT_S3_REQUESTER_PAYS_ENV, "").lower() in ("1", "yes", "true")
+        options.update({"AWS_REQUEST_PAYER": "requester"} if pays else
+                       {"AWS_NO_SIGN_REQUEST": "YES"})
+    return options
