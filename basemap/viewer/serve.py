@@ -1,6 +1,6 @@
-"""`basemap serve`: a small threaded HTTP server for a build's tiles and a Leaflet web map page.
+"""`basemap serve`: a hardened static host for a build's files, with a Leaflet web map page.
 
-Routes (all answers carry ``Access-Control-Allow-Origin: *``):
+Routes:
 
 - ``/``: the viewer page (basemap/viewer/static/index.html; Leaflet and pmtiles JS are vendored
   under basemap/viewer/static/vendor/, nothing is loaded from a CDN);
@@ -9,12 +9,17 @@ Routes (all answers carry ``Access-Control-Allow-Origin: *``):
   their tile URL templates on this server, bounds and zooms;
 - ``/tilejson/<n>.json``: layer n's TileJSON with absolute tile URLs on this server (for QGIS or
   any other web map);
-- ``/data/<path>``: any file under OUT, with HTTP Range support (206), which is how the viewer
-  reads ``.pmtiles`` archives (the pmtiles JS library in the browser, no server-side decoding);
-- ``/<path>``: any other path is OUT's file too, as a static host serves OUT at ``/``: so
-  ``/tilejson.json`` (a build's TileJSON) works and its relative ``tiles/{z}/{x}/{y}`` template
-  resolves. The page loads each tile set through its TileJSON there (``tilejson`` in
-  ``/layers.json``).
+- ``/<path>`` and ``/data/<path>``: OUT's files, as a static host serves OUT at ``/`` (so
+  ``/tilejson.json`` works and its relative ``tiles/{z}/{x}/{y}`` template resolves; the page loads
+  each tile set through its TileJSON there), with HTTP Range support (206), which is how the viewer
+  reads ``.pmtiles`` archives (the pmtiles JS library in the browser, no server-side decoding).
+
+Only the files a basemap consists of are served from OUT (`basemap_kind`): tiles, TileJSON, STAC
+JSON, build.json and manifest.json, COGs under cogs/, mosaic.vrt and PMTiles archives. Any other
+file, and any path with a component starting with '.', answers 404. Only what web maps fetch
+(`MAP_KINDS`, and ``/tilejson/<n>.json``) carries ``Access-Control-Allow-Origin: *``. Malformed
+paths (NUL or control characters, backslashes, empty components, invalid percent-encoding or
+UTF-8) answer 400, over-long ones 414. Connections idle for `IDLE_TIMEOUT_S` are closed.
 
 A tile that does not exist answers **404** with an empty body (the build writes no tile where there
 is no data; Leaflet then shows nothing there), so clients and caches can tell "no tile" from a tile.
@@ -24,24 +29,35 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import threading
+from collections.abc import Callable
 from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from basemap.errors import ConfigError
 from basemap.output.layers import find_layers
 from basemap.output.media import media_type
 from basemap.output.pmtiles import read_archive_info
+from basemap.viewer.paths import BadPath, basemap_kind, decode_path, file_under
 
 log = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).parent / "static"
+#: Seconds a connection may stay silent (idle between requests, or mid-request) before it is closed.
+IDLE_TIMEOUT_S = 30.0
+#: Connections the kernel queues until the server accepts them (listen backlog).
+LISTEN_BACKLOG = 1024
+#: Kinds of OUT files web maps fetch from other origins: their answers carry CORS headers.
+MAP_KINDS = frozenset({"tile", "tilejson", "stac", "cog", "pmtiles"})
+
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _CHUNK = 1 << 16
+_TILEJSON_ROUTE = re.compile(r"/tilejson/([0-9]{1,6})\.json")
+_PRIVATE_KEYS = ("tilejson_doc", "tiles_dir")  # layer entries the server keeps to itself
 
 
 def describe_layers(out: Path) -> list[dict]:
@@ -77,6 +93,7 @@ def describe_layers(out: Path) -> list[dict]:
                 "maxzoom": ts.maxzoom,
                 "bounds": list(ts.bounds),
                 "tilejson_doc": json.loads(ts.tilejson),
+                "tiles_dir": Path(tiles_rel).parts,
             }
         )
     for path in archives:
@@ -108,20 +125,34 @@ class _Handler(BaseHTTPRequestHandler):
     def __init__(self, *args, out: Path, layers: list[dict], **kwargs):
         self.out = out
         self.layers = layers
+        self.tile_dirs = frozenset(la["tiles_dir"] for la in layers if la["kind"] == "xyz")
+        self.cors = False  # whether the answer being sent carries CORS headers
         super().__init__(*args, **kwargs)
+
+    def setup(self) -> None:
+        self.timeout = self.server.idle_timeout  # applied to the socket by StreamRequestHandler
+        super().setup()
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (stdlib signature)
         log.debug("%s %s", self.address_string(), format % args)
 
     def end_headers(self) -> None:
-        self.send_header("Access-Control-Allow-Origin", "*")
-        self.send_header("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag")
+        if self.cors:
+            self.send_header("Access-Control-Allow-Origin", "*")
+            self.send_header("Access-Control-Expose-Headers", "Content-Length, Content-Range, ETag")
+        self.cors = False  # the flag is per answer; a kept-alive connection may ask for anything
+        self.send_header("X-Content-Type-Options", "nosniff")
         super().end_headers()
 
     def do_OPTIONS(self) -> None:  # noqa: N802 (stdlib name)
+        if (path := self._request_path()) is None:
+            return
+        _, self.cors = self._resolve(path)
         self.send_response(HTTPStatus.NO_CONTENT)
-        self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
-        self.send_header("Access-Control-Allow-Headers", "Range, If-Match, If-None-Match")
+        if self.cors:
+            self.send_header("Access-Control-Allow-Methods", "GET, HEAD, OPTIONS")
+            self.send_header("Access-Control-Allow-Headers", "Range, If-Match, If-None-Match")
+        self.send_header("Allow", "GET, HEAD, OPTIONS")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
@@ -137,25 +168,39 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):  # the browser went away (pan/zoom, close)
             self.close_connection = True
 
+    def _request_path(self) -> str | None:
+        """The decoded request path, or None once a malformed one has been answered (4xx)."""
+        try:
+            return decode_path(self.path)
+        except BadPath as exc:
+            self._send_error(exc.status)
+            return None
+
     def _route(self, body: bool) -> None:
-        path = unquote(urlsplit(self.path).path)
+        if (path := self._request_path()) is None:
+            return
+        send, self.cors = self._resolve(path)
+        send(body)
+
+    def _resolve(self, path: str) -> tuple[Callable[[bool], None], bool]:
+        """How to answer a GET of path (called with `body`), and whether the answer carries CORS."""
         if path in ("/", "/index.html"):
-            self._send_file(STATIC_DIR / "index.html", body)
-        elif path == "/layers.json":
-            public = [{k: v for k, v in la.items() if k != "tilejson_doc"} for la in self.layers]
-            self._send_bytes(json.dumps(public).encode(), "application/json", body)
-        elif m := re.fullmatch(r"/tilejson/(\d+)\.json", path):
-            self._send_tilejson(int(m.group(1)), body)
-        elif path.startswith("/static/"):
-            self._send_file(_safe_join(STATIC_DIR, path[len("/static/") :]), body)
-        elif path.startswith("/data/"):
-            self._send_file(_safe_join(self.out, path[len("/data/") :]), body)
-        else:  # OUT at / as on a static host (404 when there is no such file)
-            self._send_file(_safe_join(self.out, path), body)
+            return partial(self._send_file, STATIC_DIR / "index.html"), False
+        if path == "/layers.json":
+            public = [{k: v for k, v in la.items() if k not in _PRIVATE_KEYS} for la in self.layers]
+            return partial(self._send_bytes, json.dumps(public).encode(), "application/json"), False
+        if m := _TILEJSON_ROUTE.fullmatch(path):
+            return partial(self._send_tilejson, int(m.group(1))), True
+        if path.startswith("/static/"):
+            return partial(self._send_file, file_under(STATIC_DIR, path[len("/static/") :])), False
+        rel = path[len("/data/") :] if path.startswith("/data/") else path[1:]
+        kind = basemap_kind(tuple(rel.split("/")), self.tile_dirs)
+        file = file_under(self.out, rel) if kind else None
+        return partial(self._send_file, file), kind in MAP_KINDS
 
     def _send_tilejson(self, index: int, body: bool) -> None:
         if index >= len(self.layers) or self.layers[index]["kind"] != "xyz":
-            self._send_error(HTTPStatus.NOT_FOUND, body)
+            self._send_error(HTTPStatus.NOT_FOUND)
             return
         layer = self.layers[index]
         doc = dict(layer["tilejson_doc"])
@@ -163,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
         doc["tiles"] = [f"http://{host}{layer['url']}"]
         self._send_bytes(json.dumps(doc).encode(), "application/json", body)
 
-    def _send_error(self, status: HTTPStatus, body: bool) -> None:
+    def _send_error(self, status: HTTPStatus) -> None:
         self.send_response(status)
         self.send_header("Content-Length", "0")
         self.send_header("Cache-Control", "no-cache")
@@ -179,10 +224,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(data)
 
     def _send_file(self, path: Path | None, body: bool) -> None:
-        if path is None or not path.is_file():
-            self._send_error(HTTPStatus.NOT_FOUND, body)
+        try:
+            f = open(path, "rb") if path is not None else None
+        except OSError:  # gone or unreadable since it was looked up
+            f = None
+        if f is None:
+            self._send_error(HTTPStatus.NOT_FOUND)
             return
-        stat = path.stat()
+        with f:
+            self._send_open_file(f, path.name, os.fstat(f.fileno()), body)
+
+    def _send_open_file(self, f, name: str, stat: os.stat_result, body: bool) -> None:
         size = stat.st_size
         etag = f'"{stat.st_mtime_ns:x}-{size:x}"'
         start, end = 0, size - 1
@@ -190,7 +242,7 @@ class _Handler(BaseHTTPRequestHandler):
         if (rng := self.headers.get("Range")) is not None:
             m = _RANGE.match(rng.strip())
             if m is None or (not m.group(1) and not m.group(2)):
-                self._send_range_error(size, body)
+                self._send_range_error(size)
                 return
             if m.group(1):
                 start = int(m.group(1))
@@ -198,12 +250,12 @@ class _Handler(BaseHTTPRequestHandler):
             else:  # suffix range: the last N bytes
                 start = max(0, size - int(m.group(2)))
             if start >= size or start > end:
-                self._send_range_error(size, body)
+                self._send_range_error(size)
                 return
             status = HTTPStatus.PARTIAL_CONTENT
         length = end - start + 1
         self.send_response(status)
-        self.send_header("Content-Type", media_type(path.name))
+        self.send_header("Content-Type", media_type(name))
         self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "bytes")
         self.send_header("ETag", etag)
@@ -213,31 +265,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if not body:
             return
-        with open(path, "rb") as f:
-            f.seek(start)
-            remaining = length
-            while remaining > 0:
-                chunk = f.read(min(_CHUNK, remaining))
-                if not chunk:
-                    break
-                self.wfile.write(chunk)
-                remaining -= len(chunk)
+        f.seek(start)
+        remaining = length
+        while remaining > 0:
+            chunk = f.read(min(_CHUNK, remaining))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            remaining -= len(chunk)
 
-    def _send_range_error(self, size: int, body: bool) -> None:
+    def _send_range_error(self, size: int) -> None:
         self.send_response(HTTPStatus.REQUESTED_RANGE_NOT_SATISFIABLE)
         self.send_header("Content-Range", f"bytes */{size}")
         self.send_header("Content-Length", "0")
         self.end_headers()
 
 
-def _safe_join(root: Path, rel: str) -> Path | None:
-    """root/rel, or None when rel climbs out of root (../, absolute paths, symlinks out)."""
-    candidate = (root / rel.lstrip("/")).resolve()
-    try:
-        candidate.relative_to(root.resolve())
-    except ValueError:
-        return None
-    return candidate
+class _Server(ThreadingHTTPServer):
+    """A thread per connection, a real listen backlog, and `idle_timeout` on every connection
+    (read when a connection is accepted, so it may be changed on a running server)."""
+
+    request_queue_size = LISTEN_BACKLOG
+    daemon_threads = True
+    idle_timeout = IDLE_TIMEOUT_S
 
 
 def _host_port(server) -> str:
@@ -256,11 +306,9 @@ def make_server(out: Path, port: int = 8000, host: str = "127.0.0.1") -> Threadi
     layers = describe_layers(out)
     handler = partial(_Handler, out=out, layers=layers)
     try:
-        server = ThreadingHTTPServer((host, port), handler)
+        return _Server((host, port), handler)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port} ({exc}); pick another --port") from exc
-    server.daemon_threads = True
-    return server
 
 
 def serve(out: Path, port: int = 8000, host: str = "127.0.0.1", ready=None) -> None:

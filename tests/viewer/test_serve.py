@@ -4,6 +4,7 @@ The browser is Debian's chromium (scripts/install-system-deps.sh installs it); P
 drives it (no browser download). Screenshots go to test-artifacts/ at the repo root.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -55,19 +56,21 @@ def test_layers_and_content_types(server, served_out):
     assert layers[0]["url"] == "/data/linear/tiles/{z}/{x}/{y}.webp"
     assert layers[0]["tilejson"] == "/linear/tilejson.json"  # the page loads the layer from it
     assert layers[0]["bounds"] == pytest.approx([5.95, 45.95, 6.25, 46.15])
+    # CORS only on what web maps fetch from other origins, not on the page and its own files.
     cases = {
-        "data/linear/tiles/10/528/363.webp": "image/webp",
-        "data/unet/tiles/10/528/363.png": "image/png",
-        "data/unet/tilejson.json": "application/json",
-        "layers.json": "application/json",
-        "": "text/html; charset=utf-8",
-        "static/vendor/leaflet/leaflet.js": "text/javascript; charset=utf-8",
+        "data/linear/tiles/10/528/363.webp": ("image/webp", True),
+        "data/unet/tiles/10/528/363.png": ("image/png", True),
+        "data/unet/tilejson.json": ("application/json", True),
+        "tilejson/0.json": ("application/json", True),
+        "layers.json": ("application/json", False),
+        "": ("text/html; charset=utf-8", False),
+        "static/vendor/leaflet/leaflet.js": ("text/javascript; charset=utf-8", False),
     }
-    for path, ctype in cases.items():
+    for path, (ctype, cors) in cases.items():
         r = requests.get(server + path, timeout=5)
         assert r.status_code == 200, path
         assert r.headers["Content-Type"] == ctype, path
-        assert r.headers["Access-Control-Allow-Origin"] == "*", path
+        assert r.headers.get("Access-Control-Allow-Origin") == ("*" if cors else None), path
     tile = served_out / "linear/tiles/10/528/363.webp"
     got = requests.get(server + "data/linear/tiles/10/528/363.webp", timeout=5).content
     assert got == tile.read_bytes()
@@ -104,11 +107,14 @@ def test_out_is_also_served_at_the_root_as_on_a_static_host(served_out, tmp_path
 
 
 def test_missing_tiles_and_escapes_are_404(server):
-    for path in ("data/linear/tiles/10/0/0.webp", "data/../../etc/passwd",
-                 "data/%2e%2e/%2e%2e/etc/passwd", "nothing", "tilejson/9.json"):
+    # A missing tile keeps its CORS header (a web map sees a clean 404); the rest carry none.
+    for path, cors in (("data/linear/tiles/10/0/0.webp", True), ("tilejson/9.json", True),
+                       ("data/../../etc/passwd", False), ("data/%2e%2e/%2e%2e/etc/passwd", False),
+                       ("nothing", False)):
         r = requests.get(server + path, timeout=5)
         assert r.status_code == 404, path
-        assert r.content == b"" and r.headers["Access-Control-Allow-Origin"] == "*"
+        assert r.content == b""
+        assert r.headers.get("Access-Control-Allow-Origin") == ("*" if cors else None), path
 
 
 def test_range_requests(server, served_out):
@@ -163,7 +169,8 @@ def _open(browser, url):
     page.on("response", lambda r: tiles.append((r.status, r.url))
             if "/tiles/" in r.url or r.url.endswith(".pmtiles") else None)
     page.goto(url)
-    page.wait_for_function("window.basemapViewer && window.basemapViewer.ready", timeout=20000)
+    # Predicates are functions: the page's CSP forbids eval, which string expressions need.
+    page.wait_for_function("() => window.basemapViewer && basemapViewer.ready", timeout=20000)
     page.wait_for_timeout(200)  # let the last tiles paint
     return page, errors, tiles
 
@@ -201,11 +208,11 @@ def test_viewer_toggles_renderers_and_boundaries(browser, cli_server):
     assert all("/linear/" in url for _, url in tiles)
     assert page.locator(".tile-boundary").count() == 0
     page.get_by_label("unet", exact=True).check()
-    page.wait_for_function("basemapViewer.layer === 'unet'", timeout=10000)
-    page.wait_for_function("basemapViewer.tilesLoaded >= 8", timeout=10000)
+    page.wait_for_function("() => basemapViewer.layer === 'unet'", timeout=10000)
+    page.wait_for_function("() => basemapViewer.tilesLoaded >= 8", timeout=10000)
     assert any("/unet/tiles/" in url and status == 200 for status, url in tiles)
     page.get_by_label("Tile boundaries").check()
-    page.wait_for_function("basemapViewer.gridReady", timeout=10000)
+    page.wait_for_function("() => basemapViewer.gridReady", timeout=10000)
     page.wait_for_timeout(400)  # Leaflet fades tiles in over 250 ms
     # Boundaries of the stored z10 tiles (the view is z11, overzoomed): labels name real files.
     labels = page.locator(".tile-boundary").all_text_contents()
@@ -219,8 +226,8 @@ def test_viewer_side_by_side(browser, cli_server):
     page, errors, tiles = _open(browser, cli_server)
     page.get_by_text("side by side").click()  # linear | unet
     page.wait_for_url("**/?compare=0,1")
-    page.wait_for_function("window.basemapViewer && basemapViewer.maps && basemapViewer.ready",
-                           timeout=20000)
+    page.wait_for_function("() => window.basemapViewer && basemapViewer.maps"
+                           " && basemapViewer.ready", timeout=20000)
     page.wait_for_timeout(500)  # Leaflet fades tiles in over 250 ms
     assert errors == []
     assert any("/linear/" in u for _, u in tiles) and any("/unet/" in u for _, u in tiles)
@@ -237,3 +244,44 @@ def test_viewer_side_by_side(browser, cli_server):
                   " {animate: false})")
     assert page.evaluate("basemapViewer.maps[0].getZoom() === basemapViewer.maps[1].getZoom()")
     page.context.close()
+
+
+#: A TileJSON name that is markup: an inline handler and an element of its own.
+HTML_NAME = '<img src="x" onerror="window.injected = 1"><b id="injected">bold</b>'
+
+
+@pytest.fixture
+def html_named_out(served_out, tmp_path):
+    """One tile set whose TileJSON name is HTML."""
+    out = tmp_path / "out"
+    shutil.copytree(served_out / "linear", out / "linear")
+    tilejson = out / "linear" / "tilejson.json"
+    tilejson.write_text(json.dumps({**json.loads(tilejson.read_text()), "name": HTML_NAME}))
+    return out
+
+
+def test_names_from_tilejson_are_text_in_the_page(browser, html_named_out):
+    """A TileJSON name went into the layers control as markup (Leaflet writes labels with
+    innerHTML): its <img onerror> ran. Now it is escaped and shown as text."""
+    server, url = serve_in_thread(html_named_out)
+    try:
+        page, errors, _ = _open(browser, url)
+        assert page.evaluate("document.querySelectorAll('img[src=\"x\"], #injected').length") == 0
+        assert page.evaluate("window.injected") is None
+        label = page.locator(".leaflet-control-layers-base label").inner_text()
+        assert label.strip() == f"linear ({HTML_NAME})"
+        assert errors == []
+        # Defence in depth: the page's Content-Security-Policy blocks inline handlers, so markup
+        # that got in some other way would not run either.
+        blocked = page.evaluate("""() => new Promise((resolve) => {
+            const box = document.createElement("div");
+            box.innerHTML = '<img src="x" onerror="window.injected = 2">';
+            box.firstChild.addEventListener("error", () => setTimeout(
+                () => resolve(window.injected === undefined), 0));
+            document.body.appendChild(box);
+        })""")
+        assert blocked
+        page.context.close()
+    finally:
+        server.shutdown()
+        server.server_close()

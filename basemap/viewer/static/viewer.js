@@ -18,6 +18,14 @@
     },
   });
 
+  // Leaflet's layers control writes its labels as HTML; a name (from a TileJSON, a folder) is
+  // text: escape it through textContent so markup in it stays text.
+  function escapeHTML(text) {
+    const el = document.createElement("span");
+    el.textContent = text;
+    return el.innerHTML;
+  }
+
   function makeLayer(desc, maxZoom) {
     const bounds = L.latLngBounds([desc.bounds[1], desc.bounds[0]], [desc.bounds[3], desc.bounds[2]]);
     const options = {
@@ -109,7 +117,7 @@
     const bases = {};
     const layers = descs.map(function (d) {
       const layer = makeLayer(d, maxZoom);
-      bases[d.name] = layer;
+      bases[escapeHTML(d.name)] = layer;
       return layer;
     });
     const wanted = params.get("layer");
