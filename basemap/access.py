@@ -3,9 +3,10 @@
 The manifest keeps hrefs as the catalog gives them (unsigned); they are made readable here, at
 read time, in the process that reads them:
 
-* Planetary Computer: a SAS token per collection from its token API (``$BASEMAP_PC_SAS_URL``),
-  appended to the href; a token is used until :data:`TOKEN_MARGIN_S` before its expiry, and
-  dropped after a 403 (:func:`forget_token`), so a run of hours never reads with an expired one.
+* Planetary Computer: a SAS token per collection from its token API
+  (:func:`basemap.config.pc_sas_url`), appended to the href; a token is used until
+  :data:`TOKEN_MARGIN_S` before its expiry, and dropped after a 403 (:func:`forget_token`), so a
+  run of hours never reads with an expired one.
 * ``s3://`` hrefs: GDAL's ``/vsis3/`` with the profile's settings: CDSE's endpoint and keys
   (``CDSE_S3_*``); anonymous for public buckets (Earth Search), requester-pays on request
   (``BASEMAP_INPUT_S3_*``). These are the inputs' settings; the output's S3 settings are
@@ -15,32 +16,22 @@ read time, in the process that reads them:
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
+from basemap import config
 from basemap.errors import AuthError
 from basemap.stac.sources import SourceProfile, profile_named, unsigned
 
 log = logging.getLogger(__name__)
 
-PC_SAS_URL_ENV = "BASEMAP_PC_SAS_URL"
-PC_SAS_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
-PC_KEY_ENV = "PC_SDK_SUBSCRIPTION_KEY"
-CDSE_ENDPOINT = "https://eodata.dataspace.copernicus.eu"
-INPUT_S3_ENDPOINT_ENV = "BASEMAP_INPUT_S3_ENDPOINT"
-INPUT_S3_REQUESTER_PAYS_ENV = "BASEMAP_INPUT_S3_REQUESTER_PAYS"
 #: A token is renewed when it has less than this left (seconds), or a tenth of its life.
 TOKEN_MARGIN_S = 300.0
 
 _tokens: dict[str, tuple[str, float, float]] = {}  # collection -> (token, expiry, lifetime)
 _lock = threading.Lock()
-
-
-def _token_url(collection: str) -> str:
-    return f"{os.environ.get(PC_SAS_URL_ENV) or PC_SAS_URL}/{collection}"
 
 
 def pc_token(collection: str) -> str:
@@ -62,9 +53,9 @@ def pc_token(collection: str) -> str:
 def _fetch_token(collection: str) -> tuple[str, float]:
     import requests
 
-    url = _token_url(collection)
-    headers = {"Ocp-Apim-Subscription-Key": os.environ[PC_KEY_ENV]} if os.environ.get(
-        PC_KEY_ENV) else {}
+    url = f"{config.pc_sas_url()}/{collection}"
+    key = config.pc_subscription_key()
+    headers = {"Ocp-Apim-Subscription-Key": key} if key else {}
     try:
         r = requests.get(url, headers=headers, timeout=30)
         r.raise_for_status()
@@ -110,18 +101,16 @@ def s3_options(source: str) -> dict[str, str]:
     """
     profile: SourceProfile = profile_named(source)
     if profile.s3 == "cdse":
-        key, secret = os.environ.get("CDSE_S3_ACCESS_KEY"), os.environ.get("CDSE_S3_SECRET_KEY")
+        endpoint, key, secret = config.cdse_s3()
         if not key or not secret:
             raise AuthError(f"{profile.title}: no credentials. {profile.auth_hint}")
-        return {**_endpoint_options(os.environ.get("CDSE_S3_ENDPOINT") or CDSE_ENDPOINT),
-                "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret,
-                "AWS_SESSION_TOKEN": "", "AWS_NO_SIGN_REQUEST": "NO",
-                "AWS_REGION": os.environ.get("CDSE_S3_REGION", "default")}
+        return {**_endpoint_options(endpoint), "AWS_ACCESS_KEY_ID": key,
+                "AWS_SECRET_ACCESS_KEY": secret, "AWS_SESSION_TOKEN": "",
+                "AWS_NO_SIGN_REQUEST": "NO"}
     options: dict[str, str] = {}
-    if os.environ.get(INPUT_S3_ENDPOINT_ENV):
-        options.update(_endpoint_options(os.environ[INPUT_S3_ENDPOINT_ENV]))
+    if config.input_s3_endpoint():
+        options.update(_endpoint_options(config.input_s3_endpoint()))
     if profile.s3 == "anonymous":
-        pays = os.environ.get(INPUT_S3_REQUESTER_PAYS_ENV, "").lower() in ("1", "yes", "true")
-        options.update({"AWS_REQUEST_PAYER": "requester"} if pays else
-                       {"AWS_NO_SIGN_REQUEST": "YES"})
+        options.update({"AWS_REQUEST_PAYER": "requester"} if config.input_s3_requester_pays()
+                       else {"AWS_NO_SIGN_REQUEST": "YES"})
     return options

@@ -17,6 +17,7 @@ Hrefs are made readable (signed, S3 settings) by :mod:`basemap.access` at open t
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import logging
 import re
@@ -28,6 +29,7 @@ from rasterio.errors import RasterioIOError
 from basemap.access import forget_token, readable_href, s3_options
 from basemap.config import is_remote, open_env
 from basemap.errors import AssetError, AuthError, MissingAssetError, UnusableAssetError
+from basemap.stac.hrefs import check_openable, open_raster
 from basemap.stac.sources import profile_named
 
 __all__ = ["asset_error", "check_asset", "check_assets", "forget", "open_asset",
@@ -49,26 +51,53 @@ def forget(href: str) -> None:
     process and replayed, as "does not exist", to every later open of the URL)."""
     if "://" not in href:
         return
-    fn = _clear_cache_function()
+    fn = _gdal_function("VSICurlPartialClearCache", (ctypes.c_char_p,))
     if fn is not None:
-        fn(("/vsicurl/" + href if not href.startswith("/vsi") else href).encode())
+        fn(_vsi_path(href).encode())
+
+
+def _vsi_path(href: str) -> str:
+    """GDAL's name of a remote href (``s3://b/k`` -> ``/vsis3/b/k``, URLs -> ``/vsicurl/...``)."""
+    if href.startswith("s3://"):
+        return "/vsis3/" + href[len("s3://"):]
+    return href if href.startswith("/vsi") else "/vsicurl/" + href
+
+
+_path_options: set[tuple] = set()
+
+
+def _use_s3_options(href: str, options: dict[str, str]) -> None:
+    """Give GDAL an archive's S3 settings for the bucket of ``href`` only (path-specific
+    options: credentials never enter the process environment, where the output's S3 client
+    would find them)."""
+    bucket = _vsi_path(href).split("/")[2]
+    prefix = f"/vsis3/{bucket}/"
+    if (prefix, tuple(sorted(options.items()))) in _path_options:
+        return
+    fn = _gdal_function("VSISetPathSpecificOption", (ctypes.c_char_p,) * 3)
+    if fn is None:
+        raise AuthError(f"this GDAL cannot take per-bucket S3 settings for {href}: install a "
+                        "rasterio built with GDAL >= 3.6")
+    clear = _gdal_function("VSIClearPathSpecificOptions", (ctypes.c_char_p,))
+    clear(prefix.encode())
+    for key, value in options.items():
+        fn(prefix.encode(), key.encode(), value.encode())
+    _path_options.add((prefix, tuple(sorted(options.items()))))
 
 
 @functools.cache
-def _clear_cache_function():
-    """GDAL's ``VSICurlPartialClearCache`` from the libgdal rasterio loaded (None if not found)."""
-    import ctypes
-
+def _gdal_function(name: str, argtypes: tuple):
+    """A function of the libgdal rasterio loaded (None if not found: not Linux, or older)."""
     try:
         with open("/proc/self/maps") as fh:
             paths = sorted({ln.split()[-1] for ln in fh if "libgdal" in ln.rsplit("/", 1)[-1]})
         if paths:
-            fn = ctypes.CDLL(paths[0]).VSICurlPartialClearCache
-            fn.argtypes, fn.restype = [ctypes.c_char_p], None
+            fn = getattr(ctypes.CDLL(paths[0]), name)
+            fn.argtypes, fn.restype = list(argtypes), None
             return fn
-    except (OSError, AttributeError):  # not Linux, or a GDAL without the function
+    except (OSError, AttributeError):
         pass
-    log.debug("VSICurlPartialClearCache not available: failed opens stay cached")
+    log.debug("%s not available in this GDAL", name)
     return None
 
 
@@ -112,19 +141,35 @@ def _missing_driver(href: str) -> UnusableAssetError | None:
     )
 
 
+def _wrapping_format(href: str) -> UnusableAssetError | None:
+    """The error for a VRT given as an asset (refused: it can wrap any file; None if not one)."""
+    head = b""
+    if not is_remote(href):
+        try:
+            with open(href, "rb") as fh:
+                head = fh.read(64)
+        except OSError:
+            pass
+    if not (href.lower().endswith(".vrt") or head.lstrip().startswith(b"<VRTDataset")):
+        return None
+    return UnusableAssetError(f"{href} is a GDAL VRT, which can wrap any file this process can "
+                              "read: refused (set BASEMAP_ALLOW_VRT=1 if you made it yourself)")
+
+
 def open_asset(href: str, scene_id: str, key: str, source: str = "generic",
                collection: str = ""):  # fmt: skip
     """Open an asset: a local file as GDAL opens it (sidecars honoured), a remote one with the
     remote-only settings (:func:`basemap.config.open_env`), signed or with its archive's S3
     settings (:mod:`basemap.access`)."""
-    options = open_env(href)
+    check_openable(href)
     if href.startswith(("s3://", "/vsis3/")):
-        options |= s3_options(source)
+        _use_s3_options(href, s3_options(source))
     try:
-        with rasterio.Env(**options):
-            return rasterio.open(readable_href(href, source, collection))
+        with rasterio.Env(**open_env(href)):
+            return open_raster(readable_href(href, source, collection))
     except RasterioIOError as exc:
-        error = _missing_driver(href) or asset_error(exc, href, scene_id, key, "opening", source)
+        error = (_missing_driver(href) or _wrapping_format(href)
+                 or asset_error(exc, href, scene_id, key, "opening", source))
     forget(href)
     if isinstance(error, AuthError):
         forget_token(collection)

@@ -25,6 +25,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field, fields, replace
+from datetime import date
 
 from basemap import __version__, config
 from basemap.assets import check_assets
@@ -32,7 +33,6 @@ from basemap.block import BlockJob, BuildSettings, read_region
 from basemap.errors import BasemapError, WeightsError
 from basemap.graph import dask_client, run_graph
 from basemap.grid import (
-    TILE_SIZE,
     Block,
     bbox_regions,
     footprint_px_rings,
@@ -43,6 +43,7 @@ from basemap.grid import (
 )
 from basemap.lease import Lease
 from basemap.ledger import clean_temp_files, file_sha256, freeze_manifest
+from basemap.offset_evidence import decide_offset
 from basemap.output.cog import write_vrt
 from basemap.output.stac import CogEntry, source_items, write_stac
 from basemap.output.storage import open_storage
@@ -50,10 +51,19 @@ from basemap.output.tilejson import ATTRIBUTION, tilejson
 from basemap.output.tiles import TileOutput
 from basemap.quality import CLOUD_BUFFER, REJECTED_SCL
 from basemap.read import RESAMPLING
+from basemap.redact import redact_url
+from basemap.render.inference import check_weights as load_checked
 from basemap.stac.manifest import manifest_bytes
 from basemap.stac.scene import Scene
 from basemap.stac.search import check_max_cloud, is_api, parse_datetime, search
-from basemap.stac.select import Selection
+from basemap.stac.select import (
+    MAX_SCENES_PER_BLOCK,
+    Selection,
+    clearest,
+    default_period,
+    within,
+)
+from basemap.stac.sources import one_collection, one_per_acquisition
 from basemap.types import BBox, ZoomRange
 
 log = logging.getLogger(__name__)
@@ -63,29 +73,45 @@ log = logging.getLogger(__name__)
 
 
 def search_bbox(blocks: list[Block], settings: BuildSettings, renderer) -> BBox:
-    """The WGS84 box to search: the union of the blocks' read regions (two boxes across the
-    antimeridian are returned as one box with west > east)."""
-    world = TILE_SIZE << settings.zmax
-    west_half = [b for b in blocks if b.region.x0 < world // 2]
-    east_half = [b for b in blocks if b.region.x0 >= world // 2]
-    parts = []
-    for group in (west_half, east_half):
-        if group:
-            r = union([read_region(b, settings, renderer) for b in group])
-            parts.append(region_lonlat_bounds(r, settings.zmax))
-    if len(parts) == 2 and parts[1][2] - parts[0][0] > 180.0:
-        # blocks near both edges of the world: a box across the antimeridian
-        (w0, s0, e0, n0), (w1, s1, e1, n1) = parts
-        return BBox(w1, min(s0, s1), e0, max(n0, n1))
-    w = min(p[0] for p in parts)
-    return BBox(w, min(p[1] for p in parts), max(p[2] for p in parts), max(p[3] for p in parts))
+    """The WGS84 box to search: the union of the blocks' read regions.
+
+    Blocks in one run of columns give one box, however wide (over 180 degrees too). Blocks in
+    two runs (a gap of columns between them) lie either side of the antimeridian: one box with
+    west > east, or the whole width when their read regions close the gap.
+    """
+    columns = sorted({b.bx for b in blocks})
+    gap = next((c for prev, c in zip(columns, columns[1:], strict=False) if c > prev + 1), None)
+    runs = [blocks] if gap is None else [[b for b in blocks if b.bx < gap],
+                                         [b for b in blocks if b.bx >= gap]]
+    parts = [region_lonlat_bounds(union([read_region(b, settings, renderer) for b in run]),
+                                  settings.zmax) for run in runs]
+    south, north = min(p[1] for p in parts), max(p[3] for p in parts)
+    if gap is None:
+        return BBox(parts[0][0], south, parts[0][2], north)
+    west, east = parts[1][0], parts[0][2]  # the eastern run starts the box, the western ends it
+    return BBox(west, south, east, north) if west > east else BBox(-180.0, south, 180.0, north)
+
+
+def choose_scenes(found: list[Scene], collection: str | None,
+                  selection: Selection) -> list[Scene]:  # fmt: skip
+    """The scenes a build reads, of those found: one collection when none was asked for, one
+    item per acquisition, the read policy's, and each offset decided (from the pixels where its
+    metadata may lie)."""
+    scenes = one_per_acquisition(found if collection else one_collection(found))
+    chosen = selection.apply(scenes)
+    if len(chosen) < len(found):
+        log.info("reading %d of %d items found (read policy %s)", len(chosen), len(found),
+                 selection.to_dict())
+    return [decide_offset(s) for s in chosen]
 
 
 def assign_scenes(blocks, scenes, settings, renderer):
     """(block, scenes whose footprint touches its read region) for every block with data in it.
 
     A block is kept when some footprint intersects the block itself; its scenes are those whose
-    footprint intersects its read region, in manifest order.
+    footprint intersects its read region, in manifest order, at most
+    :data:`~basemap.stac.select.MAX_SCENES_PER_BLOCK` (the least cloudy, with a log line: the
+    memory of a block is bounded whatever the catalog holds).
     """
     rings = [(s, footprint_px_rings(s.footprint, settings.zmax)) for s in scenes]
     out = []
@@ -93,8 +119,13 @@ def assign_scenes(blocks, scenes, settings, renderer):
         if not any(ring_intersects(r, block.region) for _, rs in rings for r in rs):
             continue
         rr = read_region(block, settings, renderer)
-        touching = tuple(s for s, rs in rings if any(ring_intersects(r, rr) for r in rs))
-        out.append((block, touching))
+        touching = [s for s, rs in rings if any(ring_intersects(r, rr) for r in rs)]
+        if len(touching) > MAX_SCENES_PER_BLOCK:
+            log.warning("block %s: %d items touch it; compositing the %d least cloudy (narrow "
+                        "--datetime or lower --max-items to choose)", block.name, len(touching),
+                        MAX_SCENES_PER_BLOCK)
+            touching = clearest(touching, MAX_SCENES_PER_BLOCK)
+        out.append((block, tuple(touching)))
     return out
 
 
@@ -119,10 +150,11 @@ def model_checksum(settings: BuildSettings) -> dict | None:
 
 
 def check_weights(settings: BuildSettings) -> None:
-    """Preflight: the U-Net's weights file exists (before any search or compute).
+    """Preflight: the U-Net's weights file exists and loads into the architecture it declares
+    (read once here, on the CPU: tensor names and shapes checked), before any search or compute.
 
     Raises:
-        WeightsError: naming the file and how to get one.
+        WeightsError: naming the file, what is wrong and what was expected (exit 2).
     """
     if settings.renderer != "unet":
         return
@@ -132,6 +164,7 @@ def check_weights(settings: BuildSettings) -> None:
             f"U-Net weights {path} not found: pass --model PATH (from `basemap train`), or use "
             "a classic renderer, e.g. --renderer linear"
         )
+    load_checked(path)
 
 
 @dataclass
@@ -141,6 +174,7 @@ class BuildSummary:
     out: str
     bbox: BBox
     scenes: int = 0
+    period: str | None = None
     blocks: dict[str, int] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)
     tiles: dict[int, int] = field(default_factory=dict)
@@ -154,7 +188,7 @@ class BuildSummary:
         """Human-readable summary."""
         lines = [
             f"area      {self.area_km2:,.1f} km2 ({self.bbox})",
-            f"scenes    {self.scenes}",
+            f"scenes    {self.scenes} (period {self.period or 'any'})",
             "blocks    " + (", ".join(f"{v} {k}" for k, v in self.blocks.items()) or "none"),
             "tiles     " + (", ".join(f"z{z}: {n}" for z, n in sorted(self.tiles.items()))
                             or "none"),
@@ -191,13 +225,20 @@ def build(
     scheduler: str | None = None,
     progress: bool = True,
     selection: Selection | None = None,
+    defaults: tuple[str, ...] = (),
+    read_roots: tuple[str, ...] = (),
 ) -> BuildSummary:
-    """Run a whole build (see the module docstring); returns its summary.
+    """Run a whole build (see the module docstring); returns its summary. ``defaults`` names the
+    search options that took their default (recorded in build.json); ``read_roots`` the local
+    folders the catalog may reference besides its own (:mod:`basemap.stac.hrefs`).
 
     Raises:
-        InputError / ConfigError: bad options or an unusable output (exit 2), before any search.
+        InputError / ConfigError: bad options or an unusable output (exit 2), before any search:
+            e.g. a non-empty folder that is not a basemap output (:mod:`basemap.output.ownership`).
+        WeightsError: the U-Net's weights do not load (exit 2), before any search.
         StacError: the search failed.
         BasemapError: the output's disk is full (exit 1; the run stops, temp files are removed).
+        LeaseLostError: another run took the output's lease over (exit 1; this run stopped).
     """
     start = time.perf_counter()
     settings = replace(settings, zmin=zoom.min, zmax=zoom.max).validated()
@@ -205,46 +246,59 @@ def build(
     check_max_cloud(max_cloud)
     storage = open_storage(out)
     check_weights(settings)
-    storage.check_writable()
-    try:
-        with Lease(storage):  # one run per output at a time (docs/reliability.md, row 21)
+    storage.check_writable()  # this tool's output (or new/empty: then marked), else exit 2
+    with Lease(storage) as lease:  # one run per output at a time (docs/reliability.md, row 21)
+        try:
             clean_temp_files(storage)
             return _build(bbox, settings, stac, collection, datetime, max_cloud, workers,
-                          scheduler, progress, storage, start, selection or Selection())
-    except OSError as exc:  # disk full is fatal, not a failed block (docs/reliability.md, row 18)
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise BasemapError(
-            f"no space left on the device of the output {out} ({exc}): nothing half-written "
-            "was kept under a final name; free some space (or choose another --out) and run "
-            "the same command again: finished blocks are kept"
-        ) from exc
+                          scheduler, progress, storage, start, selection or Selection(),
+                          defaults, read_roots)
+        except OSError as exc:  # disk full is fatal, not a failed block (row 18)
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            clean_temp_files(storage)
+            raise BasemapError(
+                f"no space left on the device of the output {out} ({exc}): nothing "
+                "half-written was kept under a final name; free some space (or choose "
+                "another --out) and run the same command again: finished blocks are kept"
+            ) from None
+        finally:
+            if not lease.lost:  # else a local .tmp/ may be the new lease holder's
+                storage.clean_scratch()  # S3: this run's local scratch folder; local: if empty
 
 
 def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, scheduler,
-           progress, storage, start, selection: Selection) -> BuildSummary:
+           progress, storage, start, selection: Selection, defaults,
+           read_roots) -> BuildSummary:
     """The build proper, run under the output's lease (see :func:`build`)."""
     renderer = settings.make_renderer()
     summary = BuildSummary(out=storage.root, bbox=bbox, area_km2=_area_km2(bbox))
     planned = plan_blocks(bbox_regions(bbox, settings.zmax), settings.block_size, settings.zmax)
     where = search_bbox(planned, settings, renderer)
-    search_args = {"stac": stac, "bbox": list(where.as_tuple()), "datetime": datetime,
-                   "max_cloud": max_cloud, "collection": collection} | selection.to_dict()
-    found = search(stac, where, datetime, max_cloud, collection)
-    scenes = selection.apply(found)
-    if len(scenes) < len(found):
-        log.info("read policy %s: %d of %d items", selection.to_dict(), len(scenes), len(found))
+    if "datetime" in defaults and datetime is None:  # a rerun keeps the first run's period
+        datetime = _recorded_period(storage) or (
+            default_period(None, date.today()) if is_api(stac) else None)
+    found = search(stac, where, datetime, max_cloud, collection, read_roots=read_roots)
+    if datetime is None and "datetime" in defaults:  # a static catalog: its newest 12 months
+        datetime = default_period(found, date.today())
+        found = within(found, datetime)
+    summary.period = datetime
+    search_args = {"stac": redact_url(stac), "bbox": list(where.as_tuple()), "datetime": datetime,
+                   "max_cloud": max_cloud, "collection": collection} | selection.to_dict() | {
+                   "defaults": list(defaults)}
+    scenes = choose_scenes(found, collection, selection)
     scenes = freeze_manifest(storage, scenes, search_args)  # reruns use the first run's (row 22)
     storage.write_bytes("manifest.json", manifest_bytes(scenes))
     summary.scenes = len(scenes)
     summary.paths["manifest"] = str(storage.path("manifest.json"))
     if not scenes:
-        log.warning("no items found for %s in %s: nothing to build", bbox, stac)
+        log.warning("no items found for %s in %s: nothing to build", bbox, redact_url(stac))
         summary.seconds = time.perf_counter() - start
         return summary
     assigned = assign_scenes(planned, scenes, settings, renderer)
     used = {s.id for _, sc in assigned for s in sc}
-    check_assets([s for s in scenes if s.id in used])  # an unusable asset: exit 2, not N fails
+    # an unusable asset or a refusing archive: exit 2 before any block, not N failed blocks
+    check_assets([s for s in scenes if s.id in used])
     jobs = [BlockJob(b, sc, settings, storage) for b, sc in assigned]
     with dask_client(workers, scheduler, want_gpu=settings.renderer == "unet") as client:
         results, pyramid, missing = run_graph(client, jobs, TileOutput(storage,
@@ -257,7 +311,7 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
     tj = build_tilejson(bbox, settings, zwritten)
     storage.write_bytes("tilejson.json", json.dumps(tj, indent=1).encode())
     if cogs:
-        _write_stac(storage, jobs, results, scenes, stac, bbox, settings, tj)
+        _write_stac(storage, jobs, results, scenes, redact_url(stac), bbox, settings, tj)
     summary.seconds = time.perf_counter() - start
     halo = max((max(j.block.region.x0 - rr.x0, j.block.region.y0 - rr.y0) for j, rr in
                 ((j, read_region(j.block, settings, renderer)) for j in jobs)), default=0)
@@ -273,6 +327,15 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
     if cogs:
         summary.paths["stac"] = str(storage.path("stac/collection.json"))
     return summary
+
+
+def _recorded_period(storage) -> str | None:
+    """The default period an earlier run of this output chose (None: no such run)."""
+    try:
+        record = json.loads(storage.read_bytes("build.json"))
+    except (FileNotFoundError, ValueError):
+        return None
+    return record.get("datetime") if "datetime" in (record.get("defaults") or ()) else None
 
 
 def _write_stac(storage, jobs, results, scenes, stac, bbox, settings, tj) -> None:
@@ -311,6 +374,7 @@ def build_record(bbox: BBox, settings: BuildSettings, search_args: dict, scenes:
         "max_cloud": search_args["max_cloud"],
         "max_items": search_args["max_items"],
         "months": search_args["months"],
+        "defaults": search_args["defaults"],
         "settings": {f.name: getattr(settings, f.name) for f in fields(settings)},
         "stride": settings.window - settings.overlap,
         "halo": halo,
@@ -321,6 +385,7 @@ def build_record(bbox: BBox, settings: BuildSettings, search_args: dict, scenes:
                         "holes": "filled from the rejected observations (best fallback quality)"},
         "model": model_checksum(settings),
         "items": [s.id for s in scenes],
+        "items_read": len(scenes),
         "blocks": [{"block": r.block.name, "status": r.status, "scenes": r.scenes,
                     "cog": r.cog, "tiles": dict(r.tiles), "message": r.message,
                     "filled": r.filled, "pixels": r.pixels,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -45,14 +46,11 @@ def colorize_file(
         progress: tqdm bar over regions.
 
     Raises:
-        InputError: not an integer raster with `bands`; ConfigError: unreadable input or
-            output path.
+        InputError: not an integer raster with `bands`, or `dst` is `src` (under any path
+            spelling, through a link); ConfigError: unreadable input or output path.
     """
     src, dst = Path(src), Path(dst)
-    if not src.is_file():
-        raise ConfigError(f"{src}: no such file")
-    if not dst.parent.is_dir():
-        raise ConfigError(f"output folder {dst.parent} does not exist")
+    _check_paths(src, dst)
     rend = get_renderer(renderer, None if model_path is None else str(model_path))
     with _open_source(src, bands) as ds:
         h, w = ds.height, ds.width
@@ -77,6 +75,17 @@ def colorize_file(
         tmp.unlink(missing_ok=True)
         Path(str(tmp) + ".msk").unlink(missing_ok=True)
     return dst
+
+
+def _check_paths(src: Path, dst: Path) -> None:
+    """Raise unless ``src`` exists and ``dst`` can be written without touching it."""
+    if not src.is_file():
+        raise ConfigError(f"{src}: no such file")
+    if dst.exists() and os.path.samefile(src, dst):
+        raise InputError(f"the output {dst} is the input {src}: colorize would overwrite it; "
+                         "give another output path")
+    if not dst.parent.is_dir():
+        raise ConfigError(f"output folder {dst.parent} does not exist")
 
 
 def _open_source(src: Path, bands: tuple[int, int, int]):

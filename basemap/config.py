@@ -10,10 +10,14 @@ Environment variables (documented in the README, "Environment variables"):
 ``BASEMAP_STAC_BACKOFF``   backoff factor between STAC API retries (seconds, doubling; default 1)
 ``BASEMAP_CPU_BACKEND``    U-Net inference on CPU: ``onnx`` (default, ONNX Runtime) or ``torch``
 ``BASEMAP_CACHE``          folder of files derived once and reused (default ``~/.cache/basemap``)
+``BASEMAP_ALLOW_VRT``      ``1``: catalog assets may be VRTs (off: a VRT could wrap any local file)
 ``AWS_ENDPOINT_URL_S3``,   the S3 endpoint of ``s3://`` outputs (MinIO, SeaweedFS, ...); the
 ``AWS_ENDPOINT_URL``       credentials themselves are read by botocore, never by this package
 ``AWS_REGION``,            the S3 region
 ``AWS_DEFAULT_REGION``
+``BASEMAP_SOURCES``, ...  the archives' variables (:mod:`basemap.access`, docs/sources.md):
+                           ``BASEMAP_PC_SAS_URL``, ``PC_SDK_SUBSCRIPTION_KEY``, ``CDSE_S3_*``,
+                           ``BASEMAP_INPUT_S3_ENDPOINT``, ``BASEMAP_INPUT_S3_REQUESTER_PAYS``
 ``GDAL_*``, ``VSI_CACHE``  any key of :data:`GDAL_ENV` set in the environment overrides it
 =========================  =====================================================================
 """
@@ -33,7 +37,16 @@ STAC_TIMEOUT_ENV = "BASEMAP_STAC_TIMEOUT"
 STAC_BACKOFF_ENV = "BASEMAP_STAC_BACKOFF"
 CPU_BACKEND_ENV = "BASEMAP_CPU_BACKEND"
 CACHE_ENV = "BASEMAP_CACHE"
+ALLOW_VRT_ENV = "BASEMAP_ALLOW_VRT"
 THREADS_ENV = "OMP_NUM_THREADS"
+SOURCES_ENV = "BASEMAP_SOURCES"
+PC_SAS_URL_ENV = "BASEMAP_PC_SAS_URL"
+PC_KEY_ENV = "PC_SDK_SUBSCRIPTION_KEY"
+INPUT_S3_ENDPOINT_ENV = "BASEMAP_INPUT_S3_ENDPOINT"
+INPUT_S3_REQUESTER_PAYS_ENV = "BASEMAP_INPUT_S3_REQUESTER_PAYS"
+CDSE_ENDPOINT_ENV = "CDSE_S3_ENDPOINT"
+CDSE_KEY_ENV = "CDSE_S3_ACCESS_KEY"
+CDSE_SECRET_ENV = "CDSE_S3_SECRET_KEY"
 
 #: Every variable read here, with what it means (the README's table is checked against it).
 ENVIRONMENT = {
@@ -44,7 +57,19 @@ ENVIRONMENT = {
     CPU_BACKEND_ENV: "U-Net inference on CPU: onnx (default, ONNX Runtime) or torch (reference)",
     CACHE_ENV: "folder of files derived once and reused, e.g. the U-Net's ONNX export (default "
                "~/.cache/basemap; empty: none)",
+    ALLOW_VRT_ENV: "1: catalog assets may be GDAL VRTs (default: refused, a VRT can wrap any "
+                   "local file)",
     THREADS_ENV: "threads of CPU inference (default: the physical cores; Dask workers: 1)",
+    SOURCES_ENV: "JSON file of extra source profiles (docs/sources.md)",
+    PC_SAS_URL_ENV: "Planetary Computer's SAS token API (default "
+                    "https://planetarycomputer.microsoft.com/api/sas/v1/token)",
+    PC_KEY_ENV: "Planetary Computer subscription key, sent to its token API when set",
+    INPUT_S3_ENDPOINT_ENV: "S3 endpoint URL of s3:// inputs (default AWS; not the output's)",
+    INPUT_S3_REQUESTER_PAYS_ENV: "1: read s3:// inputs of public archives as requester-pays "
+                                 "(with AWS credentials); default anonymous",
+    CDSE_ENDPOINT_ENV: "CDSE's S3 endpoint URL (default https://eodata.dataspace.copernicus.eu)",
+    CDSE_KEY_ENV: "CDSE S3 access key (s3://eodata inputs)",
+    CDSE_SECRET_ENV: "CDSE S3 secret key",
     "AWS_ENDPOINT_URL_S3": "S3 endpoint of s3:// outputs (wins over AWS_ENDPOINT_URL)",
     "AWS_ENDPOINT_URL": "S3 endpoint of s3:// outputs (MinIO, SeaweedFS, ...)",
     "AWS_REGION": "S3 region (else AWS_DEFAULT_REGION)",
@@ -60,7 +85,7 @@ WINDOW = 512
 OVERLAP = 64
 #: Default STAC API (``--stac`` not given) and its collection.
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
-EARTH_SEARCH_COLLECTION = "sentinel-2-l2a"
+EARTH_SEARCH_COLLECTION = "sentinel-2-c1-l2a"
 #: The weights shipped with the package (``basemap.model``, installed from model/), found without
 #: importing torch.
 DEFAULT_WEIGHTS = Path(find_spec("basemap.model").submodule_search_locations[0]) / "default.pt"
@@ -179,6 +204,50 @@ def cache_dir() -> Path | None:
     if value is None:
         return Path.home() / ".cache" / "basemap"
     return Path(value) if value else None
+
+
+def allow_vrt() -> bool:
+    """Whether ``BASEMAP_ALLOW_VRT=1``: catalog assets may be opened with GDAL's VRT driver."""
+    return os.environ.get(ALLOW_VRT_ENV, "").strip() == "1"
+
+
+def sources_file() -> str | None:
+    """The JSON file of extra source profiles, or None."""
+    return os.environ.get(SOURCES_ENV) or None
+
+
+def pc_sas_url() -> str:
+    """Planetary Computer's token API (``GET {url}/{collection}``)."""
+    return (os.environ.get(PC_SAS_URL_ENV)
+            or "https://planetarycomputer.microsoft.com/api/sas/v1/token")
+
+
+def pc_subscription_key() -> str | None:
+    """Planetary Computer's subscription key, or None."""
+    return os.environ.get(PC_KEY_ENV) or None
+
+
+def input_s3_endpoint() -> str | None:
+    """The S3 endpoint URL of ``s3://`` inputs of public archives, or None (AWS)."""
+    return os.environ.get(INPUT_S3_ENDPOINT_ENV) or None
+
+
+def input_s3_requester_pays() -> bool:
+    """Whether public archives' ``s3://`` inputs are read as requester-pays."""
+    return os.environ.get(INPUT_S3_REQUESTER_PAYS_ENV, "").lower() in ("1", "yes", "true")
+
+
+def cdse_s3() -> tuple[str, str | None, str | None]:
+    """(endpoint URL, access key, secret key) of CDSE's S3 (the keys None when unset)."""
+    return (os.environ.get(CDSE_ENDPOINT_ENV) or "https://eodata.dataspace.copernicus.eu",
+            os.environ.get(CDSE_KEY_ENV) or None, os.environ.get(CDSE_SECRET_ENV) or None)
+
+
+def environment_values(is_secret, min_length: int) -> list[str]:
+    """Values (at least ``min_length`` long) of the variables whose names ``is_secret`` picks,
+    longest first: what a log must never show."""
+    values = {v for k, v in os.environ.items() if is_secret(k) and len(v) >= min_length}
+    return sorted(values, key=len, reverse=True)
 
 
 def s3_endpoint() -> str | None:

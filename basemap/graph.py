@@ -65,20 +65,37 @@ log = logging.getLogger(__name__)
 ALLOWED_FAILURES = 2
 
 
+class QuietFailures(logging.Filter):
+    """Drops Dask's "Compute Failed" records (each with the worker's traceback): the client
+    reports each failed block itself, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Compute Failed")
+
+
 class WorkerSetup(WorkerPlugin):
-    """Per-worker-process setup: GDAL configuration and torch threads."""
+    """Per-worker-process setup: GDAL configuration, torch threads, and (unless ``verbose``) no
+    "Compute Failed" tracebacks from the worker."""
 
     name = "basemap-worker-setup"
 
-    def __init__(self, gdal_env: dict, torch_threads: int = 1) -> None:
+    def __init__(self, gdal_env: dict, torch_threads: int = 1, verbose: bool = False) -> None:
         self.gdal_env = {k: str(v) for k, v in gdal_env.items()}
         self.torch_threads = torch_threads
+        self.verbose = verbose
+        self.quiet = QuietFailures()
 
     def setup(self, worker) -> None:
         """Export the GDAL settings and limit torch/OpenMP threads (before torch is imported)."""
         config.export_env(self.gdal_env, threads=self.torch_threads)
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(self.torch_threads)
+        if not self.verbose:
+            logging.getLogger("distributed.worker").addFilter(self.quiet)
+
+    def teardown(self, worker) -> None:
+        """Remove the filter (a worker thread in this process: the process goes on)."""
+        logging.getLogger("distributed.worker").removeFilter(self.quiet)
 
 
 @contextmanager
@@ -113,7 +130,8 @@ def dask_client(
             )
         client = Client(cluster)
     try:
-        client.register_plugin(WorkerSetup(config.gdal_env()))
+        client.register_plugin(WorkerSetup(config.gdal_env(),
+                                           verbose=log.isEnabledFor(logging.INFO)))
         yield client
     finally:
         client.close()
@@ -145,11 +163,11 @@ def _record(result):
     return replace(result, rgba=None)
 
 
-def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict, list]:
+def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict]:
     """Submit one block task per job and the pyramid tasks above the blocks' root tiles.
 
     Returns:
-        ({record future: job}, {pyramid "written" future: zoom}, the block futures).
+        ({record future: job}, {pyramid "written" future: zoom}).
     """
     settings = jobs[0].settings
     gpus, threads = gpu_slots(client)
@@ -187,9 +205,8 @@ def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict, list]:
         return fut
 
     # The pyramid above the blocks' root tiles, from child tiles across blocks.
-    blocks = list(level.values())
     reduce_levels(level, jobs[0].block.root[0], zmin, parent)
-    return records, written, blocks
+    return records, written
 
 
 def run_graph(client, jobs, out, zmin: int, progress: bool = True):
@@ -208,14 +225,14 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
     """
     if not jobs:
         return [], {}, 0
-    records, pyramid, blocks = submit_graph(client, jobs, out, zmin)
+    records, pyramid = submit_graph(client, jobs, out, zmin)
     results = {}
     bar = tqdm(total=len(records), desc="blocks", unit="block", disable=not progress)
     for fut in as_completed(list(records)):
         job = records[fut]
         if fut.status == "error":
             exc = fut.exception()
-            _stop_if_disk_full(client, exc, [*records, *blocks, *pyramid])
+            _stop_if_disk_full(exc)
             log.error("block %s failed: %s", job.block.name, exc)
             message = f"{type(exc).__name__}: {exc}"
             results[job.block] = BlockResult(job.block, "failed", message=message)
@@ -231,7 +248,7 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
         for fut in as_completed(list(pyramid)):
             z = pyramid[fut]
             if fut.status == "error":
-                _stop_if_disk_full(client, fut.exception(), list(pyramid))
+                _stop_if_disk_full(fut.exception())
                 missing += 1
             else:
                 written[z] = written.get(z, 0) + fut.result()
@@ -240,11 +257,11 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
     return [results[j.block] for j in jobs], written, missing
 
 
-def _stop_if_disk_full(client, exc: BaseException, futures: list) -> None:
-    """A full disk fails every block after it: cancel the rest and raise (docs/reliability.md,
-    row 18)."""
+def _stop_if_disk_full(exc: BaseException) -> None:
+    """A full disk fails every block after it: raise (docs/reliability.md, row 18); closing the
+    client on the way out (:func:`dask_client`) drops the other tasks. (Cancelling them first
+    trips an assertion in the scheduler, logged with tracebacks.)"""
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        client.cancel(futures)
         raise exc
 
 

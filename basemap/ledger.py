@@ -35,7 +35,8 @@ import numpy as np
 from PIL import Image
 
 from basemap import __version__, config
-from basemap.output.storage import LocalStorage, Storage
+from basemap.output.ownership import owned
+from basemap.output.storage import SCRATCH, TEMP_NAME, LocalStorage, Storage
 from basemap.stac.scene import Scene
 
 log = logging.getLogger(__name__)
@@ -293,21 +294,22 @@ def freeze_manifest(storage: Storage, scenes: list, search: dict) -> list:
 
 
 def clean_temp_files(storage: Storage) -> int:
-    """Remove temporary files a killed run left in a local output (``.name.*.tmp``, ``.tmp/``).
+    """Remove temporary files a killed run left in a local output: the storage's own temporary
+    names (:data:`~basemap.output.storage.TEMP_NAME`) and its scratch folder ``.tmp/``, nothing
+    else, and only in an output that is this tool's (:func:`~basemap.output.ownership.owned`).
 
     Called under the lease, so no live writer owns them. S3 outputs have none: an object exists
     only once its single PUT completed. Returns how many were removed.
     """
-    if not isinstance(storage, LocalStorage):
+    if not isinstance(storage, LocalStorage) or not owned(storage):
         return 0
     root = Path(storage.root)
-    if not root.is_dir():
-        return 0
     removed = 0
-    for tmp in root.rglob(".*.tmp"):
-        tmp.unlink(missing_ok=True)
-        removed += 1
-    scratch = root / ".tmp"
+    for tmp in root.rglob("*.tmp"):
+        if tmp.is_file() and TEMP_NAME.fullmatch(tmp.name):
+            tmp.unlink(missing_ok=True)
+            removed += 1
+    scratch = root / SCRATCH
     if scratch.is_dir():
         removed += sum(1 for p in scratch.rglob("*") if p.is_file())
         shutil.rmtree(scratch, ignore_errors=True)

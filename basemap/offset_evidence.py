@@ -17,10 +17,9 @@ import logging
 from dataclasses import replace
 
 import numpy as np
-
-from basemap.assets import open_scene_asset
 from rasterio.errors import RasterioIOError
 
+from basemap.assets import open_scene_asset
 from basemap.errors import AssetError, AuthError
 
 log = logging.getLogger(__name__)

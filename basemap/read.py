@@ -37,7 +37,7 @@ from basemap.assets import (
     read_dn,
 )
 from basemap.config import gdal_env
-from basemap.errors import AuthError, MissingAssetError
+from basemap.errors import AssetError, AuthError, MissingAssetError
 from basemap.grid import Region, expand, paste, region_lonlat_bounds, union
 from basemap.quality import observation_quality
 from basemap.stac.radiometry import to_reflectance
@@ -194,8 +194,8 @@ def read_scene(scene, region: Region, settings: ReadSettings,
     """
     try:
         return _read_scene(scene, region, settings, lattices)
-    except AuthError as exc:
-        if profile_named(scene.source).signing is None:
+    except AssetError as exc:
+        if profile_named(scene.source).signing is None or isinstance(exc, MissingAssetError):
             raise
         log.info("%s: %s; signing again and retrying once", scene.id, exc)
         return _read_scene(scene, region, settings, lattices)
@@ -224,7 +224,7 @@ def _read_scene(scene, region: Region, settings: ReadSettings,
             ds.close()
     if error is not None:
         _forget(scene, error, BANDS)
-        raise error
+        raise _diagnosed(scene, error, BANDS)
     if not touched:
         return None
     has_scl = any(k == "scl" for k, _ in scene.assets)
@@ -247,8 +247,25 @@ def _read_scl(scene, crop: Region, region: Region, settings: ReadSettings,
         ds.close()
     if error is not None:
         _forget(scene, error, ("scl",))
-        raise error
+        raise _diagnosed(scene, error, ("scl",))
     return scl[0]
+
+
+def _diagnosed(scene, error: AssetError, keys) -> AssetError:
+    """The error of a failed read, made precise: GDAL says only "Read failed" when a server
+    refuses a range request, so the assets are opened again, and a refusal (or a 404) there
+    is the error to report."""
+    if isinstance(error, (AuthError, MissingAssetError)):
+        return error
+    for key in keys:
+        try:
+            open_scene_asset(scene, key).close()
+        except (AuthError, MissingAssetError) as reopened:
+            _forget(scene, reopened, keys)
+            return reopened
+        except AssetError:
+            pass
+    return error
 
 
 def _forget(scene, error: Exception, keys) -> None:

@@ -316,3 +316,54 @@ def test_bad_bands_exit_2_saying_the_fix(tmp_path, monkeypatch, capsys, bands, s
                               "--bands", bands], monkeypatch, capsys)  # fmt: skip
     assert code == 2 and "Traceback" not in out + err
     assert says in out + err and not dst.exists()
+
+
+# ---- safe by default: colorize never overwrites its input; a bad --model stops the preflight ----
+
+
+@pytest.mark.parametrize("spelling", ["same", "dot", "symlink", "hardlink"])
+def test_colorize_refuses_to_write_over_its_input(tmp_path, monkeypatch, capsys, spelling):
+    """Issue row 12: `basemap colorize X X` overwrote X, exit 0. Now exit 2, X unchanged, under
+    any spelling of the same file."""
+    from tests.support.cli_runner import run_cli
+
+    src = _rgb_geotiff(tmp_path / "in.tif", 64, 64)
+    before = src.read_bytes()
+    dst = {"same": src, "dot": tmp_path / "." / "sub" / ".." / "in.tif",
+           "symlink": tmp_path / "link.tif", "hardlink": tmp_path / "hard.tif"}[spelling]
+    (tmp_path / "sub").mkdir()
+    if spelling == "symlink":
+        dst.symlink_to(src)
+    elif spelling == "hardlink":
+        dst.hardlink_to(src)
+    code, out, err = run_cli(["colorize", str(src), str(dst), "--renderer", "linear"],
+                             monkeypatch, capsys)
+    assert code == 2 and "is the input" in err and "Traceback" not in out + err, err
+    assert src.read_bytes() == before
+
+
+@pytest.mark.parametrize("weights", ["text", "state_dict"])
+def test_build_with_bad_weights_exits_2_before_any_search_or_block(synth_world, tmp_path,
+                                                                   monkeypatch, capsys,
+                                                                   weights):
+    """Issue row 13: `--model /etc/passwd` failed every block (exit 3, "rerun to retry"). Now
+    the preflight loads the weights once (names and shapes checked): exit 2 naming the file,
+    before any search (the output is not even created) or block."""
+    from basemap.synth.tiles import world_bbox
+    from tests.support.cli_runner import run_cli
+
+    model = tmp_path / "model.pt"
+    if weights == "text":
+        model.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    else:
+        torch.save(ResUNet(TINY).state_dict(), model)  # a bare state_dict
+    b = world_bbox("test")
+    out = tmp_path / "out"
+    code, _, err = run_cli(["build", "--bbox", f"{b.west},{b.south},{b.east},{b.north}",
+                            "--zoom", "12-14", "--out", str(out), "--stac", str(synth_world),
+                            "--renderer", "unet", "--model", str(model), "--block-size", "512",
+                            "--workers", "0", "--quiet"], monkeypatch, capsys)
+    assert code == 2, err
+    assert str(model) in err and ("cannot read model weights" in err
+                                  or "is not a basemap U-Net weights file" in err), err
+    assert not out.exists()

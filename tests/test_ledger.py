@@ -1,4 +1,5 @@
-"""basemap.ledger: fingerprints, entries, intact-output checks and the frozen manifest."""
+"""basemap.ledger: fingerprints, entries, intact-output checks, the frozen manifest and the
+cleanup of temporary files."""
 
 import json
 
@@ -8,6 +9,7 @@ from basemap.ledger import (
     BlockRecord,
     Ledger,
     RecordingStorage,
+    clean_temp_files,
     decode_rgba,
     encode_rgba,
     file_sha256,
@@ -15,6 +17,7 @@ from basemap.ledger import (
     freeze_manifest,
     sha256,
 )
+from basemap.output.ownership import MARKER, marker_bytes
 from basemap.output.storage import LocalStorage
 
 
@@ -67,3 +70,20 @@ def test_the_first_search_is_frozen(tmp_path, mini_world):
     assert freeze_manifest(storage, scenes[:1], args) == scenes  # reruns keep the first list
     (frozen,) = (tmp_path / "ledger" / "manifests").iterdir()
     assert json.loads(frozen.read_text())["search"] == args
+
+
+def test_cleanup_removes_only_the_tools_temp_names_and_only_in_its_own_output(tmp_path):
+    """Row 1: a folder that is not a basemap output is never cleaned; in one, only the storage's
+    own temporary names (.name.XXXXXXXX.tmp) and its scratch folder .tmp/ go."""
+    ours = {".tile.png.k3j_9x2q.tmp", "cogs/.2947.tif.abcd1234.tmp", ".tmp/tmpab12cd34.tif"}
+    theirs = {"draft.tmp", "notes/.mine.tmp", "cogs/.x.toolongname.tmp", "build.json"}
+    for name in ours | theirs:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    storage = LocalStorage(str(tmp_path))
+    assert clean_temp_files(storage) == 0  # not a basemap output (no marker): untouched
+    assert all((tmp_path / name).exists() for name in ours | theirs)
+    storage.write_bytes(MARKER, marker_bytes())
+    assert clean_temp_files(storage) == len(ours)
+    left = {p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()}
+    assert left == theirs | {MARKER} and not (tmp_path / ".tmp").exists()

@@ -6,6 +6,7 @@ a block composites at most MAX_SCENES_PER_BLOCK scenes however many overlap it (
 import json
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from basemap.stac.select import (
     DEFAULT_MAX_CLOUD,
     DEFAULT_MAX_ITEMS,
     MAX_SCENES_PER_BLOCK,
+    default_period,
     last_complete_months,
     with_defaults,
 )
@@ -31,14 +33,20 @@ def test_last_complete_months():
     assert last_complete_months(date(2024, 3, 31), 1) == "2024-02-01/2024-02-29"
 
 
+def test_the_default_period_of_a_static_catalog_ends_with_its_newest_item():
+    scenes = [SimpleNamespace(datetime="2023-08-15T10:00:00Z"),
+              SimpleNamespace(datetime="2021-01-02T10:00:00Z")]
+    assert default_period(scenes, date(2026, 12, 7)) == "2022-09-01/2023-08-31"
+    assert default_period(None, date(2026, 12, 7)) == "2025-12-01/2026-11-30"  # a STAC API
+
+
 def test_defaults_fill_only_what_is_missing():
-    d = with_defaults(None, None, None, date(2026, 12, 7))
-    assert (d.datetime, d.max_cloud, d.max_items) == ("2025-12-01/2026-11-30",
-                                                      DEFAULT_MAX_CLOUD, DEFAULT_MAX_ITEMS)
+    d = with_defaults(None, None, None)
+    assert (d.datetime, d.max_cloud, d.max_items) == (None, DEFAULT_MAX_CLOUD, DEFAULT_MAX_ITEMS)
     assert d.chosen == ("datetime", "max_cloud", "max_items") and "--datetime ../.." in d.text()
-    given = with_defaults("../..", 100.0, 0, date(2026, 12, 7))
+    given = with_defaults("../..", 100.0, 0)
     assert (given.datetime, given.max_cloud, given.max_items, given.chosen) == (
-        "../..", 100.0, None, ()) and given.text() == ""
+        None, None, None, ()) and given.text() == ""
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +55,7 @@ def overlapping_catalog(tmp_path_factory) -> Path:
     COGs (an ItemCollection with relative hrefs), cloud cover 0-99 %."""
     root = tmp_path_factory.mktemp("overlapping")
     rng = np.random.default_rng(5)
-    for key, name in (("red", "B04"), ("green", "B03"), ("blue", "B02")):
+    for name in ("B04", "B03", "B02"):
         write_cog(root / f"{name}.tif", rng.integers(1500, 4000, (COG_SIZE, COG_SIZE),
                                                      dtype=np.uint16), EPSG)
     write_cog(root / "SCL.tif", np.full((COG_SIZE // 2, COG_SIZE // 2), 4, np.uint8), EPSG)

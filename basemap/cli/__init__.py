@@ -16,6 +16,11 @@ import click
 from basemap import __version__
 from basemap.cli import build, model, qa, stac, synth, tiles, world
 from basemap.errors import BasemapError
+from basemap.redact import RedactingFilter, redact_text
+
+#: Libraries whose debug output carries request headers (credentials, signatures): capped at
+#: WARNING whatever -v says.
+QUIET_LOGGERS = ("botocore", "boto3", "aiobotocore", "s3fs", "s3transfer", "fsspec", "urllib3")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +30,11 @@ def cli(verbose: int) -> None:
     """Seamless 8-bit Sentinel-2 L2A basemaps: STAC -> U-Net colorization -> COGs and XYZ tiles."""
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for handler in logging.getLogger().handlers:  # secrets never reach a log line
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
 
 
 for command in (stac.search, synth.synth, build.build, build.demo, tiles.tiles, tiles.pmtiles,
@@ -44,7 +54,7 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except BasemapError as exc:
-        click.echo(f"Error: {exc}", err=True)
+        click.echo(f"Error: {redact_text(str(exc))}", err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)

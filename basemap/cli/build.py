@@ -17,6 +17,7 @@ from basemap.cli.options import (
     selection_options,
     settings,
 )
+from basemap.errors import InputError
 from basemap.synth.tiles import world_bbox
 from basemap.synth.world import make_world
 
@@ -35,29 +36,30 @@ from basemap.synth.world import make_world
               "collection].")
 @selection_options
 @build_options()
-def build(bbox, zoom, out, source, collection, datetime_, max_cloud, max_items, months, renderer,
-          model_path, tile_format, composite, feather, block_size, window, overlap, workers,
-          scheduler, quiet):
+def build(bbox, zoom, out, source, collection, datetime_, max_cloud, max_items, months,
+          read_roots, renderer, model_path, tile_format, composite, feather, block_size, window,
+          overlap, workers, scheduler, quiet):
     """Build seamless 8-bit COGs and XYZ tiles for a bbox from Sentinel-2 L2A (a Dask graph).
 
     \b
     Archives (docs/sources.md has the details):
-      Earth Search     (default) nothing to set; s3:// hrefs are read anonymously
-      Planetary Computer  --stac https://planetarycomputer.microsoft.com/api/stac/v1
-                       --collection sentinel-2-l2a; hrefs are signed at read time
-      CDSE             --stac https://stac.dataspace.copernicus.eu/v1 --collection
-                       sentinel-2-l2a; set CDSE_S3_ACCESS_KEY and CDSE_S3_SECRET_KEY
+      Earth Search (default): nothing to set; s3:// hrefs are read anonymously
+      Planetary Computer: --stac https://planetarycomputer.microsoft.com/api/stac/v1
+        --collection sentinel-2-l2a; hrefs are signed at read time (BASEMAP_PC_SAS_URL)
+      CDSE: --stac https://stac.dataspace.copernicus.eu/v1 --collection sentinel-2-l2a;
+        set CDSE_S3_ACCESS_KEY and CDSE_S3_SECRET_KEY (CDSE_S3_ENDPOINT)
+
     Without --datetime/--max-cloud/--max-items a build reads the 8 clearest items per MGRS
     tile with <= 70 % cloud of the last 12 complete months (printed, and kept in build.json).
     """
     source, collection = default_source(source, collection)
     chosen = settings(renderer, model_path, tile_format, composite, feather, block_size, window,
                       overlap)
-    defaults, policy = read_policy(source, bbox, collection, datetime_, max_cloud, max_items,
-                                   months)
+    defaults, policy = read_policy(datetime_, max_cloud, max_items, months)
     summary = run_build(bbox, zoom, out, chosen, source, collection, defaults.datetime,
                         defaults.max_cloud, workers=workers, scheduler=scheduler,
-                        progress=not quiet, selection=policy, defaults=defaults.chosen)
+                        progress=not quiet, selection=policy, defaults=defaults.chosen,
+                        read_roots=read_roots)
     finish(summary)
 
 
@@ -70,6 +72,8 @@ def build(bbox, zoom, out, source, collection, datetime_, max_cloud, max_items, 
 def demo(out, seed, zoom, renderer, model_path, tile_format, composite, feather, block_size,
          window, overlap, workers, scheduler, quiet):
     """Offline demo: make the synthetic world in OUT/world (once), build it into OUT/build."""
+    if not out.strip():
+        raise InputError("OUT is empty: name a folder for the demo, e.g. out/demo")
     chosen = settings(renderer, model_path, tile_format, composite, feather, block_size, window,
                       overlap)
     catalog = Path(out, "world", "catalog.json")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from datetime import date, timedelta
 
 import click
 
@@ -13,8 +12,7 @@ from basemap.composite import METHOD_NAMES
 from basemap.errors import BasemapWarning, PartialBuildError
 from basemap.output.media import TILE_FORMATS
 from basemap.render.base import RENDERER_NAMES
-from basemap.stac.radiometry import parse_instant
-from basemap.stac.search import check_max_cloud, is_api, parse_datetime, search
+from basemap.stac.search import check_max_cloud, parse_datetime
 from basemap.stac.select import (
     DEFAULT_MAX_CLOUD,
     DEFAULT_MAX_ITEMS,
@@ -81,6 +79,10 @@ def selection_options(f):
     f = click.option("--max-cloud", type=float, default=None, metavar="P",
                      help="Use items with eo:cloud_cover <= P percent "
                      f"[default: {DEFAULT_MAX_CLOUD:g}].")(f)
+    f = click.option("--read-root", "read_roots", multiple=True, metavar="DIR",
+                     type=click.Path(file_okay=False),
+                     help="A local folder the catalog's hrefs may point into besides the "
+                     "catalog's own (repeatable; a remote catalog may point at none).")(f)
     return click.option(
         "--datetime", "datetime_", default=None, metavar="A/B",
         help="STAC interval, e.g. 2024-06-01/2024-08-31; ../.. for the whole archive "
@@ -88,24 +90,16 @@ def selection_options(f):
     )(f)
 
 
-def read_policy(source: str, bbox: BBox, collection: str | None, datetime: str | None,
-                max_cloud: float | None, max_items: int | None,
+def read_policy(datetime: str | None, max_cloud: float | None, max_items: int | None,
                 months: str | None) -> tuple[Defaults, Selection]:  # fmt: skip
     """The search and read policy of a build, defaults filled in and said on stderr (bad values:
-    exit 2 before any network call). The default period ends today for a STAC API, and with the
-    newest item's month for a static catalog (a mirror or an archive snapshot)."""
+    exit 2 before any network call)."""
     parse_datetime(datetime)
     check_max_cloud(max_cloud)
-    months_range = Selection.parse_months(months)
-    today = date.today()
-    if datetime is None and not is_api(source):
-        newest = [parse_instant(s.datetime) for s in search(source, bbox, None, None, collection)]
-        if newest:
-            today = (max(newest).date().replace(day=28) + timedelta(days=4)).replace(day=1)
-    chosen = with_defaults(datetime, max_cloud, max_items, today)
+    chosen = with_defaults(datetime, max_cloud, max_items)
     if chosen.text():
         click.echo(chosen.text(), err=True)
-    return chosen, Selection(chosen.max_items, months_range)
+    return chosen, Selection(chosen.max_items, Selection.parse_months(months))
 
 
 def build_options(block_size: bool = True):

@@ -7,6 +7,7 @@ import json
 import click
 
 from basemap.cli.options import BBOX, default_source
+from basemap.redact import redact_url
 from basemap.stac.search import check_max_cloud, parse_datetime
 from basemap.stac.search import search as stac_search
 
@@ -27,18 +28,23 @@ from basemap.stac.search import search as stac_search
               help="Keep items with eo:cloud_cover <= P percent.")
 @click.option("--collection", default=None,
               help="Collection id (default: sentinel-2-l2a with the default source, else all).")
+@click.option("--read-root", "read_roots", multiple=True, metavar="DIR",
+              type=click.Path(file_okay=False),
+              help="Allow the catalog's local hrefs under DIR too (repeatable; default: local "
+              "files under a local catalog's own folder only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scenes as JSON instead.")
-def search(source, bbox, datetime_, max_cloud, collection, as_json):
+def search(source, bbox, datetime_, max_cloud, collection, read_roots, as_json):
     """List the Sentinel-2 L2A items a build would use (id, date, cloud, baseline, tile, EPSG)."""
     parse_datetime(datetime_)  # bad input: exit 2 before any network call
     check_max_cloud(max_cloud)
     source, collection = default_source(source, collection)
-    scenes = stac_search(source, bbox, datetime_, max_cloud, collection)
+    scenes = stac_search(source, bbox, datetime_, max_cloud, collection,
+                         read_roots=tuple(read_roots))
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in scenes], indent=1))
         return
     if not scenes:
-        click.echo(f"No items found in {source} for bbox {bbox}.")
+        click.echo(f"No items found in {redact_url(source)} for bbox {bbox}.")
         return
     row = "{:<44} {:<10} {:>7} {:>8} {:<12} {:>6}"
     click.echo(row.format("id", "date", "cloud %", "baseline", "tile", "epsg"))

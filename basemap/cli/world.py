@@ -19,7 +19,6 @@ from basemap.cli.options import (
     tile_format_option,
 )
 from basemap.errors import InputError, PartialBuildError
-from basemap.types import BBox
 from basemap.world import plan as world_plan
 from basemap.world.plan import Plan
 from basemap.world.run import run_shards
@@ -69,33 +68,26 @@ def world():
 @selection_options
 @build_options(block_size=False)
 def world_run(plan_path, out, source, collection, datetime_, max_cloud, indices, pyramid,
-              max_items, months, renderer, model_path, tile_format, composite, feather, window,
-              overlap, workers, scheduler, quiet):
+              max_items, months, read_roots, renderer, model_path, tile_format, composite,
+              feather, window, overlap, workers, scheduler, quiet):
     """Build the shards of PLAN into one output (each a resumable build), then the pyramid.
 
     The block size is the plan's (`basemap plan --block-size`).
     """
     plan = Plan.read(plan_path)
     source, collection = default_source(source, collection)
-    defaults, policy = read_policy(source, plan_bbox(plan), collection, datetime_, max_cloud,
-                                   max_items, months)
+    defaults, policy = read_policy(datetime_, max_cloud, max_items, months)
     chosen = settings(renderer, model_path, tile_format, composite, feather, plan.block_size,
                       window, overlap)
     problems = run_shards(plan, out, chosen, source, list(indices) or None, pyramid,
                           collection=collection, datetime=defaults.datetime,
                           max_cloud=defaults.max_cloud, workers=workers, scheduler=scheduler,
-                          progress=not quiet, selection=policy, defaults=defaults.chosen)
+                          progress=not quiet, selection=policy, defaults=defaults.chosen,
+                        read_roots=read_roots)
     if problems:
         raise PartialBuildError(f"{len(problems)} problem(s): " + "; ".join(problems[:20]) +
                                 " -- run the same command again to retry")
     click.echo(f"World run done: {len(indices) or len(plan.shards)} shard(s) in {out}.")
-
-
-def plan_bbox(plan: Plan) -> BBox:
-    """The box around a plan's shards (to find a static catalog's newest item)."""
-    boxes = [s.bbox for s in plan.shards] or [(-180.0, -85.0, 180.0, 85.0)]
-    return BBox(min(b[0] for b in boxes), min(b[1] for b in boxes), max(b[2] for b in boxes),
-                max(b[3] for b in boxes))
 
 
 @world.command("pyramid")

@@ -116,6 +116,7 @@ def write_block_cog(rgba: np.ndarray, region: Region, z: int, storage: Storage, 
     fd, tmp = tempfile.mkstemp(suffix=".tif", dir=storage.scratch_dir())
     os.close(fd)
     try:
+        full = None
         with MemoryFile() as mem, array_dataset(
             mem, rgba, crs="EPSG:3857", transform=region_transform(region, z)
         ) as src:
@@ -124,10 +125,13 @@ def write_block_cog(rgba: np.ndarray, region: Region, z: int, storage: Storage, 
             except InvalidCOGError:
                 raise
             except Exception as exc:  # GDAL reports a full disk as a TIFF seek/write error
-                if shutil.disk_usage(os.path.dirname(tmp)).free < rgba.nbytes:
-                    raise OSError(errno.ENOSPC, f"No space left on device writing {key}: "
-                                  f"{exc}") from exc
-                raise
+                if shutil.disk_usage(os.path.dirname(tmp)).free >= rgba.nbytes:
+                    raise
+                full = f"No space left on device writing {key}: {exc}"
+        if full is not None:
+            # raised out here, with no GDAL error as its context: that one does not unpickle, so
+            # Dask would bring the OSError back as a plain Exception (a failed block, not a stop)
+            raise OSError(errno.ENOSPC, full)
         storage.put_file(key, tmp)
     finally:
         if os.path.exists(tmp):

@@ -300,6 +300,18 @@ def cpu_threads() -> int:
     return max(1, min(wanted, usable))
 
 
+def check_weights(path: Path) -> None:
+    """Preflight of a weights file: load it once (names and shapes of its tensors checked).
+
+    Raises:
+        WeightsError: naming the file, what is wrong and what was expected (exit 2).
+    """
+    # deferred on purpose: basemap.model.weights imports torch (heavy; the U-Net's only)
+    from basemap.model.weights import load_weights
+
+    load_weights(path)
+
+
 def load_model(path: str | Path | None = None, device: str | None = None) -> LoadedModel:
     """Load weights once per process (cache keyed by resolved path + sha256 + device).
 

@@ -9,8 +9,13 @@ One interface for two kinds of source:
 * a local (or ``http(s)://...json``) static catalog, collection, ItemCollection or item file,
   walked with pystac and filtered on the client by bbox, datetime interval and cloud cover.
 
-Both produce :class:`basemap.stac.scene.Scene` values sorted by (datetime, id) and de-duplicated
-by id. A bbox with west > east crosses the antimeridian and is searched as two boxes.
+Both produce :class:`basemap.stac.scene.Scene` values sorted by (datetime, id), one per id. A bbox
+with west > east crosses the antimeridian and is searched as two boxes.
+
+Hostile or broken catalogs: a malformed item is skipped with a log line naming it
+(:mod:`basemap.stac.validate`); every link followed and every asset href of the returned scenes
+obeys the catalog's read policy (:mod:`basemap.stac.hrefs`), else ConfigError; copies of one id
+are resolved by their contents, never by their order in the catalog (:func:`resolve_duplicates`).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import json
 import logging
 import math
 import re
+from collections import deque
 from collections.abc import Iterable, Iterator
 from datetime import datetime as _dt
 from datetime import timedelta, timezone
@@ -26,8 +32,11 @@ from pathlib import Path
 
 from basemap import config
 from basemap.errors import ConfigError, InputError, StacError
+from basemap.redact import redact_url
+from basemap.stac.hrefs import ReadPolicy, local_file_problem, local_path, scheme
 from basemap.stac.radiometry import parse_instant
 from basemap.stac.scene import Scene, scene_from_item
+from basemap.stac.validate import item_problem
 from basemap.types import BBox
 
 log = logging.getLogger(__name__)
@@ -109,7 +118,7 @@ def _keep(scene: Scene, bbox: BBox, interval, max_cloud: float | None) -> bool:
         start, end = interval
         if when is None or (start and when < start) or (end and when > end):
             return False
-    if max_cloud is not None and (scene.cloud_cover is None or scene.cloud_cover > max_cloud):
+    if max_cloud is not None and scene.cloud_cover is not None and scene.cloud_cover > max_cloud:
         return False
     return True
 
@@ -129,6 +138,7 @@ def search(
     max_cloud: float | None = None,
     collection: str | None = None,
     *,
+    read_roots: tuple[str, ...] = (),
     timeout: float | None = None,
     retries: int = 5,
     backoff_factor: float | None = None,
@@ -140,8 +150,11 @@ def search(
             (path or URL ending in .json).
         bbox: WGS84 box; west > east crosses the antimeridian (searched as two boxes).
         datetime: STAC interval "A/B" (open ends ".."), or one date/instant.
-        max_cloud: keep items with ``eo:cloud_cover`` <= this (items without it are dropped).
+        max_cloud: keep items with ``eo:cloud_cover`` <= this (and items without it: an
+            unknown cover is not a high one; they rank last among the clearest).
         collection: collection id to search (None: every collection).
+        read_roots: folders whose local files the catalog may reference besides its own folder
+            (``--read-root``; see :mod:`basemap.stac.hrefs`).
         timeout: seconds per HTTP request (API sources); default ``$BASEMAP_STAC_TIMEOUT`` or 30.
         retries: retries per request on connection errors and 429/502/503/504.
         backoff_factor: urllib3 backoff factor between retries (seconds, doubling: 0, 2, 4, 8,
@@ -149,6 +162,7 @@ def search(
 
     Raises:
         InputError: bad datetime or max_cloud.
+        ConfigError: a link or an asset href the read policy refuses (naming it).
         StacError: the source cannot be read, a page keeps failing, or pagination loops.
     """
     interval = parse_datetime(datetime)
@@ -157,17 +171,44 @@ def search(
         timeout = config.stac_timeout()
     if backoff_factor is None:
         backoff_factor = config.stac_backoff()
+    policy = ReadPolicy.for_catalog(source, tuple(read_roots))
     if is_api(source):
         found: Iterable[Scene] = _search_api(
             source, bbox, datetime, max_cloud, collection, timeout, retries, backoff_factor
         )
     else:
-        found = _search_static(source, bbox, collection)
-    unique: dict[str, Scene] = {}
-    for scene in found:
-        if _keep(scene, bbox, interval, max_cloud):
-            unique.setdefault(scene.id, scene)
-    return sorted(unique.values(), key=lambda s: (_sort_time(s.datetime), s.id))
+        found = _search_static(source, bbox, collection, policy)
+    kept = [s for s in resolve_duplicates(found) if _keep(s, bbox, interval, max_cloud)]
+    for scene in kept:
+        for key, href in scene.assets:
+            policy.check(href, f"asset {key} of item {scene.id}")
+    return sorted(kept, key=lambda s: (_sort_time(s.datetime), s.id))
+
+
+def resolve_duplicates(scenes: Iterable[Scene]) -> list[Scene]:
+    """One scene per id, whatever the order the catalog lists them in: of the copies of an id,
+    the newest ``properties.updated`` (a copy without it is the oldest), then the greatest
+    canonical JSON of the scene (its fields, keys sorted). Copies that differ give one warning
+    per id; equal copies (an item found by both halves of an antimeridian search) none."""
+    copies: dict[str, list[Scene]] = {}
+    for scene in scenes:
+        copies.setdefault(scene.id, []).append(scene)
+    chosen = []
+    for item_id, versions in copies.items():
+        best = max(versions, key=_version_key)
+        if any(v != best for v in versions):
+            log.warning(
+                "item %s is in the catalog %d times with different contents: using the copy "
+                "updated %s (newest properties.updated, then the greatest canonical JSON)",
+                item_id, len(versions), best.updated or "(no date)",
+            )
+        chosen.append(best)
+    return chosen
+
+
+def _version_key(scene: Scene) -> tuple[_dt, str]:
+    updated = parse_instant(scene.updated) or _dt.min.replace(tzinfo=timezone.utc)
+    return updated, json.dumps(scene.to_dict(), sort_keys=True, separators=(",", ":"))
 
 
 def _sort_time(text: str) -> _dt:
@@ -189,33 +230,43 @@ def _open_client(url: str, timeout: float, retries: int, backoff_factor: float):
     try:
         return Client.open(url, stac_io=stac_io, timeout=timeout)
     except Exception as exc:  # requests, APIError, JSON errors: all mean "cannot read it"
-        raise StacError(f"cannot open the STAC API {url}: {exc}") from exc
+        raise StacError(f"cannot open the STAC API {redact_url(url)}: {exc}") from exc
 
 
 def _search_api(url, bbox, datetime, max_cloud, collection, timeout, retries, backoff):
     from pystac_client.conformance import ConformanceClasses
 
     client = _open_client(url, timeout, retries, backoff)
+    shown = redact_url(url)
     has_query = client.conforms_to(ConformanceClasses.QUERY)
     if max_cloud is not None and not has_query:
-        log.info("%s lacks the query extension: filtering eo:cloud_cover on the client", url)
+        log.info("%s lacks the query extension: filtering eo:cloud_cover on the client", shown)
     for box in bbox.split_antimeridian():
-        kwargs = {"bbox": list(box.as_tuple()), "datetime": datetime, "limit": 100}
+        kwargs = {"bbox": list(box.as_tuple()), "limit": 100,
+                  # "../..": no filter (servers refuse an interval open at both ends)
+                  "datetime": None if parse_datetime(datetime) == (None, None) else datetime}
         if collection:
             kwargs["collections"] = [collection]
         if max_cloud is not None and has_query:
             kwargs["query"] = {"eo:cloud_cover": {"lte": max_cloud}}
-        try:
-            item_search = client.search(**kwargs)
-            for page in _pages(item_search, url):
-                for item in page.get("features", []):
-                    scene = scene_from_item(item)
-                    if scene is not None:
-                        yield scene
-        except StacError:
-            raise
-        except Exception as exc:
-            raise StacError(f"STAC search at {url} failed: {exc}") from exc
+        for page in _result_pages(client, kwargs, shown):
+            features = page.get("features")
+            for item, _ in _checked((f, None) for f in (features if isinstance(features, list)
+                                                          else [])):
+                scene = _scene(item, None)
+                if scene is not None:
+                    yield scene
+
+
+def _result_pages(client, kwargs: dict, shown: str) -> Iterator[dict]:
+    """The pages of one search; any failure to get one is a StacError (what is done with a page
+    is not: a malformed item is the caller's to skip)."""
+    try:
+        yield from _pages(client.search(**kwargs), shown)
+    except StacError:
+        raise
+    except Exception as exc:
+        raise StacError(f"STAC search at {shown} failed: {exc}") from exc
 
 
 def _pages(item_search, url: str) -> Iterator[dict]:
@@ -239,45 +290,96 @@ def _pages(item_search, url: str) -> Iterator[dict]:
             raise StacError(f"STAC search at {url} returned more than {MAX_PAGES} pages")
 
 
-def _search_static(source: str, bbox: BBox, collection: str | None) -> Iterator[Scene]:
-    import pystac
+def _checked(items: Iterable[tuple[object, str | None]]) -> Iterator[tuple[dict, str | None]]:
+    """The well-formed of (item, base) pairs; a malformed item is skipped with one log line."""
+    for item, base in items:
+        problem = item_problem(item)
+        if problem is None:
+            yield item, base
+        else:
+            _skip(item, problem)
 
+
+def _skip(item: object, problem: str) -> None:
+    item_id = item.get("id") if isinstance(item, dict) else None
+    log.warning("skipping item %r: %s", item_id, problem)
+
+
+def _scene(item: dict, base: str | None) -> Scene | None:
+    """:func:`scene_from_item` of a well-formed item; None (logged) when it is unusable."""
+    try:
+        return scene_from_item(item, base)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        _skip(item, f"unreadable ({type(exc).__name__}: {exc})")
+        return None
+
+
+def _search_static(source: str, bbox: BBox, collection: str | None,
+                   policy: ReadPolicy) -> Iterator[Scene]:
     if not re.match(r"^https?://", source) and not Path(source).exists():
         raise ConfigError(f"STAC source {source} does not exist (give a catalog.json or API URL)")
-    try:
-        d = pystac.StacIO.default().read_json(source)
-    except Exception as exc:
-        raise StacError(f"cannot read the STAC file {source}: {exc}") from exc
-    base = source.rsplit("/", 1)[0] if re.match(r"^https?://", source) else str(
-        Path(source).resolve().parent
-    )
-    kind = d.get("type")
-    if kind == "Feature":
-        items: Iterable[tuple[dict, str]] = [(d, base)]
-    elif kind == "FeatureCollection":
-        items = ((f, base) for f in d.get("features", []))
-    elif kind in ("Catalog", "Collection"):
-        items = _walk_catalog(source)
-    else:
-        raise StacError(f"{source} is not a STAC item, ItemCollection, catalog or collection")
-    for item, item_base in items:
+    for item, base in _checked(_static_items(source, policy)):
         if collection and item.get("collection") != collection:
             continue
-        if not _intersects(tuple(item.get("bbox") or (-180, -90, 180, 90)), bbox.as_tuple()):
+        box = item.get("bbox")
+        if box is not None and not _intersects((box[0], box[1], box[-2], box[-1]),
+                                               bbox.as_tuple()):
             continue
-        scene = scene_from_item(item, item_base)
+        scene = _scene(item, base)
         if scene is not None:
             yield scene
 
 
-def _walk_catalog(source: str) -> Iterator[tuple[dict, str]]:
+def _static_items(source: str, policy: ReadPolicy) -> Iterator[tuple[object, str]]:
+    """(item, folder or URL its relative hrefs are resolved against) of every item of a static
+    item, ItemCollection, catalog or collection. Catalogs are walked through their ``child`` and
+    ``item`` links, each checked against ``policy`` before it is read."""
+    from pystac.utils import make_absolute_href
+
+    start = source if re.match(r"^https?://", source) else str(Path(source).resolve())
+    pending = deque([(start, "root")])
+    seen: set[str] = set()
+    while pending:
+        href, rel = pending.popleft()
+        if href in seen:
+            continue
+        seen.add(href)
+        doc = _read_json(href)
+        base = href.rsplit("/", 1)[0]
+        kind = doc.get("type") if isinstance(doc, dict) else None
+        if rel == "item" or kind == "Feature":
+            yield doc, base
+        elif kind == "FeatureCollection" and isinstance(doc.get("features"), list):
+            yield from ((feature, base) for feature in doc["features"])
+        elif kind in ("Catalog", "Collection") and isinstance(doc.get("links"), list):
+            for link in doc["links"]:
+                if not isinstance(link, dict) or link.get("rel") not in ("child", "item"):
+                    continue
+                if not isinstance(link.get("href"), str):
+                    log.warning("%s: skipping a %s link without a href", redact_url(href),
+                                link["rel"])
+                    continue
+                target = make_absolute_href(link["href"], href)
+                _check_link(target, f"the {link['rel']} link of {redact_url(href)}", policy)
+                pending.append((target, link["rel"]))
+        else:
+            raise StacError(f"{redact_url(href)} is not a STAC item, ItemCollection, catalog "
+                            "or collection")
+
+
+def _check_link(href: str, what: str, policy: ReadPolicy) -> None:
+    """A link the walk may follow: allowed by ``policy``, and a regular file when local."""
+    policy.check(href, what)
+    if scheme(href) in (None, "file"):
+        problem = local_file_problem(local_path(href))
+        if problem:
+            raise ConfigError(f"{what}: {problem}")
+
+
+def _read_json(href: str):
     import pystac
 
     try:
-        root = pystac.read_file(source)
-        for item in root.get_items(recursive=True):
-            self_href = item.get_self_href()
-            base = self_href.rsplit("/", 1)[0] if self_href else None
-            yield item.to_dict(include_self_link=False, transform_hrefs=False), base
-    except Exception as exc:
-        raise StacError(f"cannot walk the STAC catalog {source}: {exc}") from exc
+        return pystac.StacIO.default().read_json(href)
+    except Exception as exc:  # I/O, HTTP and JSON errors: all mean "cannot read it"
+        raise StacError(f"cannot read the STAC file {redact_url(href)}: {exc}") from exc

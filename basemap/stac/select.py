@@ -29,6 +29,7 @@ from datetime import date, timedelta
 
 from basemap.errors import InputError
 from basemap.stac.radiometry import parse_instant
+from basemap.stac.search import parse_datetime
 from basemap.stac.scene import Scene
 
 #: Items per MGRS tile read by default (the clearest of the period).
@@ -59,7 +60,8 @@ class Defaults:
         """One line saying what was chosen and how to override it ('' when nothing was)."""
         if not self.chosen:
             return ""
-        said = {"datetime": f"--datetime {self.datetime} (the last 12 complete months)",
+        said = {"datetime": "--datetime the last 12 complete months (of a static catalog: up to "
+                            "its newest item)",
                 "max_cloud": f"--max-cloud {self.max_cloud:g}",
                 "max_items": f"--max-items {self.max_items} (the clearest per MGRS tile)"}
         return ("Defaults: " + ", ".join(said[k] for k in self.chosen) +
@@ -67,20 +69,38 @@ class Defaults:
                 "for every item).")
 
 
-def with_defaults(datetime: str | None, max_cloud: float | None, max_items: int | None,
-                  today: date) -> Defaults:  # fmt: skip
-    """Fill in what the user left out (see the module docstring); ``max_items`` 0 means all."""
+def with_defaults(datetime: str | None, max_cloud: float | None,
+                  max_items: int | None) -> Defaults:  # fmt: skip
+    """Fill in what the user left out (see the module docstring); ``max_items`` 0 means all.
+    A default period stays None here: it is decided with the search (:func:`default_period`)."""
     chosen = []
     if datetime is None:
-        datetime = last_complete_months(today)
         chosen.append("datetime")
+    elif parse_datetime(datetime) == (None, None):  # "../..": the whole archive, no filter
+        datetime = None
     if max_cloud is None:
         max_cloud = DEFAULT_MAX_CLOUD
         chosen.append("max_cloud")
     if max_items is None:
         max_items = DEFAULT_MAX_ITEMS
         chosen.append("max_items")
-    return Defaults(datetime, max_cloud, max_items or None, tuple(chosen))
+    no_filter = max_cloud >= 100.0  # every cover (items without one are kept anyway)
+    return Defaults(datetime, None if no_filter else max_cloud, max_items or None, tuple(chosen))
+
+
+def default_period(scenes: list[Scene] | None, today: date) -> str:
+    """The default period: the last 12 complete months before ``today`` (a STAC API: pass
+    None), or the 12 months up to the month of the newest of ``scenes`` (a static catalog)."""
+    newest = [w for w in (parse_instant(s.datetime) for s in scenes or ()) if w is not None]
+    if newest:
+        today = (max(newest).date().replace(day=28) + timedelta(days=4)).replace(day=1)
+    return last_complete_months(today)
+
+
+def within(scenes: list[Scene], period: str) -> list[Scene]:
+    """The scenes acquired in the STAC interval ``period`` (``A/B``, dates included)."""
+    first, last = period.split("/")
+    return [s for s in scenes if first <= s.datetime[:10] <= last]
 
 
 def clearest(scenes, n: int) -> list:

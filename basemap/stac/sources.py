@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from basemap import config
 from basemap.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 #: Canonical asset keys of the pipeline: the reflectance bands, then the optional ones.
 REQUIRED_ASSETS = ("red", "green", "blue")
 OPTIONAL_ASSETS = ("nir", "scl")
-#: Environment variable naming a JSON file of extra profiles.
-SOURCES_ENV = "BASEMAP_SOURCES"
 
 EARTH_SEARCH_KEYS = {"red": ("red",), "green": ("green",), "blue": ("blue",), "nir": ("nir",),
                      "scl": ("scl",)}
@@ -127,7 +125,7 @@ _USER: list[SourceProfile] = []
 def profiles() -> tuple[SourceProfile, ...]:
     """Every profile tried for an item: the user's ($BASEMAP_SOURCES) first, then the built-in
     ones; :data:`GENERIC` is the fallback."""
-    path = os.environ.get(SOURCES_ENV)
+    path = config.sources_file()
     if path and not _USER:
         _USER.extend(load_profiles(path))
     return (*_USER, *BUILTIN)
@@ -150,7 +148,7 @@ def load_profiles(path: str) -> list[SourceProfile]:
             properties=tuple(d.get("properties", ())), auth_hint=str(d.get("auth_hint", "")),
         ) for d in docs]
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ConfigError(f"{SOURCES_ENV}={path}: not a list of source profiles ({exc}); "
+        raise ConfigError(f"{config.SOURCES_ENV}={path}: not a list of source profiles ({exc}); "
                           "see docs/sources.md") from exc
 
 

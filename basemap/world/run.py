@@ -68,8 +68,12 @@ def world_pyramid(plan: Plan, out: str, tile_format: str = "webp") -> list[str]:
 
     Returns:
         The tiles that could not be built, named, with the reason.
+
+    Raises:
+        ConfigError: ``out`` is not a basemap output (nor new or empty), or is not writable.
     """
     storage = open_storage(out)
+    storage.check_writable()
     ledger = Ledger(storage)
     tiles = TileOutput(storage, tile_format)
     levels = int(math.log2(plan.shard_size))

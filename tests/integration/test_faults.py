@@ -29,7 +29,7 @@ from basemap.block import BuildSettings
 from basemap.build import build
 from basemap.ledger import RESUMED
 from basemap.types import BBox, ZoomRange
-from tests.support.cli_runner import run_cli
+from tests.support.cli_runner import EVERY_ITEM, run_cli
 
 ZOOM = ZoomRange(12, 14)
 SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
@@ -95,7 +95,7 @@ def cli_args(stac: str, out: Path, workers: int = 0) -> list[str]:
     return ["build", "--bbox", f"{BBOX.west},{BBOX.south},{BBOX.east},{BBOX.north}",
             "--zoom", "12-14", "--out", str(out), "--stac", stac, "--renderer", "linear",
             "--block-size", "512", "--tile-format", "png", "--feather", "32",
-            "--workers", str(workers), "--quiet"]
+            "--workers", str(workers), "--quiet", *EVERY_ITEM]
 
 
 # ---- rows 7, 8, 10: one asset misbehaves -------------------------------------------------------

@@ -57,7 +57,7 @@ from rasterio.warp import Resampling, reproject, transform
 from scipy.ndimage import binary_erosion
 
 from basemap.qa.seams import boundary_steps, excess_1d, luminance
-from tests.support.cli_runner import run_cli
+from tests.support.cli_runner import EVERY_ITEM, run_cli
 from tests.support.real_mosaic import SOURCE, Tile, build_bbox, make_catalog
 
 pytestmark = [
@@ -121,7 +121,7 @@ def built(catalogs, _made, tmp_path_factory, monkeypatch, capsys):
                 ["build", "--stac", str(cat), "--bbox", build_bbox(cat), "--zoom", ZOOM,
                  "--out", str(out), "--renderer", renderer, "--composite", method,
                  "--feather", str(FEATHER), "--block-size", "512", "--workers", "0",
-                 "--tile-format", "png", "--quiet"], monkeypatch, capsys)
+                 "--tile-format", "png", "--quiet", *EVERY_ITEM], monkeypatch, capsys)
             assert code == 0 and "Traceback" not in stdout + stderr, stdout + stderr
             _made["builds"][key] = out
         return _made["builds"][key]

@@ -1,8 +1,9 @@
-"""Resume and exactly-once output (docs/reliability.md, rows 20, 21, 22, 23).
+"""Resume and exactly-once output (docs/reliability.md, rows 18, 20, 21, 22, 23).
 
 A `basemap build` subprocess is SIGKILLed after some blocks finished; the rerun recomputes only
 the rest and the final tree is byte-identical to a clean run's. Two runs on one output don't
-interleave (the lease), a stale lease is broken, and a changed catalog doesn't change a rerun.
+interleave (the lease: of runs racing for it exactly one wins, and a run that loses it stops), a
+stale lease is broken, a changed catalog doesn't change a rerun, and a full disk stops the run.
 Small settings: the synthetic test world, 512-px blocks, z12-14, the `linear` renderer.
 """
 
@@ -23,11 +24,13 @@ import pytest
 from basemap.block import BuildSettings
 from basemap.build import build
 from basemap.errors import LeaseHeldError
-from basemap.lease import LEASE_KEY, Lease
+from basemap.lease import LEASE_KEY, Lease, LeaseLostError
 from basemap.ledger import RESUMED
 from basemap.output.storage import LocalStorage
 from basemap.synth.tiles import world_bbox
 from basemap.types import ZoomRange
+from tests.support.cli_runner import EVERY_ITEM
+from tests.support.lease_race import race, stale_lease
 
 ZOOM = ZoomRange(12, 14)
 SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
@@ -35,12 +38,13 @@ SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", f
 VOLATILE = {"build.json"}
 
 
-def cli_args(catalog, out) -> list[str]:
+def cli_args(catalog, out, workers: str = "0") -> list[str]:
     b = world_bbox("test")
     return [str(Path(sys.executable).parent / "basemap"), "build", "--bbox",
             f"{b.west},{b.south},{b.east},{b.north}", "--zoom", "12-14", "--out", str(out),
             "--stac", str(catalog), "--renderer", "linear", "--block-size", "512",
-            "--tile-format", "png", "--feather", "32", "--workers", "0", "--quiet"]
+            "--tile-format", "png", "--feather", "32", "--workers", workers, "--quiet",
+            *EVERY_ITEM]
 
 
 def tree(root: Path) -> dict[str, str]:
@@ -117,7 +121,7 @@ def test_half_written_file_under_a_final_name_is_redone(clean, tmp_path, synth_w
     shutil.copytree(clean, out)
     victim = sorted((out / "tiles" / "14").rglob("*.png"))[0]
     victim.write_bytes(victim.read_bytes()[:100])
-    (out / "cogs" / ".2947.tif.abc.tmp").write_bytes(b"partial")  # a killed writer's temp
+    (out / "cogs" / ".2947.tif.k3j_9x2q.tmp").write_bytes(b"partial")  # a killed writer's temp
     build(world_bbox("test"), ZOOM, str(out), SETTINGS, str(synth_world), workers=0,
           progress=False)
     assert tree(out) == tree(clean)
@@ -168,6 +172,77 @@ def test_lease_is_create_only_and_a_dead_holder_is_broken(tmp_path):
         pass
 
 
+def test_of_runs_racing_for_a_stale_lease_exactly_one_wins(tmp_path):
+    """Issue row 7: the stale lease is broken by a delete conditional on its bytes (under an
+    flock) and taken by a create-only write, so exactly one of the racing runs wins, every time
+    (the read-delete-create of before let two win in most trials)."""
+    for trial in range(30):
+        storage = LocalStorage(str(tmp_path / f"trial-{trial}"))
+        storage.write_bytes(LEASE_KEY, stale_lease())
+        winners = race(storage, contenders=4)
+        try:
+            assert len(winners) == 1, f"trial {trial}: {len(winners)} runs took the lease"
+            assert json.loads(storage.read_bytes(LEASE_KEY))["token"] == winners[0].token
+        finally:
+            for lease in winners:
+                lease.release()
+        assert storage.size(LEASE_KEY) is None
+
+
+def thief_lease() -> bytes:
+    """The lease of a run that broke this one's (as stale) and holds it now, alive."""
+    return json.dumps({"token": "thief", "host": "another-host", "pid": 1,
+                       "expires": time.time() + 3600}).encode()
+
+
+def test_a_run_whose_lease_was_taken_over_stops_with_a_clear_error(tmp_path):
+    """Issue row 7: the heartbeat finds another run's lease: the run is interrupted, the `with`
+    raises LeaseLostError, and the other run's lease is left alone."""
+    storage = LocalStorage(str(tmp_path))
+    thief = thief_lease()
+    start = time.monotonic()
+    with pytest.raises(LeaseLostError, match="another run took over the lease"):
+        with Lease(storage, ttl=0.3):
+            storage.write_bytes(LEASE_KEY, thief)
+            while time.monotonic() - start < 10:
+                time.sleep(0.02)
+    assert time.monotonic() - start < 5
+    assert storage.read_bytes(LEASE_KEY) == thief
+
+
+def test_a_build_that_loses_its_lease_stops_writing(clean, tmp_path, synth_world):
+    """Issue row 7, the CLI: a build (lease renewed every 0.2 s here) whose lease another run
+    took over mid-build exits 1 with a clear message, without a traceback, before finishing,
+    and leaves the other run's lease in place."""
+    out = tmp_path / "lost"
+    entries = out / "ledger" / "blocks"
+    short_ttl = ("import sys, basemap.lease as lease; lease.LEASE_TTL_S = 0.6; "
+                 "from basemap.cli import main; sys.argv[0] = 'basemap'; main()")
+    proc = subprocess.Popen([sys.executable, "-c", short_ttl, *cli_args(synth_world, out)[1:]],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list(entries.rglob("*.json")):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the build ended before its lease could be taken: " + \
+            proc.stderr.read()[-2000:]
+        thief = thief_lease()
+        (out / "ledger" / ".thief").write_bytes(thief)
+        os.replace(out / "ledger" / ".thief", out / LEASE_KEY)  # another run broke it, atomically
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 1, err[-3000:]
+    assert "another run took over the lease" in err and "Traceback" not in err, err[-3000:]
+    assert (out / LEASE_KEY).read_bytes() == thief
+    assert not (out / "build.json").exists()  # it stopped: it did not write on to the end
+    assert len(list(entries.rglob("*.json"))) < len(blocks_of(clean))
+
+
 def test_changed_catalog_uses_the_frozen_manifest_and_reports(clean, tmp_path, synth_world,
                                                              caplog):
     """Row 22: an item that changed in the catalog after the first run doesn't enter a rerun."""
@@ -202,27 +277,41 @@ def doc_id(path: Path) -> str:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root")
-def test_disk_full_leaves_nothing_under_a_final_name(tmp_path, synth_world):
-    """Row 18: a 400 kB tmpfs fills up mid-build: the run stops (a full disk fails every block
-    after it, so it is fatal, not a failed block): exit 1 with a message saying so, no partial
-    file, no temp file."""
+@pytest.mark.parametrize("size, workers, full_at", [
+    ("400k", "0", ""),  # the disk fills up writing tiles, in this process
+    ("100k", "1", "writing cogs/"),  # writing the first COG, in a Dask worker process
+])
+def test_disk_full_leaves_nothing_under_a_final_name(tmp_path, synth_world, size, workers,
+                                                     full_at):
+    """Row 18: a small tmpfs fills up mid-build: the run stops (a full disk fails every block
+    after it, so it is fatal, not a failed block): exit 1 with a message saying so, no
+    traceback, no partial file, no temp file, no scratch folder. When the COG write fills it,
+    GDAL's error comes back through Dask as the OSError it was turned into (issue row 9: it
+    came back as a plain Exception, so the block "failed" and the run went on to exit 3)."""
     mnt = tmp_path / "small"
     mnt.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=400k", "tmpfs", str(mnt)],
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
                       capture_output=True).returncode != 0:
         pytest.skip("cannot mount a tmpfs here")
     try:
         out = mnt / "out"
-        r = subprocess.run(cli_args(synth_world, out), capture_output=True, text=True,
+        r = subprocess.run(cli_args(synth_world, out, workers), capture_output=True, text=True,
                            timeout=300)
         assert r.returncode == 1, r.stderr[-2000:]
         assert "Error: no space left on the device of the output" in r.stderr, r.stderr[-2000:]
-        assert "Traceback" not in r.stderr.split("Error: no space left")[-1]
+        assert full_at in r.stderr.split("Error: no space left")[-1]
+        assert "Traceback" not in r.stderr and "failed:" not in r.stderr, r.stderr[-3000:]
         assert not [p for p in out.rglob("*.tmp") if p.is_file()]
+        assert not (out / ".tmp").exists()
         for png in out.rglob("*.png"):  # every published tile is whole
             from PIL import Image
 
             with Image.open(png) as im:
                 im.load()
+        from rio_cogeo.cogeo import cog_validate
+
+        for tif in out.rglob("*.tif"):  # and every published COG
+            ok, errors, _ = cog_validate(str(tif), quiet=True)
+            assert ok, (tif, errors)
     finally:
         subprocess.run(["umount", "-l", str(mnt)], check=False)

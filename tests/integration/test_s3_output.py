@@ -2,24 +2,33 @@
 
 The same build as conftest's `small_build`, written to the bucket: the same bytes under the same
 keys, the right content types, a tile a web client fetches over plain HTTP, a rerun that resumes
-from the ledger in the bucket, create-only leases, and the preflight (row 19).
+from the ledger in the bucket, create-only leases (of runs racing for a stale one exactly one
+wins; a run that loses it stops), a prefix that is not a basemap output refused, a local scratch
+folder of the run's own, and the preflight (row 19).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from basemap.build import build
 from basemap.errors import ConfigError, LeaseHeldError
-from basemap.lease import LEASE_KEY, Lease
+from basemap.lease import LEASE_KEY, Lease, LeaseLostError
 from basemap.ledger import RESUMED
+from basemap.output.ownership import MARKER, marker_bytes
 from basemap.output.s3 import S3Storage
 from basemap.synth.tiles import world_bbox
+from tests.support.lease_race import race, stale_lease
 
 
 def local_tree(root: Path) -> dict[str, str]:
@@ -124,3 +133,92 @@ def test_s3_preflight_refuses_a_missing_bucket_or_bad_credentials(s3_server, s3_
                        env={**__import__("os").environ, **env})
     assert r.returncode == 2, r.stderr
     assert "not writable" in r.stderr and "wrong" not in r.stderr  # no secret in messages
+
+
+def test_of_runs_racing_for_a_stale_s3_lease_exactly_one_wins(s3_server, s3_out):
+    """Issue row 7 on S3: the stale lease is deleted with If-Match its ETag, then taken with
+    If-None-Match: exactly one of the racing runs wins, every time."""
+    for trial in range(20):
+        storage = S3Storage.from_url(f"{s3_out}/trial-{trial}")
+        storage.write_bytes(LEASE_KEY, stale_lease())
+        winners = race(storage, contenders=4, spread=0.02)
+        try:
+            assert len(winners) == 1, f"trial {trial}: {len(winners)} runs took the lease"
+            assert json.loads(storage.read_bytes(LEASE_KEY))["token"] == winners[0].token
+        finally:
+            for lease in winners:
+                lease.release()
+        assert storage.size(LEASE_KEY) is None
+
+
+def test_an_s3_run_whose_lease_was_taken_over_stops(s3_server, s3_out):
+    """Issue row 7 on S3: the heartbeat's renewal is conditional on this run's ETag; it fails
+    once another run holds the lease: LeaseLostError, the other run's lease left alone."""
+    storage = S3Storage.from_url(s3_out)
+    thief = json.dumps({"token": "thief", "host": "another-host", "pid": 1,
+                        "expires": time.time() + 3600}).encode()
+    start = time.monotonic()
+    with pytest.raises(LeaseLostError, match="another run took over the lease"):
+        with Lease(storage, ttl=0.3):
+            storage.write_bytes(LEASE_KEY, thief)
+            while time.monotonic() - start < 10:
+                time.sleep(0.02)
+    assert time.monotonic() - start < 5
+    assert storage.read_bytes(LEASE_KEY) == thief
+
+
+def test_s3_prefix_that_is_not_a_basemap_output_is_refused(s3_server, s3_out):
+    """Issue row 1 on S3: a non-empty prefix without the marker is refused, untouched; an empty
+    one is claimed (the marker is the first object written)."""
+    theirs = S3Storage.from_url(f"{s3_out}/theirs")
+    theirs.write_bytes("index.html", b"<p>someone else's site</p>")
+    with pytest.raises(ConfigError, match="is not empty and is not a basemap output"):
+        theirs.check_writable()
+    assert theirs.list("") == ["index.html"]
+    ours = S3Storage.from_url(f"{s3_out}/ours")
+    ours.check_writable()
+    assert ours.list("") == [MARKER] and ours.read_bytes(MARKER) == marker_bytes()
+    ours.check_writable()  # its own output: fine, again
+
+
+def test_s3_scratch_is_the_runs_own_and_removed_at_the_end(synth_world, s3_server, s3_out,
+                                                            tmp_path):
+    """Issue row 14: a build to S3 makes its files in a local scratch folder of its own (unique
+    name, mode 0700, this user's), not in a fixed $TMPDIR/basemap-scratch shared by every run
+    and user, and removes it at the end."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    seen: dict[str, int] = {}
+    done = threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for p in tmpdir.glob("basemap-scratch*"):
+                try:
+                    st = p.lstat()
+                except FileNotFoundError:
+                    continue
+                seen[p.name] = stat.S_IMODE(st.st_mode) | (st.st_uid == os.getuid()) << 12
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    b = world_bbox("test")
+    try:
+        r = subprocess.run(
+            [str(Path(sys.executable).parent / "basemap"), "build", "--bbox",
+             f"{b.west},{b.south},{(b.west + b.east) / 2},{(b.south + b.north) / 2}",
+             "--zoom", "12-14", "--out", s3_out, "--stac", str(synth_world), "--renderer",
+             "linear", "--block-size", "512", "--workers", "0", "--quiet"],
+            capture_output=True, text=True, timeout=300,
+            env={**os.environ, **s3_server.env, "TMPDIR": str(tmpdir)})
+    finally:
+        done.set()
+        watcher.join()
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert S3Storage.from_url(s3_out).list("cogs"), "the build wrote no COG"
+    assert seen, "no scratch folder was seen"
+    assert "basemap-scratch" not in seen  # the shared folder of before
+    assert all(name.startswith("basemap-scratch-") and mode == 0o700 | 1 << 12
+               for name, mode in seen.items()), {k: oct(v) for k, v in seen.items()}
+    assert not list(tmpdir.glob("basemap-scratch*"))  # removed at the end

@@ -67,7 +67,8 @@ def test_rustac_lacks_query_so_cloud_filter_runs_on_client(stac_api, mini_world)
     with pytest.warns(Warning):
         raw = list(client.search(bbox=KH_BOX, query={"eo:cloud_cover": {"lte": 10}}).items())
     assert raw == []
-    assert [s.id for s in stac_search(url, BBox(*KH_BOX), max_cloud=10)] == [
+    local = (str(mini_world.parent),)  # the served items point at the world's local COGs
+    assert [s.id for s in stac_search(url, BBox(*KH_BOX), max_cloud=10, read_roots=local)] == [
         "S2A_29RKH_20200219_0_L2A"]
 
 
@@ -235,6 +236,7 @@ def test_cli_synth_then_search_lists_both_zones(tmp_path, stac_api):
     local = json.loads(out)
     assert {d["epsg"] for d in local} == {32631, 32632}
     url = stac_api(catalog)
-    out = subprocess.run([*exe, "search", "--stac", url, "--bbox", box, "--json"],
+    out = subprocess.run([*exe, "search", "--stac", url, "--bbox", box, "--json",
+                          "--read-root", str(tmp_path / "w")],
                          check=True, capture_output=True, text=True).stdout
     assert [d["id"] for d in json.loads(out)] == [d["id"] for d in local]

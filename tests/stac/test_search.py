@@ -107,9 +107,14 @@ def _fake_api(srv, pages):
 
 
 def _items(catalog):
-    """The two oldest mini-world items, as dicts."""
+    """The two oldest mini-world items, as dicts, with remote asset hrefs (an API's items may
+    not reference local files)."""
     ids = ["S2A_29RKH_20200219_0_L2A", "S2A_29RLH_20210505_0_L2A"]
-    return [json.loads(next(catalog.parent.rglob(f"{i}.json")).read_text()) for i in ids]
+    items = [json.loads(next(catalog.parent.rglob(f"{i}.json")).read_text()) for i in ids]
+    for item in items:
+        for asset in item["assets"].values():
+            asset["href"] = f"https://example.com/{item['id']}/{asset['href'][2:]}"
+    return items
 
 
 def _page(items, next_href=None):

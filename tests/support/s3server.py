@@ -133,19 +133,26 @@ class S3Server:
         """Plain HTTP URL of an object (readable anonymously after `allow_public_read`)."""
         return f"{self.endpoint}/{self.bucket}/{key.lstrip('/')}"
 
-    def allow_public_read(self) -> None:
-        """Bucket policy letting anonymous clients GET objects, as a web map needs."""
+    def allow_public_read(self, bucket: str | None = None) -> None:
+        """Bucket policy letting anonymous clients GET objects, as a web map needs (on this
+        server's bucket, or on ``bucket``)."""
         import json
 
+        bucket = bucket or self.bucket
         policy = {
             "Version": "2012-10-17",
             "Statement": [{
                 "Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject"],
-                "Resource": [f"arn:aws:s3:::{self.bucket}/*"],
+                "Resource": [f"arn:aws:s3:::{bucket}/*"],
             }],
         }
-        self.filesystem().call_s3("put_bucket_policy", Bucket=self.bucket,
-                                  Policy=json.dumps(policy))
+        self.filesystem().call_s3("put_bucket_policy", Bucket=bucket, Policy=json.dumps(policy))
+
+    def create_bucket(self, bucket: str) -> None:
+        """Create another bucket (private: anonymous requests are refused); no-op if it exists."""
+        fs = self.filesystem()
+        if not fs.exists(bucket):
+            fs.mkdir(bucket)
 
     def http_get(self, key: str) -> tuple[int, dict[str, str], bytes]:
         """Anonymous HTTP GET of an object: (status, headers, body)."""

@@ -13,6 +13,7 @@ from basemap.cli import cli
 from basemap.errors import InputError, PartialBuildError
 from basemap.types import BBox
 from basemap.world import plan as world
+from tests.support.cli_runner import EVERY_ITEM
 
 
 def test_land_mask_knows_land_from_ocean():
@@ -108,7 +109,7 @@ def test_world_run_builds_shards_then_an_exact_low_zoom_pyramid(small_build, syn
     out = tmp_path / "out"
     r = CliRunner().invoke(cli, ["world", "run", str(plan_path), "--out", str(out), "--stac",
                                  str(synth_world), "--renderer", "linear", "--tile-format", "png",
-                                 "--feather", "32", "--workers", "0", "--quiet"])
+                                 "--feather", "32", "--workers", "0", "--quiet", *EVERY_ITEM])
     assert r.exit_code == 0, r.output
     for z in (14, 13):  # the blocks' own tiles: the same bytes as the plain build's
         for ref in (reference / "tiles" / str(z)).rglob("*.png"):

@@ -1,0 +1,50 @@
+"""Runs racing for one output's lease: threads released at once by a barrier (row 21, issue row 7).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import time
+
+from basemap.errors import LeaseHeldError
+from basemap.lease import Lease
+
+
+def stale_lease() -> bytes:
+    """A lease whose holder's heartbeat stopped (expired): any run may break it."""
+    return json.dumps({"token": "stale", "host": "another-host", "pid": 1,
+                       "expires": time.time() - 1}).encode()
+
+
+def race(storage, contenders: int, spread: float = 0.0, timeout: float = 60.0) -> list[Lease]:
+    """``contenders`` threads, released together, each trying to take the lease of ``storage``
+    after a random delay of up to ``spread`` seconds (about one request's time on a server, so
+    that one's steps fall between another's); returns the leases taken (the caller releases
+    them)."""
+    barrier = threading.Barrier(contenders)
+    winners: list[Lease] = []
+    errors: list[BaseException] = []
+
+    def contend() -> None:
+        lease = Lease(storage)
+        barrier.wait(timeout)
+        time.sleep(random.uniform(0.0, spread))
+        try:
+            lease.acquire()
+        except LeaseHeldError:
+            return
+        except Exception as exc:  # noqa: BLE001 - reported to the test below
+            errors.append(exc)
+            return
+        winners.append(lease)
+
+    threads = [threading.Thread(target=contend) for _ in range(contenders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in threads), "a contender hung"
+    return winners
