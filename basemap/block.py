@@ -12,119 +12,22 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-import rasterio
 
-from basemap import config
-from basemap.composite import METHOD_NAMES, Composite, compositor
-from basemap.errors import InputError
-from basemap.grid import TILE_SIZE, Block, Region, check_block_size, expand, union
-from basemap.ledger import RESUMED, BlockRecord, Ledger, RecordingStorage, block_fingerprint
+from basemap.composite import Composite
+from basemap.grid import TILE_SIZE, Block, Region, union
+from basemap.ledger import RESUMED, BlockRecord, Ledger, RecordingStorage
+from basemap.mosaic import composite_region
 from basemap.output.cog import cog_key, write_block_cog
-from basemap.output.media import TILE_FORMATS
 from basemap.output.pyramid import write_levels
-from basemap.output.storage import Storage
 from basemap.output.tiles import TileOutput
-from basemap.quality import required_padding
-from basemap.read import ReadSettings, observations
-from basemap.render.base import RENDERER_NAMES, Renderer, get_renderer
-from basemap.render.windows import WindowGrid
-from basemap.types import ZoomRange
+from basemap.planning import BlockJob, input_region, padded_region
+from basemap.render.base import windowed
+from basemap.render.windows import Window
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BuildSettings:
-    """Everything that decides the output pixels (recorded in build.json).
-
-    Attributes:
-        zmin, zmax: zoom range; the global pixel grid is the one of ``zmax``.
-        renderer: renderer name (:data:`basemap.render.base.RENDERER_NAMES`).
-        model: U-Net weights file (None: the shipped default).
-        window, overlap: the U-Net's window grid (global pixels).
-        block_size: processing block side in pixels (256 times a power of two).
-        composite: compositing method (:data:`basemap.composite.METHODS`).
-        feather: footprint-edge ramp (px) of the observations' quality.
-        tile_format: webp, png or jpeg.
-        chunk: read regions are aligned to it (global px, a multiple of 64).
-    """
-
-    zmin: int = 0
-    zmax: int = 14
-    renderer: str = "unet"
-    model: str | None = None
-    window: int = config.WINDOW
-    overlap: int = config.OVERLAP
-    block_size: int = config.BLOCK_SIZE
-    composite: str = "best"
-    feather: int = 64
-    tile_format: str = "webp"
-    chunk: int = 128
-
-    def __dask_tokenize__(self) -> tuple:
-        return ("basemap.build.BuildSettings", *(getattr(self, f.name) for f in fields(self)))
-
-    def validated(self) -> BuildSettings:
-        """Check every option; raise InputError naming it and the fix."""
-        ZoomRange(self.zmin, self.zmax).validated()
-        check_block_size(self.block_size)
-        WindowGrid(self.window, self.overlap)
-        if self.renderer not in RENDERER_NAMES:
-            raise InputError(f"--renderer {self.renderer!r}: choose one of {RENDERER_NAMES}")
-        if self.composite not in METHOD_NAMES:
-            raise InputError(f"--composite {self.composite!r}: choose one of {METHOD_NAMES}")
-        if self.tile_format not in TILE_FORMATS:
-            raise InputError(f"--tile-format {self.tile_format!r}: one of {tuple(TILE_FORMATS)}")
-        if self.feather < 0:
-            raise InputError(f"--feather must be >= 0 pixels, got {self.feather}")
-        if self.chunk <= 0 or self.chunk % 64 or self.block_size % self.chunk:
-            raise InputError(f"warp chunk {self.chunk} must be a multiple of 64 dividing the block")
-        return self
-
-    def make_renderer(self) -> Renderer:
-        """The renderer (cheap: the U-Net's weights load lazily, once per process)."""
-        return get_renderer(self.renderer, model=self.model, window=self.window,
-                            overlap=self.overlap)
-
-    def read_settings(self) -> ReadSettings:
-        """The warp settings."""
-        return ReadSettings(zoom=self.zmax, chunk=self.chunk)
-
-
-def input_region(block: Block, renderer) -> Region:
-    """The pixels the renderer needs to render ``block`` exactly."""
-    need = renderer.input_region(block.region)
-    return union([Region(*need) if isinstance(need, tuple) else need, block.region])
-
-
-def read_region(block: Block, settings: BuildSettings, renderer) -> Region:
-    """The chunk-aligned region a block warps and composites to render every window touching
-    it (an upper bound of what its part reads): input region + quality padding."""
-    return padded_region(input_region(block, renderer), settings)
-
-
-def padded_region(need: Region, settings: BuildSettings) -> Region:
-    """``need`` grown by the quality's padding and aligned to the warp chunks."""
-    return expand(need, required_padding(settings.feather)).aligned_out(settings.chunk)
-
-
-@dataclass(frozen=True)
-class BlockJob:
-    """The frozen argument of one block task: (block, scenes touching it, settings, output)."""
-
-    block: Block
-    scenes: tuple  # tuple[basemap.stac.scene.Scene, ...] in manifest order
-    settings: BuildSettings
-    storage: Storage
-
-    def __dask_tokenize__(self) -> tuple:
-        from dask.base import tokenize
-
-        return ("basemap.build.BlockJob", tokenize(self.block, self.scenes, self.settings,
-                                                    self.storage))
 
 
 @dataclass(frozen=True)
@@ -156,8 +59,8 @@ class Part:
     none) or, for a renderer without windows, the block's RGB."""
 
     block: Block
-    asked: frozenset
-    outputs: dict = field(repr=False)
+    asked: frozenset[Window]
+    outputs: dict[Window, np.ndarray] = field(repr=False)
     rgb: np.ndarray | None = field(repr=False)
     valid: np.ndarray = field(repr=False)
     count: np.ndarray = field(repr=False)
@@ -165,39 +68,6 @@ class Part:
     used: int = 0
     skipped: tuple[str, ...] = ()
     seconds: float = 0.0
-
-
-def window_extent(windows, grid: WindowGrid) -> list[Region]:
-    """The global-pixel extents of windows given by their top-lefts."""
-    return [Region(wx, wy, wx + grid.window, wy + grid.window) for wx, wy in windows]
-
-
-def window_owners(jobs: list[BlockJob]) -> tuple[list[tuple], list[tuple[int, ...]]]:
-    """Which block task runs each window, so that every window runs once.
-
-    A window belongs to the block holding its top-left pixel when that block is among the
-    jobs, else to the first job whose block it touches. Returns, per job, the windows it runs
-    (row-major) and the jobs whose parts its block needs (itself first, then the others in job
-    order). A renderer without windows: no windows, each block needs its own part only.
-    """
-    grid = jobs[0].settings.make_renderer().grid if jobs else None
-    if grid is None:
-        return [() for _ in jobs], [(i,) for i in range(len(jobs))]
-    home = {(j.block.bx, j.block.by): i for i, j in enumerate(jobs)}
-    owner: dict[tuple[int, int], int] = {}
-    needs = []
-    for i, job in enumerate(jobs):
-        r, size = job.block.region, job.block.size
-        touching = list(grid.windows(r.x0, r.y0, r.x1, r.y1))
-        for w in touching:
-            if w not in owner:
-                owner[w] = home.get((w[0] // size, w[1] // size), i)
-        needs.append(touching)
-    owned: list[list] = [[] for _ in jobs]
-    for w, i in owner.items():
-        owned[i].append(w)
-    deps = [(i, *sorted({owner[w] for w in ws} - {i})) for i, ws in enumerate(needs)]
-    return [tuple(sorted(ws, key=lambda w: (w[1], w[0]))) for ws in owned], deps
 
 
 @dataclass(frozen=True)
@@ -212,41 +82,37 @@ class PartComposite:
     seconds: float = 0.0
 
 
-def composite_part(job: BlockJob, windows=()) -> PartComposite:
+def composite_part(job: BlockJob, windows: tuple[Window, ...] = ()) -> PartComposite:
     """Dask task (CPU): warp and composite what a part needs (:mod:`basemap.read`,
     :mod:`basemap.composite`): the block and the given windows' extents, padded."""
     start = time.perf_counter()
     s, block = job.settings, job.block
-    renderer = s.make_renderer()
-    if renderer.grid is None:
-        need = input_region(block, renderer)
+    renderer = windowed(s.make_renderer())
+    if renderer is None:
+        need = input_region(block, s.make_renderer())
     else:
-        need = union([block.region, *window_extent(tuple(windows), renderer.grid)])
+        need = union([block.region, *(renderer.grid.extent(w) for w in windows)])
     region = padded_region(need, s)
-    comp = compositor(s.composite, (region.height, region.width))
-    used, skipped = 0, []
-    with rasterio.Env(**config.gdal_env()):
-        for obs in observations(job.scenes, region, s.read_settings(), s.feather, skipped):
-            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality,
-                     obs.region.slices((region.x0, region.y0)))
-            used += 1
-    return PartComposite(region, comp.result(), used, tuple(skipped),
-                         time.perf_counter() - start)  # fmt: skip
+    skipped: list[str] = []
+    made, used = composite_region(job.scenes, region, s.read_settings(), s.composite, s.feather,
+                                  skipped)
+    return PartComposite(region, made, used, tuple(skipped), time.perf_counter() - start)
 
 
-def infer_part(job: BlockJob, windows, pc: PartComposite) -> Part:
+def infer_part(job: BlockJob, windows: tuple[Window, ...], pc: PartComposite) -> Part:
     """Dask task (the GPU's, when the cluster has one): run the given windows on a part's
     composite; a renderer without windows renders the block."""
     start = time.perf_counter()
     block, region, made = job.block, pc.region, pc.composite
     renderer = job.settings.make_renderer()
-    windows = tuple(windows) if renderer.grid is not None else ()
+    runner = windowed(renderer)
+    windows = tuple(windows) if runner is not None else ()
     rows, cols = block.region.slices((region.x0, region.y0))
     valid = made.valid[rows, cols]
     outputs, rgb = {}, None
-    if renderer.grid is not None:
-        outputs = renderer.run_windows(made.reflectance, made.valid, (region.x0, region.y0),
-                                       list(windows))  # fmt: skip
+    if runner is not None:
+        outputs = runner.run_windows(made.reflectance, made.valid, (region.x0, region.y0),
+                                     list(windows))  # fmt: skip
     elif valid.any():  # no scene has data here: the renderer is not run
         need = input_region(block, renderer)
         nr, nc = need.slices((region.x0, region.y0))
@@ -257,7 +123,7 @@ def infer_part(job: BlockJob, windows, pc: PartComposite) -> Part:
                 pc.seconds + time.perf_counter() - start)  # fmt: skip
 
 
-def render_part(job: BlockJob, windows=()) -> Part:
+def render_part(job: BlockJob, windows: tuple[Window, ...] = ()) -> Part:
     """Dask task: :func:`composite_part`, then :func:`infer_part`, in one task (no GPU: the
     composite stays in the worker). A pure function of the job and the windows."""
     return infer_part(job, windows, composite_part(job, windows))
@@ -273,10 +139,8 @@ def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:
     """
     start = time.perf_counter()
     s, block = job.settings, job.block
-    renderer = s.make_renderer()
-    grid = renderer.grid
-    r = block.region
-    touching = list(grid.windows(r.x0, r.y0, r.x1, r.y1)) if grid is not None else []
+    runner = windowed(s.make_renderer())
+    touching = list(runner.grid.windows(block.region)) if runner is not None else []
     parts = list(parts)
     asked = set().union(*(p.asked for p in parts))
     own = next((p for p in parts if p.block == block), None)
@@ -292,9 +156,9 @@ def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:
     if not alpha.any():  # no scene has data here: nothing is written
         return BlockResult(block, "degraded" if skipped else "empty", own.used, message=message,
                            seconds=time.perf_counter() - start)
-    if grid is not None:
+    if runner is not None:
         outputs = {w: p.outputs[w] for p in parts for w in p.asked if w in p.outputs}
-        rgb = renderer.blend(outputs, alpha, (block.region.x0, block.region.y0), block.region)
+        rgb = runner.blend(outputs, alpha, (block.region.x0, block.region.y0), block.region)
     else:
         rgb = own.rgb
     rgba = np.concatenate([rgb, (alpha * np.uint8(255))[None]]).astype(np.uint8)
@@ -342,7 +206,7 @@ def run_block(job: BlockJob, *parts: Part) -> BlockResult:
     """
     ledger = Ledger(job.storage)
     name = job.block.name
-    fp = block_fingerprint(job)
+    fp = job.fingerprint()
     rec = ledger.done(name, fp)
     if rec is not None:
         log.info("block %s: finished in an earlier run (ledger): not recomputed", name)

@@ -27,69 +27,47 @@ import time
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
 
-from basemap import __version__, config
+from basemap import __version__
 from basemap.assets import check_assets
-from basemap.block import BlockJob, BuildSettings, read_region
-from basemap.errors import BasemapError, WeightsError
+from basemap.errors import BasemapError
 from basemap.graph import dask_client, run_graph
 from basemap.grid import (
-    Block,
     bbox_regions,
-    footprint_px_rings,
     plan_blocks,
-    region_lonlat_bounds,
-    ring_intersects,
-    union,
 )
 from basemap.lease import Lease
-from basemap.ledger import clean_temp_files, file_sha256, freeze_manifest
+from basemap.ledger import clean_temp_files, freeze_manifest
 from basemap.offset_evidence import decide_offset
 from basemap.output.cog import write_vrt
 from basemap.output.stac import CogEntry, source_items, write_stac
-from basemap.output.storage import open_storage
+from basemap.output.storage import Storage, open_storage
 from basemap.output.tilejson import ATTRIBUTION, tilejson
 from basemap.output.tiles import TileOutput
+from basemap.planning import (
+    BlockJob,
+    BuildSettings,
+    assign_scenes,
+    read_region,
+    search_bbox,
+)
+from basemap.progress import SILENT, Progress
 from basemap.quality import CLOUD_BUFFER, REJECTED_SCL
 from basemap.read import RESAMPLING
 from basemap.redact import redact_url
-from basemap.render.inference import check_weights as load_checked
+from basemap.render.base import Renderer
+from basemap.render.inference import check_weights, weights_sha256
 from basemap.stac.manifest import manifest_bytes
+from basemap.stac.query import Query
 from basemap.stac.scene import Scene
 from basemap.stac.search import check_max_cloud, is_api, parse_datetime, search
-from basemap.stac.select import (
-    MAX_SCENES_PER_BLOCK,
-    Selection,
-    clearest,
-    default_period,
-    within,
-)
+from basemap.stac.select import Selection, default_period, within
 from basemap.stac.sources import one_collection, one_per_acquisition
 from basemap.types import BBox, ZoomRange
 
 log = logging.getLogger(__name__)
 
 
-# ---- planning ------------------------------------------------------------------------------
-
-
-def search_bbox(blocks: list[Block], settings: BuildSettings, renderer) -> BBox:
-    """The WGS84 box to search: the union of the blocks' read regions.
-
-    Blocks in one run of columns give one box, however wide (over 180 degrees too). Blocks in
-    two runs (a gap of columns between them) lie either side of the antimeridian: one box with
-    west > east, or the whole width when their read regions close the gap.
-    """
-    columns = sorted({b.bx for b in blocks})
-    gap = next((c for prev, c in zip(columns, columns[1:], strict=False) if c > prev + 1), None)
-    runs = [blocks] if gap is None else [[b for b in blocks if b.bx < gap],
-                                         [b for b in blocks if b.bx >= gap]]
-    parts = [region_lonlat_bounds(union([read_region(b, settings, renderer) for b in run]),
-                                  settings.zmax) for run in runs]
-    south, north = min(p[1] for p in parts), max(p[3] for p in parts)
-    if gap is None:
-        return BBox(parts[0][0], south, parts[0][2], north)
-    west, east = parts[1][0], parts[0][2]  # the eastern run starts the box, the western ends it
-    return BBox(west, south, east, north) if west > east else BBox(-180.0, south, 180.0, north)
+# ---- the scenes read --------------------------------------------------------------------------
 
 
 def choose_scenes(found: list[Scene], collection: str | None,
@@ -105,30 +83,6 @@ def choose_scenes(found: list[Scene], collection: str | None,
     return [decide_offset(s) for s in chosen]
 
 
-def assign_scenes(blocks, scenes, settings, renderer):
-    """(block, scenes whose footprint touches its read region) for every block with data in it.
-
-    A block is kept when some footprint intersects the block itself; its scenes are those whose
-    footprint intersects its read region, in manifest order, at most
-    :data:`~basemap.stac.select.MAX_SCENES_PER_BLOCK` (the least cloudy, with a log line: the
-    memory of a block is bounded whatever the catalog holds).
-    """
-    rings = [(s, footprint_px_rings(s.footprint, settings.zmax)) for s in scenes]
-    out = []
-    for block in blocks:
-        if not any(ring_intersects(r, block.region) for _, rs in rings for r in rs):
-            continue
-        rr = read_region(block, settings, renderer)
-        touching = [s for s, rs in rings if any(ring_intersects(r, rr) for r in rs)]
-        if len(touching) > MAX_SCENES_PER_BLOCK:
-            log.warning("block %s: %d items touch it; compositing the %d least cloudy (narrow "
-                        "--datetime or lower --max-items to choose)", block.name, len(touching),
-                        MAX_SCENES_PER_BLOCK)
-            touching = clearest(touching, MAX_SCENES_PER_BLOCK)
-        out.append((block, tuple(touching)))
-    return out
-
-
 # ---- outputs -------------------------------------------------------------------------------
 
 
@@ -141,30 +95,11 @@ def build_tilejson(bbox: BBox, settings: BuildSettings, zmin_written: int) -> di
                     attribution=ATTRIBUTION)
 
 
-def model_checksum(settings: BuildSettings) -> dict | None:
-    """Path and sha256 of the U-Net weights used (None for the classic renderers)."""
-    if settings.renderer != "unet":
+def model_checksum(renderer: Renderer) -> dict | None:
+    """Path and sha256 of the renderer's weights (None: it has none)."""
+    if renderer.weights is None:
         return None
-    path = config.weights_path(settings.model)
-    return {"path": str(path), "sha256": file_sha256(path)}
-
-
-def check_weights(settings: BuildSettings) -> None:
-    """Preflight: the U-Net's weights file exists and loads into the architecture it declares
-    (read once here, on the CPU: tensor names and shapes checked), before any search or compute.
-
-    Raises:
-        WeightsError: naming the file, what is wrong and what was expected (exit 2).
-    """
-    if settings.renderer != "unet":
-        return
-    path = config.weights_path(settings.model)
-    if not path.is_file():
-        raise WeightsError(
-            f"U-Net weights {path} not found: pass --model PATH (from `basemap train`), or use "
-            "a classic renderer, e.g. --renderer linear"
-        )
-    load_checked(path)
+    return {"path": str(renderer.weights), "sha256": weights_sha256(renderer.weights)}
 
 
 @dataclass
@@ -217,20 +152,14 @@ def build(
     zoom: ZoomRange,
     out: str,
     settings: BuildSettings,
-    stac: str,
-    collection: str | None = None,
-    datetime: str | None = None,
-    max_cloud: float | None = None,
+    query: Query,
+    *,
     workers: int | None = None,
     scheduler: str | None = None,
-    progress: bool = True,
-    selection: Selection | None = None,
-    defaults: tuple[str, ...] = (),
-    read_roots: tuple[str, ...] = (),
+    progress: Progress = SILENT,
 ) -> BuildSummary:
-    """Run a whole build (see the module docstring); returns its summary. ``defaults`` names the
-    search options that took their default (recorded in build.json); ``read_roots`` the local
-    folders the catalog may reference besides its own (:mod:`basemap.stac.hrefs`).
+    """Run a whole build of ``bbox`` from what ``query`` finds (see the module docstring);
+    returns its summary.
 
     Raises:
         InputError / ConfigError: bad options or an unusable output (exit 2), before any search:
@@ -242,17 +171,17 @@ def build(
     """
     start = time.perf_counter()
     settings = replace(settings, zmin=zoom.min, zmax=zoom.max).validated()
-    parse_datetime(datetime)
-    check_max_cloud(max_cloud)
+    parse_datetime(query.datetime)
+    check_max_cloud(query.max_cloud)
     storage = open_storage(out)
-    check_weights(settings)
+    weights = settings.make_renderer().weights
+    if weights is not None:
+        check_weights(weights)
     storage.check_writable()  # this tool's output (or new/empty: then marked), else exit 2
     with Lease(storage) as lease:  # one run per output at a time (docs/reliability.md, row 21)
         try:
             clean_temp_files(storage)
-            return _build(bbox, settings, stac, collection, datetime, max_cloud, workers,
-                          scheduler, progress, storage, start, selection or Selection(),
-                          defaults, read_roots)
+            return _build(bbox, settings, query, storage, start, workers, scheduler, progress)
         except OSError as exc:  # disk full is fatal, not a failed block (row 18)
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -267,32 +196,20 @@ def build(
                 storage.clean_scratch()  # S3: this run's local scratch folder; local: if empty
 
 
-def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, scheduler,
-           progress, storage, start, selection: Selection, defaults,
-           read_roots) -> BuildSummary:
+def _build(bbox: BBox, settings: BuildSettings, query: Query, storage: Storage, start: float,
+           workers: int | None, scheduler: str | None, progress: Progress) -> BuildSummary:
     """The build proper, run under the output's lease (see :func:`build`)."""
     renderer = settings.make_renderer()
     summary = BuildSummary(out=storage.root, bbox=bbox, area_km2=_area_km2(bbox))
     planned = plan_blocks(bbox_regions(bbox, settings.zmax), settings.block_size, settings.zmax)
     where = search_bbox(planned, settings, renderer)
-    if "datetime" in defaults and datetime is None:  # a rerun keeps the first run's period
-        datetime = _recorded_period(storage) or (
-            default_period(None, date.today()) if is_api(stac) else None)
-    found = search(stac, where, datetime, max_cloud, collection, read_roots=read_roots)
-    if datetime is None and "datetime" in defaults:  # a static catalog: its newest 12 months
-        datetime = default_period(found, date.today())
-        found = within(found, datetime)
-    summary.period = datetime
-    search_args = {"stac": redact_url(stac), "bbox": list(where.as_tuple()), "datetime": datetime,
-                   "max_cloud": max_cloud, "collection": collection} | selection.to_dict() | {
-                   "defaults": list(defaults)}
-    scenes = choose_scenes(found, collection, selection)
-    scenes = freeze_manifest(storage, scenes, search_args)  # reruns use the first run's (row 22)
-    storage.write_bytes("manifest.json", manifest_bytes(scenes))
+    scenes, search_args = _frozen_scenes(query, where, storage)
+    summary.period = search_args["datetime"]
     summary.scenes = len(scenes)
     summary.paths["manifest"] = str(storage.path("manifest.json"))
     if not scenes:
-        log.warning("no items found for %s in %s: nothing to build", bbox, redact_url(stac))
+        log.warning("no items found for %s in %s: nothing to build", bbox,
+                    redact_url(query.source))
         summary.seconds = time.perf_counter() - start
         return summary
     assigned = assign_scenes(planned, scenes, settings, renderer)
@@ -300,7 +217,7 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
     # an unusable asset or a refusing archive: exit 2 before any block, not N failed blocks
     check_assets([s for s in scenes if s.id in used])
     jobs = [BlockJob(b, sc, settings, storage) for b, sc in assigned]
-    with dask_client(workers, scheduler, want_gpu=settings.renderer == "unet") as client:
+    with dask_client(workers, scheduler, want_gpu=renderer.wants_gpu) as client:
         results, pyramid, missing = run_graph(client, jobs, TileOutput(storage,
                                               settings.tile_format), settings.zmin, progress)
     _count(summary, results, pyramid, missing, settings)
@@ -311,7 +228,7 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
     tj = build_tilejson(bbox, settings, zwritten)
     storage.write_bytes("tilejson.json", json.dumps(tj, indent=1).encode())
     if cogs:
-        _write_stac(storage, jobs, results, scenes, redact_url(stac), bbox, settings, tj)
+        _write_stac(storage, jobs, results, scenes, redact_url(query.source), bbox, settings, tj)
     summary.seconds = time.perf_counter() - start
     halo = max((max(j.block.region.x0 - rr.x0, j.block.region.y0 - rr.y0) for j, rr in
                 ((j, read_region(j.block, settings, renderer)) for j in jobs)), default=0)
@@ -327,6 +244,27 @@ def _build(bbox, settings, stac, collection, datetime, max_cloud, workers, sched
     if cogs:
         summary.paths["stac"] = str(storage.path("stac/collection.json"))
     return summary
+
+
+def _frozen_scenes(query: Query, where: BBox, storage: Storage) -> tuple[list[Scene], dict]:
+    """(the scenes the build reads, the search as recorded): searched, chosen, then frozen in
+    the ledger, so a rerun reads the first run's (docs/reliability.md, row 22); the default
+    period is decided here (a STAC API: the last 12 complete months; a static catalog: up to
+    its newest item) and kept by reruns."""
+    datetime = query.datetime
+    if "datetime" in query.defaults and datetime is None:
+        datetime = _recorded_period(storage) or (
+            default_period(None, date.today()) if is_api(query.source) else None)
+    found = search(query.source, where, datetime, query.max_cloud, query.collection,
+                   read_roots=query.read_roots)
+    if datetime is None and "datetime" in query.defaults:
+        datetime = default_period(found, date.today())
+        found = within(found, datetime)
+    search_args = query.record(where.as_tuple(), datetime)
+    scenes = choose_scenes(found, query.collection, query.selection)
+    scenes = freeze_manifest(storage, scenes, search_args)
+    storage.write_bytes("manifest.json", manifest_bytes(scenes))
+    return scenes, search_args
 
 
 def _recorded_period(storage) -> str | None:
@@ -383,7 +321,7 @@ def build_record(bbox: BBox, settings: BuildSettings, search_args: dict, scenes:
         "compositing": {"method": settings.composite, "feather_px": settings.feather,
                         "rejected_scl": list(REJECTED_SCL), "cloud_buffer_px": CLOUD_BUFFER,
                         "holes": "filled from the rejected observations (best fallback quality)"},
-        "model": model_checksum(settings),
+        "model": model_checksum(settings.make_renderer()),
         "items": [s.id for s in scenes],
         "items_read": len(scenes),
         "blocks": [{"block": r.block.name, "status": r.status, "scenes": r.scenes,

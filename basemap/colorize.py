@@ -10,11 +10,11 @@ import rasterio
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 from rio_cogeo.profiles import cog_profiles
-from tqdm import tqdm
 
 from basemap.errors import ConfigError, InputError
 from basemap.grid import Region
 from basemap.output.cog import cog_blocksize, write_cog
+from basemap.progress import SILENT, Progress
 from basemap.render.base import get_renderer
 from basemap.stac.radiometry import to_reflectance
 
@@ -27,7 +27,7 @@ def colorize_file(
     dn_offset: float = 0.0,
     bands: tuple[int, int, int] = (1, 2, 3),
     chunk: int = 1792,
-    progress: bool = True,
+    progress: Progress = SILENT,
 ) -> Path:
     """Colorize the R, G, B bands of an integer L2A GeoTIFF into a validated 8-bit COG with a mask.
 
@@ -43,7 +43,7 @@ def colorize_file(
         dn_offset: added to DN before /10000 (-1000 for processing baseline >= 04.00, else 0).
         bands: 1-based indexes of the red, green and blue bands in `src` (B04, B03, B02).
         chunk: region size in px processed at once (memory bound).
-        progress: tqdm bar over regions.
+        progress: where the regions done are reported.
 
     Raises:
         InputError: not an integer raster with `bands`, or `dst` is `src` (under any path
@@ -63,8 +63,11 @@ def colorize_file(
         regions = [Region(x, y, min(x + chunk, w), min(y + chunk, h))
                    for y in range(0, h, chunk) for x in range(0, w, chunk)]  # fmt: skip
         with rasterio.open(tmp, "w", **profile) as out:
-            for region in tqdm(regions, desc=f"colorize ({renderer})", disable=not progress):
+            bar = progress.stage(f"colorize ({renderer})", len(regions), "region")
+            for region in regions:
                 _render_region(ds, out, rend, region, dn_offset, bands)
+                bar.advance()
+            bar.close()
     part = dst.with_name(dst.name + ".part")
     try:
         profile = dict(cog_profiles.get("deflate"))  # tiled, whatever the input's shape

@@ -31,18 +31,23 @@ just inside the cloud buffer over one under the cloud, the less hazy over the ha
 :mod:`basemap.quality`) and their agreement, and marked filled. Sentinel Hub fills with the
 first quartile of the rejected observations instead, which takes the darker of a cloud and a
 missed shadow: the shadow. Only pixels no scene covers stay transparent. :class:`Composite`
-records per pixel how many observations were used and whether it was filled.
+records per pixel how many observations were accepted and whether it was filled.
+
+**Memory flat in the number of dates**: ``mean`` and ``first`` stream; ``best``, the quantiles,
+the medoid and the fill see, per pixel, the best :data:`~basemap.candidates.MAX_CANDIDATES`
+accepted (and rejected) observations by quality, kept as the scenes stream in
+(:mod:`basemap.candidates`), and rank them a band of rows at a time. Where a pixel has at most
+that many of each, every observation is used and the result is the same bits.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 from numba import njit
 
-from basemap.grid import paste
+from basemap.candidates import Candidates
 from basemap.ranking import View, agreement, haze_rank
 
 #: Exponent of the quality weights of ``best``.
@@ -57,7 +62,7 @@ FALLBACK_EPS = 1e-3
 @dataclass(frozen=True)
 class Composite:
     """A block's composite: reflectance (3, H, W) float32 (0 where not valid), valid (H, W),
-    count (H, W) uint16 accepted observations used, filled (H, W) filled from rejected ones."""
+    count (H, W) uint16 accepted observations, filled (H, W) filled from rejected ones."""
 
     reflectance: np.ndarray
     valid: np.ndarray
@@ -85,60 +90,17 @@ def _quantile(stack: np.ndarray, mask: np.ndarray, q: float) -> np.ndarray:
     return out.astype(np.float32)
 
 
-@njit(cache=True, nogil=True)
-def _keep_rejected(reflectance, rejected, quality, dn, kept):  # pragma: no cover (compiled)
-    """A scene's pixels for :class:`Rejected`, in place: DN ``rint(reflectance * 10000)``
-    clipped to uint16, and the quality where rejected (0 elsewhere)."""
-    scale, top = np.float32(10000), np.float32(65535)
-    for y in range(rejected.shape[0]):
-        for x in range(rejected.shape[1]):
-            for b in range(reflectance.shape[0]):
-                v = np.rint(reflectance[b, y, x] * scale)
-                dn[b, y, x] = np.uint16(min(max(v, np.float32(0)), top))
-            kept[y, x] = quality[y, x] if rejected[y, x] else np.float32(0)
-
-
-class Rejected(NamedTuple):
-    """A scene's rejected pixels on its own part of the composite, kept for the fill: DN
-    (reflectance * 10000, uint16) (3, h, w), where rejected and its quality (h, w), the
-    (rows, cols) slices of the composite it covers."""
-
-    dn: np.ndarray
-    mask: np.ndarray
-    quality: np.ndarray
-    at: tuple[slice, slice]
-
-    def at_pixels(self, rows: np.ndarray, cols: np.ndarray) -> View:
-        """A :class:`View` of K composite pixels (K, 1) (none where the part does not reach),
-        with the fallback quality (+ FALLBACK_EPS)."""
-        rs, cs = self.at
-        inside = (rows >= rs.start) & (rows < rs.stop) & (cols >= cs.start) & (cols < cs.stop)
-        r, c = rows[inside] - rs.start, cols[inside] - cs.start
-        dn = np.zeros((3, len(rows)), np.uint16)
-        dn[:, inside] = self.dn[:, r, c]
-        mask = np.zeros(len(rows), bool)
-        mask[inside] = self.mask[r, c]
-        quality = np.zeros(len(rows), np.float32)
-        quality[inside] = self.quality[r, c]
-        return View((dn / np.float32(10000))[..., None], mask[:, None],
-                    quality[:, None] + np.float32(FALLBACK_EPS),
-                    (slice(0, len(rows)), slice(0, 1)))
-
-
 class Compositor:
     """Adds observations in manifest order; :meth:`result` gives the :class:`Composite`.
 
-    Subclasses implement :meth:`_add` (accepted observations) and :meth:`_combine`.
+    Subclasses implement :meth:`_add` (accepted observations) and :meth:`_combine`. The
+    rejected observations are kept for the fill as :class:`Candidates` (DN, by fallback quality).
     """
-
-    stacked = False
 
     def __init__(self, shape: tuple[int, int]) -> None:
         self.shape = shape
         self.count = np.zeros(shape, np.uint16)  # never wraps: blocks read far fewer dates
-        self.layers: list[np.ndarray] = []  # accepted stack (stacked methods only)
-        self.masks: list[np.ndarray] = []
-        self.rejected: list[Rejected] = []  # for the fill, each on its own part
+        self.rejected = Candidates(shape, dn=True)
 
     def add(self, reflectance: np.ndarray, valid: np.ndarray, accepted: np.ndarray,
             quality: np.ndarray, at: tuple[slice, slice] | None = None) -> None:  # fmt: skip
@@ -147,22 +109,8 @@ class Compositor:
         data elsewhere)."""
         at = at or (slice(None), slice(None))
         self.count[at] += accepted
-        if self.stacked:
-            self.layers.append(self._whole(reflectance.astype(np.float32, copy=False), at))
-            self.masks.append(self._whole(accepted, at))
-        else:
-            self._add(reflectance, accepted, quality, at)
-        rejected = valid & ~accepted
-        if rejected.any():
-            dn = np.empty(reflectance.shape, np.uint16)
-            kept = np.empty(rejected.shape, np.float32)
-            _keep_rejected(np.ascontiguousarray(reflectance, np.float32), rejected,
-                           np.ascontiguousarray(quality, np.float32), dn, kept)
-            self.rejected.append(Rejected(dn, rejected, kept, _bounded(at, self.shape)))
-
-    def _whole(self, array: np.ndarray, at: tuple[slice, slice]) -> np.ndarray:
-        """``array`` (at ``at``) as an array over the whole composite, zero elsewhere."""
-        return array if array.shape[-2:] == self.shape else paste(array, at, self.shape)
+        self._add(reflectance, accepted, quality, at)
+        self.rejected.add(reflectance, valid & ~accepted, quality, at)
 
     def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray,
              at: tuple[slice, slice]) -> None:  # fmt: skip
@@ -175,18 +123,46 @@ class Compositor:
     def result(self) -> Composite:
         """The composite, holes filled from the rejected observations."""
         out, got = self._combine()
-        filled = np.zeros(self.shape, bool)
-        for r in self.rejected:
-            filled[r.at] |= r.mask
-        filled &= ~got
-        if filled.any():  # computed on the pixels to fill only (a pixel is on its own)
-            rows, cols = np.nonzero(filled)
-            views = [r.at_pixels(rows, cols) for r in self.rejected]
-            fill, _ = _best_of(views, (len(rows), 1), rank_haze=False)
-            out[:, filled] = fill[..., 0]
+        filled = (self.rejected.kept > 0) & ~got
+        for i, band in enumerate(self.rejected.bands):  # on the pixels to fill only
+            if filled[band].any():
+                out[:, band][:, filled[band]] = self._fill(i, np.nonzero(filled[band]))
         valid = got | filled
         out[:, ~valid] = 0.0
         return Composite(out, valid, np.where(got, self.count, 0).astype(np.uint16), filled)
+
+    def _fill(self, band: int, pixels: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """(3, N): ``best`` of the rejected candidates of N pixels of a band by their fallback
+        quality (+ FALLBACK_EPS) and agreement."""
+        dn, quality, mask = self.rejected.take(band, (pixels[0][:, None], pixels[1][:, None]))
+        views = _views(dn / np.float32(10000), quality + np.float32(FALLBACK_EPS), mask)
+        return _best_of(views, mask.shape[1:], rank_haze=False)[0][..., 0]
+
+
+class Stacked(Compositor):
+    """A compositor of several accepted views of each pixel at once: keeps the best
+    :data:`~basemap.candidates.MAX_CANDIDATES` (:class:`Candidates`) and combines them a band
+    at a time (:meth:`_combine_band`)."""
+
+    def __init__(self, shape):
+        super().__init__(shape)
+        self.candidates = Candidates(shape, dn=False)
+
+    def _add(self, reflectance, accepted, quality, at):
+        self.candidates.add(reflectance, accepted, quality, at)
+
+    def _combine(self):
+        out = np.zeros((3, *self.shape), np.float32)
+        got = np.zeros(self.shape, bool)
+        for i, band in enumerate(self.candidates.bands):
+            if self.candidates.quality[i].shape[2]:  # else no view: nothing to combine
+                out[:, band], got[band] = self._combine_band(*self.candidates.take(i))
+        return out, got
+
+    def _combine_band(self, reflectance: np.ndarray, quality: np.ndarray,
+                      mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+        """(reflectance (3, h, W), got (h, W)) of candidates (C, 3, h, W), (C, h, W) x 2."""
+        raise NotImplementedError
 
 
 class WeightedMean(Compositor):
@@ -249,25 +225,18 @@ def _best_of(views: list[View], shape: tuple[int, int], rank_haze: bool):
     return out, got
 
 
-class Best(Compositor):
-    """The best observation that agrees with the others wins; near-ties blend (no steps).
-    Each view is kept on its own part of the composite, not pasted into the whole."""
-
-    def __init__(self, shape):
-        super().__init__(shape)
-        self.views: list[View] = []
-
-    def _add(self, reflectance, accepted, quality, at):
-        self.views.append(View(reflectance.astype(np.float32, copy=False), accepted, quality,
-                               _bounded(at, self.shape)))  # fmt: skip
-
-    def _combine(self):
-        return _best_of(self.views, self.shape, rank_haze=True)
+def _views(reflectance: np.ndarray, quality: np.ndarray, mask: np.ndarray) -> list[View]:
+    """The candidate slots (C, 3, h, w), (C, h, w) x 2 as :class:`View` values over (h, w):
+    each pixel's candidates in manifest order, so ranked and summed as all its views were."""
+    at = tuple(slice(0, n) for n in mask.shape[1:])
+    return [View(reflectance[k], mask[k], quality[k], at) for k in range(len(mask))]
 
 
-def _bounded(at: tuple[slice, slice], shape: tuple[int, int]) -> tuple[slice, slice]:
-    """``at`` with integer starts and stops (``slice(None)`` -> the whole axis)."""
-    return tuple(slice(*a.indices(n)[:2]) for a, n in zip(at, shape, strict=True))
+class Best(Stacked):
+    """The best observation that agrees with the others wins; near-ties blend (no steps)."""
+
+    def _combine_band(self, reflectance, quality, mask):
+        return _best_of(_views(reflectance, quality, mask), mask.shape[1:], rank_haze=True)
 
 
 class First(Compositor):
@@ -288,17 +257,13 @@ class First(Compositor):
         return self.out, self.got
 
 
-class Quantile(Compositor):
+class Quantile(Stacked):
     """A per-band quantile of the accepted observations."""
 
-    stacked = True
     q = 0.5
 
-    def _combine(self):
-        if not self.layers:
-            return np.zeros((3, *self.shape), np.float32), np.zeros(self.shape, bool)
-        masks = np.stack(self.masks)
-        return _quantile(np.stack(self.layers), masks, self.q), masks.any(axis=0)
+    def _combine_band(self, reflectance, quality, mask):
+        return _quantile(reflectance, mask, self.q), mask.any(axis=0)
 
 
 class FirstQuartile(Quantile):
@@ -307,24 +272,19 @@ class FirstQuartile(Quantile):
     q = 0.25
 
 
-class Medoid(Compositor):
+class Medoid(Stacked):
     """The accepted observation with the least summed L1 distance to the others."""
 
-    stacked = True
-
-    def _combine(self):
-        if not self.layers:
-            return np.zeros((3, *self.shape), np.float32), np.zeros(self.shape, bool)
-        stack, masks = np.stack(self.layers), np.stack(self.masks)
-        cost = np.zeros(masks.shape, np.float32)
-        for i in range(len(stack)):
-            for j in range(len(stack)):
+    def _combine_band(self, reflectance, quality, mask):
+        cost = np.zeros(mask.shape, np.float32)
+        for i in range(len(mask)):
+            for j in range(len(mask)):
                 if i != j:
-                    cost[i] += np.abs(stack[i] - stack[j]).sum(axis=0) * masks[j]
-        cost[~masks] = np.inf
+                    cost[i] += np.abs(reflectance[i] - reflectance[j]).sum(axis=0) * mask[j]
+        cost[~mask] = np.inf
         pick = np.argmin(cost, axis=0)  # ties: the first in manifest order
-        out = np.take_along_axis(stack, pick[None, None], axis=0)[0]
-        return out.astype(np.float32), masks.any(axis=0)
+        out = np.take_along_axis(reflectance, pick[None, None], axis=0)[0]
+        return out.astype(np.float32), mask.any(axis=0)
 
 
 #: name -> compositor class; the CLI's ``--composite`` choices, the default first.

@@ -83,6 +83,10 @@ BLOCK_SIZE = 2048
 #: U-Net window side and overlap (px on the global grid); the shipped model is trained for them.
 WINDOW = 512
 OVERLAP = 64
+#: Footprint-edge ramp (px) of the observations' quality (`--feather`).
+FEATHER = 64
+#: Read regions are aligned to it (global px, a multiple of the warp's 64-px lattice).
+CHUNK = 128
 #: Default STAC API (``--stac`` not given) and its collection.
 EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
 EARTH_SEARCH_COLLECTION = "sentinel-2-c1-l2a"

@@ -43,7 +43,6 @@ import dask
 from dask.base import tokenize
 from distributed import Client, LocalCluster, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
-from tqdm import tqdm
 
 from basemap import config
 from basemap.block import (
@@ -52,10 +51,12 @@ from basemap.block import (
     infer_part,
     render_part,
     run_block,
-    window_owners,
 )
-from basemap.ledger import Ledger, block_fingerprint
+from basemap.ledger import Ledger
 from basemap.output.pyramid import pyramid_tile, reduce_levels
+from basemap.output.tiles import TileOutput
+from basemap.planning import BlockJob, window_owners
+from basemap.progress import SILENT, Progress
 from basemap.render.inference import default_device
 
 log = logging.getLogger(__name__)
@@ -154,7 +155,7 @@ def _key(prefix: str, *args) -> str:
 def _finished(job) -> bool:
     """Whether the ledger has the block finished (sizes checked; its task checks hashes and
     builds the block itself, parts and all, when they differ)."""
-    return Ledger(job.storage).done(job.block.name, block_fingerprint(job), verify=False) \
+    return Ledger(job.storage).done(job.block.name, job.fingerprint(), verify=False) \
         is not None
 
 
@@ -171,7 +172,8 @@ def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict]:
     """
     settings = jobs[0].settings
     gpus, threads = gpu_slots(client)
-    annotate = {"resources": {"GPU": 1}} if settings.renderer == "unet" and gpus else {}
+    wants_gpu = settings.make_renderer().wants_gpu
+    annotate = {"resources": {"GPU": 1}} if wants_gpu and gpus else {}
     todo = [j for j in jobs if not _finished(j)]
     windows, needs = window_owners(todo)
     if annotate and gpus < threads:  # threads without a GPU composite, the GPU's run the network
@@ -209,7 +211,8 @@ def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict]:
     return records, written
 
 
-def run_graph(client, jobs, out, zmin: int, progress: bool = True):
+def run_graph(client: Client, jobs: list[BlockJob], out: TileOutput, zmin: int,
+              progress: Progress = SILENT):
     """Submit the block tasks and the pyramid above them; wait, with progress bars.
 
     Args:
@@ -217,7 +220,7 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
         jobs: the :class:`basemap.block.BlockJob` values, one per block.
         out: the :class:`basemap.output.tiles.TileOutput`.
         zmin: the lowest zoom to build.
-        progress: show tqdm bars.
+        progress: where the blocks and pyramid tiles done are reported.
 
     Returns:
         (block results in job order (failed ones included), {zoom: pyramid tiles written},
@@ -227,7 +230,7 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
         return [], {}, 0
     records, pyramid = submit_graph(client, jobs, out, zmin)
     results = {}
-    bar = tqdm(total=len(records), desc="blocks", unit="block", disable=not progress)
+    bar = progress.stage("blocks", len(records), "block")
     for fut in as_completed(list(records)):
         job = records[fut]
         if fut.status == "error":
@@ -238,13 +241,13 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
             results[job.block] = BlockResult(job.block, "failed", message=message)
         else:
             results[job.block] = fut.result()
-        bar.update()
+        bar.advance()
     bar.close()
 
     written: dict[int, int] = {}
     missing = 0
     if pyramid:
-        bar = tqdm(total=len(pyramid), desc="pyramid tiles", unit="tile", disable=not progress)
+        bar = progress.stage("pyramid tiles", len(pyramid), "tile")
         for fut in as_completed(list(pyramid)):
             z = pyramid[fut]
             if fut.status == "error":
@@ -252,7 +255,7 @@ def run_graph(client, jobs, out, zmin: int, progress: bool = True):
                 missing += 1
             else:
                 written[z] = written.get(z, 0) + fut.result()
-            bar.update()
+            bar.advance()
         bar.close()
     return [results[j.block] for j in jobs], written, missing
 

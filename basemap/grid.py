@@ -20,8 +20,6 @@ from affine import Affine
 from basemap.errors import InputError
 from basemap.types import MERCATOR_MAX_LAT, BBox
 
-__all__ = ["Region", "Block", "TILE_SIZE", "ORIGIN_SHIFT", "world_size", "resolution"]
-
 #: XYZ tile size in pixels.
 TILE_SIZE = 256
 #: Half the Web Mercator world width in metres (the EPSG:3857 x of longitude 180).

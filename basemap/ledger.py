@@ -21,20 +21,18 @@ and writes the ledger is :func:`basemap.block.run_block`.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import json
 import logging
 import shutil
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from basemap import __version__, config
 from basemap.output.ownership import owned
 from basemap.output.storage import SCRATCH, TEMP_NAME, LocalStorage, Storage
 from basemap.stac.scene import Scene
@@ -222,37 +220,6 @@ class RecordingStorage:
     def outputs(self) -> tuple[tuple[str, int, str], ...]:
         """(key, size, sha256) of the published files, sorted by key."""
         return tuple((k, s, h) for k, (s, h) in sorted(self.written.items()))
-
-
-def file_sha256(path: Path) -> str | None:
-    """SHA-256 of a file, None when there is none; computed once per file version and process."""
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=16)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    return sha256(Path(path).read_bytes())
-
-
-def model_identity(settings) -> str | None:
-    """SHA-256 of the U-Net weights a build uses (None for the classic renderers)."""
-    if settings.renderer != "unet":
-        return None
-    return file_sha256(config.weights_path(settings.model))
-
-
-def block_fingerprint(job) -> str:
-    """The inputs fingerprint of a :class:`basemap.block.BlockJob`: items and update times,
-    settings (model path replaced by the weights' checksum), block, package version."""
-    settings = asdict(job.settings)
-    settings["model"] = model_identity(job.settings)
-    settings["block"] = [job.block.bx, job.block.by, job.block.size, job.block.z]
-    settings["version"] = __version__
-    return fingerprint(((s.id, s.updated) for s in job.scenes), settings)
 
 
 # ---- the frozen manifest (docs/reliability.md, row 22) -------------------------------------------

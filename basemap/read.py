@@ -27,16 +27,15 @@ from typing import NamedTuple
 import numpy as np
 from rasterio.errors import RasterioIOError
 
+from basemap import config
 from basemap.access import forget_token
 from basemap.assets import (
     asset_error,
     check_asset,
-    check_assets,
     forget,
     open_scene_asset,
     read_dn,
 )
-from basemap.config import gdal_env
 from basemap.errors import AssetError, AuthError, MissingAssetError
 from basemap.grid import Region, expand, paste, region_lonlat_bounds, union
 from basemap.quality import observation_quality
@@ -50,9 +49,6 @@ from basemap.warp import (
     sample_bilinear,
     sample_nearest,
 )
-
-__all__ = ["gdal_env", "embed", "Observation", "observations", "read_scene", "ReadSettings",
-           "SceneStack", "RESAMPLING", "check_assets"]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +69,7 @@ class ReadSettings:
     """
 
     zoom: int
-    chunk: int = 128
+    chunk: int = config.CHUNK
 
     def __dask_tokenize__(self) -> tuple:
         return ("basemap.read.ReadSettings", self.zoom, self.chunk)

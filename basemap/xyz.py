@@ -30,7 +30,6 @@ from rasterio.errors import RasterioIOError
 from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform_bounds
 from rasterio.windows import Window
-from tqdm import tqdm
 
 from basemap import config
 from basemap.errors import ConfigError, InputError
@@ -49,6 +48,7 @@ from basemap.output.pyramid import reduce_tiles, write_levels
 from basemap.output.storage import open_storage
 from basemap.output.tilejson import tilejson
 from basemap.output.tiles import TileOutput
+from basemap.progress import SILENT, Progress
 
 #: Resampling names accepted by ``--resampling`` (GDAL warp kernels).
 RESAMPLINGS = ("nearest", "bilinear", "cubic", "average", "lanczos")
@@ -173,7 +173,7 @@ class TilesSummary:
 def make_tiles(src: str | os.PathLike, out: str, zmin: int, zmax: int, fmt: str = "png",
                workers: int | None = None, block_size: int = config.BLOCK_SIZE,
                resampling: str = "bilinear",
-               progress: bool = True) -> TilesSummary:
+               progress: Progress = SILENT) -> TilesSummary:
     """Tile an 8-bit raster into ``OUT/tiles/{z}/{x}/{y}.{ext}`` plus ``OUT/tilejson.json``.
 
     Args:
@@ -184,7 +184,7 @@ def make_tiles(src: str | os.PathLike, out: str, zmin: int, zmax: int, fmt: str 
         workers: processes (default: CPU count; 0 = in this process).
         block_size: block side in px at zmax (256 times a power of two).
         resampling: GDAL warp kernel into the global grid.
-        progress: tqdm bar over blocks.
+        progress: where the blocks done are reported.
 
     Raises:
         InputError: bad options or source. ConfigError: unreadable source or output.
@@ -207,13 +207,13 @@ def make_tiles(src: str | os.PathLike, out: str, zmin: int, zmax: int, fmt: str 
     job = TilesJob(src, zmax, zmin, fmt, resampling, out)
     counts: dict[int, int] = {}
     roots: dict[tuple[int, int], np.ndarray] = {}
-    bar = tqdm(total=len(blocks), desc="blocks", unit="block", disable=not progress)
+    bar = progress.stage("blocks", len(blocks), "block")
     for block, c, root in _run(job, blocks, workers):
         for z, n in c.items():
             counts[z] = counts.get(z, 0) + n
         if root is not None:
             roots[(block.bx, block.by)] = root
-        bar.update()
+        bar.advance()
     bar.close()
 
     # The pyramid above the blocks' roots: the same level loop, in this process (few tiles).

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 
+from basemap.grid import Region
 from basemap.render.inference import load_model
 from basemap.render.unet import colorize_array
 from basemap.render.windows import WindowGrid
@@ -35,20 +36,21 @@ def main() -> None:
     models = [load_model(m) for m in (args.model or [None])]
     # A region [a*stride + overlap, b*stride) needs the fewest windows: (b - a) per axis.
     grid = WindowGrid()
-    region = (64, 64, 64 + args.size, 64 + args.size)
-    ib = grid.input_bounds(*region)
+    region = Region(64, 64, 64 + args.size, 64 + args.size)
+    ib = grid.input_region(region)
     rng = np.random.default_rng(0)
-    refl = rng.random((3, ib[3] - ib[1], ib[2] - ib[0]), dtype=np.float32) * np.float32(0.3)
+    refl = rng.random((3, ib.height, ib.width), dtype=np.float32) * np.float32(0.3)
     valid = np.ones(refl.shape[1:], bool)
     times: dict[str, list[float]] = {m.path: [] for m in models}
     for model in models:  # warm-up (ONNX export, first allocation)
-        colorize_array(refl[:, :512, :512], valid[:512, :512], ib[:2], (64, 64, 128, 128), model)
+        colorize_array(refl[:, :512, :512], valid[:512, :512], (ib.x0, ib.y0),
+                       Region(64, 64, 128, 128), model)
     for _ in range(args.rounds):
         for model in models:
             t = time.perf_counter()
-            colorize_array(refl, valid, ib[:2], region, model, batch_size=args.batch)
+            colorize_array(refl, valid, (ib.x0, ib.y0), region, model, batch_size=args.batch)
             times[model.path].append(time.perf_counter() - t)
-    n = len(list(grid.windows(*region)))
+    n = len(list(grid.windows(region)))
     for model in models:
         dt = float(np.median(times[model.path]))
         print(f"{model.path}: {args.size}x{args.size} px, {n} windows, "

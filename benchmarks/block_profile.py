@@ -46,10 +46,9 @@ PARTS = {
 
 def busiest_job(catalog: str, preset: str, weights: str | None, block_size: int, work: Path):
     """(the BlockJobs of the preset's bbox, the index of the one with the most scenes)."""
-    from basemap.block import BlockJob, BuildSettings
-    from basemap.build import assign_scenes, search_bbox
     from basemap.grid import bbox_regions, plan_blocks
     from basemap.output.storage import open_storage
+    from basemap.planning import BlockJob, BuildSettings, assign_scenes, search_bbox
     from basemap.stac.search import search
     from basemap.synth.tiles import world_bbox
 
@@ -86,7 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from basemap.block import build_block, render_part, window_owners
+    from basemap.block import build_block, render_part
+    from basemap.planning import window_owners
 
     with tempfile.TemporaryDirectory(prefix="bench-block-") as tmp:
         jobs, i = busiest_job(args.catalog, args.preset, args.weights, args.block_size,

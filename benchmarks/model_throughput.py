@@ -231,23 +231,25 @@ def blended_mpx_s(model, region: int, window: int, overlap: int, batch: int,
                   repeat: int) -> tuple[float, int]:
     """Mpx/s of blended uint8 output of the production path on a ``region`` px square, and
     the number of windows it ran."""
+    from basemap.grid import Region
     from basemap.render.windows import WindowGrid
 
     grid = WindowGrid(window, overlap)
     x0 = y0 = 10 * grid.stride  # a region starting on a window: the interior case
-    bounds = (x0, y0, x0 + region, y0 + region)
-    need = grid.input_bounds(*bounds)
+    bounds = Region(x0, y0, x0 + region, y0 + region)
+    need = grid.input_region(bounds)
     rng = np.random.default_rng(0)
-    h, w = need[3] - need[1], need[2] - need[0]
+    h, w = need.height, need.width
     refl = rng.uniform(0.0, 0.4, (3, h, w)).astype(np.float32)
     valid = np.ones((h, w), bool)
     from basemap.render.unet import colorize_array
 
     def run():
-        colorize_array(refl, valid, need[:2], bounds, model, window, overlap, batch_size=batch)
+        colorize_array(refl, valid, (need.x0, need.y0), bounds, model, window, overlap,
+                       batch_size=batch)
 
     run()
-    windows = sum(1 for _ in grid.windows(*bounds))
+    windows = sum(1 for _ in grid.windows(bounds))
     return region**2 / best_time(run, repeat) / 1e6, windows
 
 

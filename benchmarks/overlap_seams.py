@@ -61,16 +61,18 @@ def scenes_from(args) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 def colorize_whole(model, refl: np.ndarray, valid: np.ndarray, window: int, overlap: int):
     """Colorize a whole image (window grid from its top-left; outside = invalid)."""
+    from basemap.grid import Region
     from basemap.render.unet import colorize_array
     from basemap.render.windows import WindowGrid
 
     h, w = valid.shape
     grid = WindowGrid(window, overlap)
-    x0, y0, x1, y1 = grid.input_bounds(0, 0, w, h)
+    need = grid.input_region(Region(0, 0, w, h))
+    x0, y0, x1, y1 = need.x0, need.y0, need.x1, need.y1
     pad = ((0, 0), (-y0, y1 - h), (-x0, x1 - w))
     r = np.pad(refl, pad)
     v = np.pad(valid, pad[1:])
-    return colorize_array(r, v, (x0, y0), (0, 0, w, h), model, window, overlap)
+    return colorize_array(r, v, (x0, y0), Region(0, 0, w, h), model, window, overlap)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -105,7 +105,8 @@ def build_command(bbox, out: Path, catalog: Path, zoom: str, weights: str | None
     exe = Path(sys.executable).with_name("basemap")
     cmd = [str(exe) if exe.is_file() else shutil.which("basemap") or "basemap", "build",
            "--bbox", ",".join(f"{v:.6f}" for v in bbox.as_tuple()), "--zoom", zoom,
-           "--out", str(out), "--stac", str(catalog), "--quiet"]  # fmt: skip
+           "--out", str(out), "--stac", str(catalog), "--quiet",
+           "--datetime", "../..", "--max-cloud", "100", "--max-items", "0"]  # every item
     if weights is not None:
         cmd += ["--model", weights]
     for name, value in options.items():
@@ -142,6 +143,7 @@ def run_build(cmd: list[str], interval: float = 0.1) -> tuple[float, int]:
 def windows_of(out: Path, window: int, overlap: int) -> tuple[int, int, float]:
     """(windows of the global grid touching the built blocks, windows the build's blocks touch
     in total (each block counts its own), built megapixels) from OUT/build.json."""
+    from basemap.grid import Region
     from basemap.render.windows import WindowGrid
 
     record = json.loads((out / "build.json").read_text())
@@ -153,7 +155,7 @@ def windows_of(out: Path, window: int, overlap: int) -> tuple[int, int, float]:
             continue
         _, bx, by = (int(v) for v in b["block"].split("/"))
         x0, y0 = bx * size, by * size
-        wins = [(wx, wy) for wx, wy in grid.windows(x0, y0, x0 + size, y0 + size)]
+        wins = list(grid.windows(Region(x0, y0, x0 + size, y0 + size)))
         union.update(wins)
         per_block += len(wins)
         mpx += size * size / 1e6

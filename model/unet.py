@@ -13,8 +13,10 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
-from basemap.model import grader
+from basemap.model import tone
 from torch import nn
+
+from basemap.colour import REC709
 
 
 @dataclass(frozen=True)
@@ -44,39 +46,40 @@ class Normalization:
         return asdict(self)
 
 
-_LUMA = torch.tensor([0.2126, 0.7152, 0.0722]).view(1, 3, 1, 1)  # Rec. 709, as grader.luminance
+_LUMA = torch.tensor(REC709).view(1, 3, 1, 1)
 
 
 def saturate(linear: torch.Tensor) -> torch.Tensor:
-    """:func:`basemap.model.grader.saturate` by SATURATION in torch, (N, 3, H, W) linear light."""
+    """:func:`basemap.colour.saturate` by SATURATION in torch, (N, 3, H, W) linear light."""
     y = (linear * _LUMA.to(linear)).sum(dim=1, keepdim=True)
     d = linear - y
     room = y / (-d).amax(dim=1, keepdim=True).clamp(min=1e-12)
-    return y + room.clamp(min=1.0, max=grader.SATURATION) * d
+    return y + room.clamp(min=1.0, max=tone.SATURATION) * d
 
 
 def neutral_grade(reflectance: torch.Tensor) -> torch.Tensor:
     """The auto grader's per-pixel part in torch: (N, 3, H, W) reflectance -> display [0, 1].
 
-    :func:`basemap.model.grader.apply_params` with no haze, unit gain and no clarity (exposure,
-    saturation, roll-off, sRGB, floor and ceiling); tests/model/test_unet.py holds the two equal.
+    :func:`basemap.model.training.grader.apply_params` with no haze, unit gain and no clarity
+    (the constants of :mod:`basemap.model.tone`: exposure, saturation, roll-off, sRGB, floor and
+    ceiling); tests/model/test_unet.py holds the two equal.
     Written with min/max instead of selections (one pass over memory each in the exported graph):
     the saturation room ``min over channels below luminance of y / -d`` is ``y / max(-d)``, as
     the luminance-weighted deviations sum to zero, and the roll-off is the identity below the
     knee plus a tanh of what exceeds it.
     """
-    lin = saturate(reflectance.clamp(min=0) * grader.EXPOSURE)
-    knee, span = grader.KNEE, 1 - grader.KNEE
+    lin = saturate(reflectance.clamp(min=0) * tone.EXPOSURE)
+    knee, span = tone.KNEE, 1 - tone.KNEE
     lin = lin.clamp(min=0, max=knee) + span * torch.tanh((lin - knee).clamp(min=0) / span)
     srgb = torch.where(lin <= 0.0031308, 12.92 * lin,
                        1.055 * lin.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)  # fmt: skip
-    return grader.FLOOR + (grader.TOP - grader.FLOOR) * srgb.clamp(0, 1)
+    return tone.FLOOR + (tone.TOP - tone.FLOOR) * srgb.clamp(0, 1)
 
 
 @dataclass(frozen=True)
 class UNetConfig:
     """Architecture hyper-parameters, stored with the weights; the defaults are the shipped
-    weights' (``basemap.model.recipe.RECIPE``).
+    weights' (``basemap.model.training.recipe.RECIPE``).
 
     Attributes:
         base: channels of the first level; level i has ``base * 2**i``.

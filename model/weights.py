@@ -12,7 +12,6 @@ file and what was expected, so a corrupt file or another architecture never load
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import fields
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from basemap.errors import WeightsError
 FORMAT = "basemap-resunet"
 VERSION = 1
 BANDS = ("red", "green", "blue")
-#: The weights shipped with the package (trained by ``python -m basemap.model.recipe``).
+#: The weights shipped with the package (trained by
+#: ``python -m basemap.model.training.recipe``).
 DEFAULT_WEIGHTS = Path(__file__).with_name("default.pt")
 
 
@@ -50,15 +50,6 @@ def save_weights(
     torch.save(payload, tmp)
     tmp.replace(path)
     return path
-
-
-def sha256(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _dataclass_from(cls, data, path: Path, what: str):

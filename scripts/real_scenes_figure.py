@@ -14,9 +14,9 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from basemap.model.corpus import heldout_scenes
-from basemap.model.grader import grade
-from basemap.model.heldout import render
+from basemap.model.training.corpus import heldout_scenes
+from basemap.model.training.grader import grade
+from basemap.model.training.heldout import render
 from PIL import Image, ImageDraw
 
 TARGET = "auto grader (target)"

@@ -143,15 +143,16 @@ def xyz_build(tmp_path_factory):
 def small_build(synth_world, tmp_path_factory):
     """A clean, uninterrupted build of the test world (linear renderer, 512-px blocks, z12-14,
     PNG tiles, in-process). Returns (out_dir, BuildSettings, ZoomRange). Read-only: copy it."""
-    from basemap.block import BuildSettings
     from basemap.build import build
+    from basemap.planning import BuildSettings
+    from basemap.stac.query import Query
     from basemap.synth.tiles import world_bbox
     from basemap.types import ZoomRange
 
     settings = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
     zoom = ZoomRange(12, 14)
     out = tmp_path_factory.mktemp("small_build")
-    summary = build(world_bbox("test"), zoom, str(out), settings, str(synth_world), workers=0,
-                    progress=False)
+    summary = build(world_bbox("test"), zoom, str(out), settings, Query(str(synth_world)),
+                    workers=0)
     assert summary.blocks.get("ok", 0) >= 4 and not summary.failed, summary.text()
     return out, settings, zoom

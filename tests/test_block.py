@@ -2,10 +2,10 @@
 
 import pytest
 
-from basemap.block import BlockJob, BuildSettings, input_region, read_region, window_owners
 from basemap.errors import InputError
 from basemap.grid import Block
 from basemap.output.storage import LocalStorage
+from basemap.planning import BlockJob, BuildSettings, input_region, read_region, window_owners
 from basemap.quality import required_padding
 
 
@@ -51,8 +51,7 @@ def test_every_window_is_owned_by_one_block_and_needed_by_the_blocks_it_touches(
     # an L of blocks: (11, 20) is missing, so windows with their top-left there go elsewhere
     jobs = _jobs(s, [(10, 20), (10, 21), (11, 21), (12, 21)])
     homes = {(j.block.bx, j.block.by): i for i, j in enumerate(jobs)}
-    touching = [set(grid.windows(j.block.region.x0, j.block.region.y0, j.block.region.x1,
-                                 j.block.region.y1)) for j in jobs]  # fmt: skip
+    touching = [set(grid.windows(j.block.region)) for j in jobs]
     owned, needs = window_owners(jobs)
     runs = [w for ws in owned for w in ws]
     assert len(runs) == len(set(runs)) == len(set().union(*touching))  # each window once

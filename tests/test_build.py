@@ -17,10 +17,11 @@ import rasterio
 from PIL import Image
 from rio_cogeo.cogeo import cog_validate
 
-from basemap.block import BlockJob, BuildSettings
 from basemap.build import build
 from basemap.grid import ORIGIN_SHIFT, Block, lonlat_to_px, tile_bounds_mercator
 from basemap.output.tiles import assemble, reduce2x
+from basemap.planning import BlockJob, BuildSettings
+from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from basemap.types import BBox, ZoomRange
 from tests.support.cli_runner import run_cli
@@ -31,8 +32,8 @@ SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", f
 
 
 def _build(catalog, out, bbox=None, workers=0, settings=SETTINGS, zoom=ZOOM):
-    return build(bbox or world_bbox("test"), zoom, str(out), settings, str(catalog),
-                 workers=workers, progress=False)
+    return build(bbox or world_bbox("test"), zoom, str(out), settings, Query(str(catalog)),
+                 workers=workers)
 
 
 @pytest.fixture(scope="module")
@@ -200,7 +201,7 @@ def test_tokens_are_deterministic(full, synth_world):
     scenes = tuple(read_manifest(full[0] / "manifest.json"))
     job = BlockJob(Block(4232, 2946, 512, 14), scenes, SETTINGS, LocalStorage("/x"))
     code = (
-        "from basemap.block import BlockJob, BuildSettings; from basemap.grid import Block;"
+        "from basemap.planning import BlockJob, BuildSettings; from basemap.grid import Block;"
         "from basemap.stac.manifest import read_manifest;"
         "from basemap.output.storage import LocalStorage;"
         "from dask.base import tokenize;"
@@ -308,8 +309,8 @@ def test_latitude_clamp_and_antimeridian_plan(synth_world, tmp_path, monkeypatch
                               "--zoom", "10", "--out", str(tmp_path), "--renderer", "linear",
                               "--workers", "0", "--quiet"], monkeypatch, capsys)
     assert code == 0 and "clamped" in err and "No items found" in out
-    from basemap.build import search_bbox
     from basemap.grid import bbox_regions, plan_blocks
+    from basemap.planning import search_bbox
 
     bbox = BBox(179.95, -17.0, -179.95, -16.9)
     blocks = plan_blocks(bbox_regions(bbox, 14), 512, 14)

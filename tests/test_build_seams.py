@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 import rasterio
 
-from basemap.block import BuildSettings
 from basemap.build import build
 from basemap.grid import ORIGIN_SHIFT
+from basemap.planning import BuildSettings
 from basemap.qa.seams import seam_excess
+from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from basemap.types import ZoomRange
 
@@ -39,8 +40,7 @@ def _excess(out, window_period, window_phases):
 
 def _build(catalog, out, **kw):
     settings = BuildSettings(block_size=BLOCK, feather=32, tile_format="png", **kw)
-    build(world_bbox("test"), ZoomRange(14, 14), str(out), settings, str(catalog), workers=0,
-          progress=False)
+    build(world_bbox("test"), ZoomRange(14, 14), str(out), settings, Query(str(catalog)), workers=0)
 
 
 @pytest.mark.slow
@@ -93,7 +93,7 @@ def test_unet_partition_invariance(synth_world, tmp_path):
                              model=str(weights), window=128, overlap=32)
     for name, box in runs.items():
         summary = build(box, ZoomRange(14, 14), str(tmp_path / name), settings,
-                        str(synth_world), workers=0, progress=False)
+                        Query(str(synth_world)), workers=0)
         assert not summary.failed, summary.failed
     tiles = sorted(p.relative_to(tmp_path / "both") for p in (tmp_path / "both").rglob("*.png"))
     assert len(tiles) >= 8

@@ -12,6 +12,7 @@ from basemap.model.weights import save_weights
 
 from basemap.colorize import colorize_file
 from basemap.errors import WeightsError
+from basemap.grid import Region
 from basemap.render.inference import (
     CPU_BATCH,
     GPU_BATCH_MAX,
@@ -40,8 +41,8 @@ def tiny_weights(tmp_path_factory):
     return save_weights(path, net.eval(), Normalization())
 
 
-def _scene(rng, bounds):
-    x0, y0, x1, y1 = bounds
+def _scene(rng, bounds: Region):
+    x0, y0, x1, y1 = bounds.x0, bounds.y0, bounds.x1, bounds.y1
     refl = rng.random((3, y1 - y0, x1 - x0), dtype=np.float32) * 0.4
     valid = np.ones((y1 - y0, x1 - x0), bool)
     valid[:20, :30] = False
@@ -53,18 +54,18 @@ def test_partition_invariance_is_exact(tiny_weights):
     """A U B computed at once == A and B computed separately, byte for byte."""
     model = load_model(tiny_weights, device="cpu")
     grid = WindowGrid(64, 16)
-    union = (-37, 11, 150, 140)
-    a, b = (-37, 11, 61, 140), (61, 11, 150, 140)
-    big = grid.input_bounds(*union)
+    union = Region(-37, 11, 150, 140)
+    a, b = Region(-37, 11, 61, 140), Region(61, 11, 150, 140)
+    big = grid.input_region(union)
     refl, valid = _scene(np.random.default_rng(0), big)
     kw = dict(window=64, overlap=16, batch_size=3)
-    whole = colorize_array(refl, valid, big[:2], union, model, **kw)
+    whole = colorize_array(refl, valid, (big.x0, big.y0), union, model, **kw)
 
     def part(bounds):
-        ib = grid.input_bounds(*bounds)
-        sub = np.s_[ib[1] - big[1] : ib[3] - big[1], ib[0] - big[0] : ib[2] - big[0]]
-        return colorize_array(refl[(slice(None), *sub)], valid[sub], ib[:2], bounds, model,
-                              **{**kw, "batch_size": 2})
+        ib = grid.input_region(bounds)
+        sub = ib.slices((big.x0, big.y0))
+        return colorize_array(refl[(slice(None), *sub)], valid[sub], (ib.x0, ib.y0), bounds,
+                              model, **{**kw, "batch_size": 2})
 
     joined = np.concatenate([part(a), part(b)], axis=2)
     assert joined.shape == whole.shape == (3, 129, 187)
@@ -90,14 +91,14 @@ def test_windows_without_valid_pixels_are_not_run(tiny_weights):
     m = load_model(tiny_weights, device="cpu")
     counting = CountingModel.of(m)
     grid = WindowGrid(64, 16)
-    region = (0, 0, 200, 200)
-    ib = grid.input_bounds(*region)
+    region = Region(0, 0, 200, 200)
+    ib = grid.input_region(region)
     refl, valid = _scene(np.random.default_rng(1), ib)
     valid[:] = False
     valid[100:110, 100:110] = True  # touches only the windows at x, y in {48, 96}
-    out = colorize_array(refl, valid, ib[:2], region, counting, window=64, overlap=16)
+    out = colorize_array(refl, valid, (ib.x0, ib.y0), region, counting, window=64, overlap=16)
     assert sum(counting.calls) == 4
-    assert out[:, ~valid[-ib[1] :, -ib[0] :][:200, :200]].max() == 0
+    assert out[:, ~valid[-ib.y0 :, -ib.x0 :][:200, :200]].max() == 0
 
 
 def test_prefetched_batches_give_the_same_outputs_in_the_same_order(tiny_weights):
@@ -106,14 +107,16 @@ def test_prefetched_batches_give_the_same_outputs_in_the_same_order(tiny_weights
     m = load_model(tiny_weights, device="cpu")
     counting = CountingModel.of(m)
     grid = WindowGrid(64, 16)
-    bounds = (0, 0, 230, 170)
-    ib = grid.input_bounds(*bounds)
+    bounds = Region(0, 0, 230, 170)
+    ib = grid.input_region(bounds)
     refl, valid = _scene(np.random.default_rng(3), ib)
-    windows = list(grid.windows(*bounds))
-    plain = window_outputs(refl, valid, ib[:2], windows, m, grid, batch_size=3, prefetch=False)
+    windows = list(grid.windows(bounds))
+    plain = window_outputs(refl, valid, (ib.x0, ib.y0), windows, m, grid, batch_size=3,
+                           prefetch=False)
     for batch in (1, 3, 5):
         counting.calls.clear()
-        ahead = window_outputs(refl, valid, ib[:2], windows, counting, grid, batch_size=batch,
+        ahead = window_outputs(refl, valid, (ib.x0, ib.y0), windows, counting, grid,
+                               batch_size=batch,
                                prefetch=True)  # fmt: skip
         assert list(ahead) == list(plain)
         assert counting.calls == [min(batch, len(plain) - i) for i in range(0, len(plain), batch)]
@@ -176,8 +179,9 @@ def test_corrupt_and_mismatched_weights_give_clear_errors(tmp_path, tiny_weights
 
 
 def test_colorize_real_29rkh_writes_a_valid_cog(tmp_path):
-    from basemap.model.metrics import clipped_pct
     from rio_cogeo.cogeo import cog_validate
+
+    from basemap.colour import clipped_pct
 
     src = tmp_path / "rgb.tif"
     with rasterio.open(f"{RKH}/B04.tif") as ds:
@@ -186,7 +190,7 @@ def test_colorize_real_29rkh_writes_a_valid_cog(tmp_path):
     with rasterio.open(src, "w", **profile) as ds:
         ds.write(np.stack(bands))
     dst = tmp_path / "out.tif"
-    colorize_file(src, dst, progress=False)
+    colorize_file(src, dst)
     ok, errors, _ = cog_validate(str(dst))
     assert ok, errors
     with rasterio.open(dst) as ds, rasterio.open(src) as s:
@@ -221,7 +225,7 @@ def _colorize_valid(tmp_path, height, width):
 
     src = _rgb_geotiff(tmp_path / f"in-{height}x{width}.tif", height, width)
     dst = tmp_path / f"out-{height}x{width}.tif"
-    colorize_file(src, dst, renderer="linear", progress=False)
+    colorize_file(src, dst, renderer="linear")
     ok, errors, _ = cog_validate(str(dst), quiet=True)
     assert ok, (height, width, errors)
     with rasterio.open(dst) as ds:
@@ -367,3 +371,32 @@ def test_build_with_bad_weights_exits_2_before_any_search_or_block(synth_world, 
     assert str(model) in err and ("cannot read model weights" in err
                                   or "is not a basemap U-Net weights file" in err), err
     assert not out.exists()
+
+
+class RecordingProgress:
+    """A progress observer that records what the engine reports."""
+
+    def __init__(self):
+        self.stages: list[list] = []
+
+    def stage(self, name, total, unit):
+        record = [name, total, unit, 0, False]
+        self.stages.append(record)
+
+        class Stage:
+            def advance(self, n=1):
+                record[3] += n
+
+            def close(self):
+                record[4] = True
+
+        return Stage()
+
+
+def test_progress_goes_to_the_observer_passed_in(tmp_path):
+    """The engine reports its stages to the observer it is given (the CLI's bars, or silence):
+    one stage of regions, every region advanced, the stage closed."""
+    src = _rgb_geotiff(tmp_path / "in.tif", 2000, 512)
+    seen = RecordingProgress()
+    colorize_file(src, tmp_path / "out.tif", renderer="linear", chunk=512, progress=seen)
+    assert seen.stages == [["colorize (linear)", 4, "region", 4, True]]

@@ -51,7 +51,7 @@ def test_the_shipped_weights_are_found_without_torch():
 def test_one_block_size_for_plan_build_and_tiles():
     import inspect
 
-    from basemap.block import BuildSettings
+    from basemap.planning import BuildSettings
     from basemap.world.plan import plan
     from basemap.xyz import make_tiles
 

@@ -4,11 +4,11 @@ The whole graph under faults (worker deaths, full disks) runs in tests/integrati
 and test_resume.py; here the small pieces, on an in-process cluster (workers=0).
 """
 
-from basemap.block import BlockJob, BuildSettings
 from basemap.graph import _key, dask_client, gpu_slots, run_graph
 from basemap.grid import Block
 from basemap.output.storage import LocalStorage
 from basemap.output.tiles import TileOutput
+from basemap.planning import BlockJob, BuildSettings
 
 
 def test_keys_come_from_the_values():
@@ -26,8 +26,7 @@ def test_blocks_without_scenes_are_empty_and_nothing_is_built_above_them(tmp_pat
     jobs = [BlockJob(Block(x, 0, 512, 14), (), s, storage) for x in (0, 1)]
     with dask_client(workers=0) as client:
         assert gpu_slots(client)[0] == 0
-        results, written, missing = run_graph(client, jobs, TileOutput(storage, "png"), 9,
-                                              progress=False)
+        results, written, missing = run_graph(client, jobs, TileOutput(storage, "png"), 9)
     assert [r.status for r in results] == ["empty", "empty"]
     assert not any(written.values()) and missing == 0  # pyramid tasks ran, wrote nothing
     assert not (tmp_path / "tiles").exists()
@@ -48,8 +47,9 @@ def test_gpu_and_cpu_workers_split_composite_and_network(synth_world, tmp_path):
     from distributed import Client, Scheduler, SpecCluster, Worker
     from distributed.diagnostics.task_stream import TaskStreamPlugin
 
-    from basemap.block import BuildSettings as Settings
     from basemap.build import build
+    from basemap.planning import BuildSettings as Settings
+    from basemap.stac.query import Query
     from basemap.synth.tiles import world_bbox
     from basemap.types import ZoomRange
 
@@ -59,8 +59,7 @@ def test_gpu_and_cpu_workers_split_composite_and_network(synth_world, tmp_path):
     settings = Settings(renderer="unet", model=str(weights), window=128, overlap=32,
                         block_size=512, feather=32, tile_format="png")  # fmt: skip
     bbox, zoom = world_bbox("test"), ZoomRange(13, 14)
-    build(bbox, zoom, str(tmp_path / "fused"), settings, str(synth_world), workers=0,
-          progress=False)  # fmt: skip
+    build(bbox, zoom, str(tmp_path / "fused"), settings, Query(str(synth_world)), workers=0)
     workers = {"gpu": {"cls": Worker, "options": {"nthreads": 1, "resources": {"GPU": 1}}},
                "cpu": {"cls": Worker, "options": {"nthreads": 1}}}  # fmt: skip
     with SpecCluster(workers=workers, scheduler={"cls": Scheduler,
@@ -69,8 +68,8 @@ def test_gpu_and_cpu_workers_split_composite_and_network(synth_world, tmp_path):
         stream = TaskStreamPlugin(cluster.scheduler)
         cluster.scheduler.add_plugin(stream)
         gpu = next(a for a, w in client.scheduler_info()["workers"].items() if w["resources"])
-        build(bbox, zoom, str(tmp_path / "split"), settings, str(synth_world),
-              scheduler=cluster.scheduler_address, progress=False)  # fmt: skip
+        build(bbox, zoom, str(tmp_path / "split"), settings, Query(str(synth_world)),
+              scheduler=cluster.scheduler_address)  # fmt: skip
         ran = [(r["key"].split("-")[0], r["worker"]) for r in stream.buffer]
     parts = [w for k, w in ran if k == "part"]
     assert parts and set(parts) == {gpu}, ran

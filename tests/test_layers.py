@@ -2,10 +2,12 @@
 
 - the import graph of the basemap.* modules (module-level AND function-level imports, model/
   included as basemap.model) has no cycle;
-- no function inside basemap/ imports a basemap module, except the deliberate deferrals of heavy
-  optional dependencies below, each said so by a comment just above it;
+- no function imports a basemap module, except the deliberate deferrals of heavy optional
+  dependencies below, each said so by a comment just above it;
 - only basemap/config.py reads environment variables;
-- no module is over 400 lines, no function over 60.
+- no module is over 400 lines, no function over 60;
+- the network and its weights (basemap.model outside basemap.model.training), and everything
+  else but the CLI, never reach the training code.
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFERRED = {
     ("basemap.render.inference", "basemap.model.unet"),  # torch
     ("basemap.render.inference", "basemap.model.weights"),  # torch
-    ("basemap.cli.model", "basemap.model.losses"),  # torch
-    ("basemap.cli.model", "basemap.model.train"),  # torch
+    ("basemap.cli.model", "basemap.model.training.losses"),  # torch
+    ("basemap.cli.model", "basemap.model.training.train"),  # torch
     ("basemap.cli.model", "basemap.model.unet"),  # torch
     ("basemap.cli.model", "basemap.model.weights"),  # torch (--init)
 }
@@ -109,14 +111,36 @@ def test_the_graph_sees_the_pipeline():
     assert len(MODULES) > 50
 
 
+def _reached(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or through others."""
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_only_the_cli_reaches_the_training_code():
+    """Inference loads the network and its weights (basemap.model.unet, .tone, .weights) without
+    the training code; so does every other module but the CLI's (`basemap pairs`, `train`)."""
+    graph = _graph()
+    training = "basemap.model.training"
+    network = {n for n in MODULES if n.startswith("basemap.model") and not n.startswith(training)}
+    assert {"basemap.model.unet", "basemap.model.tone", "basemap.model.weights"} <= network
+    reaching = {name: sorted(t for t in _reached(graph, name) if t.startswith(training))
+                for name in MODULES
+                if not name.startswith((training, "basemap.cli"))}  # fmt: skip
+    assert not {n: r for n, r in reaching.items() if r}
+    assert any(t.startswith(training) for t in graph["basemap.cli.model"])  # not vacuous
+
+
 def test_no_hidden_imports_of_sibling_modules():
-    """Function-level imports of basemap modules inside basemap/ only where DEFERRED says, each
-    with a comment just above it saying it is deferred on purpose."""
+    """Function-level imports of basemap modules only where DEFERRED says, each with a comment
+    just above it saying it is deferred on purpose."""
     found = set()
     problems = []
     for name, path in MODULES.items():
-        if name.startswith("basemap.model"):
-            continue  # model/ is the model engineers' (its own lazy imports are theirs)
         lines = path.read_text().splitlines()
         for target, line, top in _imports(path, name):
             if top:
@@ -138,8 +162,7 @@ def _reads_environment(tree: ast.AST) -> list[int]:
 
 def test_only_config_reads_the_environment():
     readers = {name: lines for name, path in MODULES.items()
-               if not name.startswith("basemap.model")
-               and (lines := _reads_environment(ast.parse(path.read_text())))}
+               if (lines := _reads_environment(ast.parse(path.read_text())))}
     assert set(readers) == {"basemap.config"}, readers
 
 
@@ -154,8 +177,6 @@ def test_every_variable_config_reads_is_in_the_readme():
 def test_modules_and_functions_stay_small():
     big = []
     for name, path in MODULES.items():
-        if name.startswith("basemap.model"):
-            continue
         text = path.read_text()
         if len(text.splitlines()) > MAX_MODULE_LINES:
             big.append(f"{name}: {len(text.splitlines())} lines")
@@ -173,8 +194,8 @@ def test_modules_and_functions_stay_small():
     ('"tilejson": "3.0.0"', "basemap.output.tilejson"),  # the one TileJSON builder
     ("// 2, y // 2", "basemap.output.pyramid"),  # the one pyramid level loop
     ("os.environ", "basemap.config"),  # the one reader of the environment
+    ("0.04045", "basemap.colour"),  # the one sRGB decoding (CIELAB, CIEDE2000 beside it)
 ])
 def test_one_implementation_of_each_thing(marker, home):
-    found = {name for name, path in MODULES.items()
-             if not name.startswith("basemap.model") and marker in path.read_text()}
+    found = {name for name, path in MODULES.items() if marker in path.read_text()}
     assert found == {home}

@@ -12,13 +12,13 @@ from basemap.ledger import (
     clean_temp_files,
     decode_rgba,
     encode_rgba,
-    file_sha256,
     fingerprint,
     freeze_manifest,
     sha256,
 )
 from basemap.output.ownership import MARKER, marker_bytes
 from basemap.output.storage import LocalStorage
+from basemap.render.inference import weights_sha256
 
 
 def test_fingerprint_is_order_free_and_settings_sensitive():
@@ -52,11 +52,11 @@ def test_done_only_with_the_same_inputs_and_intact_outputs(tmp_path):
 
 def test_file_sha256_follows_the_file(tmp_path):
     path = tmp_path / "w.pt"
-    assert file_sha256(path) is None
+    assert weights_sha256(path) is None
     path.write_bytes(b"one")
-    assert file_sha256(path) == sha256(b"one")
+    assert weights_sha256(path) == sha256(b"one")
     path.write_bytes(b"three")
-    assert file_sha256(path) == sha256(b"three")
+    assert weights_sha256(path) == sha256(b"three")
 
 
 def test_the_first_search_is_frozen(tmp_path, mini_world):

@@ -22,6 +22,7 @@ from affine import Affine
 from basemap.build import build
 from basemap.ledger import RESUMED
 from basemap.output.ownership import MARKER, marker_bytes
+from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from tests.support.cli_runner import run_cli
 
@@ -110,8 +111,8 @@ def test_an_output_of_the_previous_version_resumes_and_is_marked(small_build, sy
     out = tmp_path / "old"
     shutil.copytree(reference, out)
     (out / MARKER).unlink()  # as the previous version left it
-    summary = build(world_bbox("test"), zoom, str(out), settings, str(synth_world), workers=0,
-                    progress=False)
+    summary = build(world_bbox("test"), zoom, str(out), settings, Query(str(synth_world)),
+                    workers=0)
     assert summary.blocks and not summary.failed
     assert (out / MARKER).read_bytes() == marker_bytes()
     record = json.loads((out / "build.json").read_text())

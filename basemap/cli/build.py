@@ -11,13 +11,14 @@ from basemap.cli.options import (
     BBOX,
     ZOOM,
     build_options,
-    default_source,
     finish,
-    read_policy,
+    read_query,
     selection_options,
     settings,
 )
 from basemap.errors import InputError
+from basemap.progress import shown
+from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from basemap.synth.world import make_world
 
@@ -52,14 +53,11 @@ def build(bbox, zoom, out, source, collection, datetime_, max_cloud, max_items, 
     Without --datetime/--max-cloud/--max-items a build reads the 8 clearest items per MGRS
     tile with <= 70 % cloud of the last 12 complete months (printed, and kept in build.json).
     """
-    source, collection = default_source(source, collection)
     chosen = settings(renderer, model_path, tile_format, composite, feather, block_size, window,
                       overlap)
-    defaults, policy = read_policy(datetime_, max_cloud, max_items, months)
-    summary = run_build(bbox, zoom, out, chosen, source, collection, defaults.datetime,
-                        defaults.max_cloud, workers=workers, scheduler=scheduler,
-                        progress=not quiet, selection=policy, defaults=defaults.chosen,
-                        read_roots=read_roots)
+    query = read_query(source, collection, datetime_, max_cloud, max_items, months, read_roots)
+    summary = run_build(bbox, zoom, out, chosen, query, workers=workers, scheduler=scheduler,
+                        progress=shown(not quiet))
     finish(summary)
 
 
@@ -79,7 +77,9 @@ def demo(out, seed, zoom, renderer, model_path, tile_format, composite, feather,
     catalog = Path(out, "world", "catalog.json")
     if not catalog.is_file():
         click.echo(f"Making the synthetic world in {catalog.parent} (seed {seed}) ...")
-        catalog = make_world(Path(out, "world"), seed=seed, preset="demo")
+        catalog = make_world(Path(out, "world"), seed=seed, preset="demo",
+                             progress=shown(not quiet))
     summary = run_build(world_bbox("demo"), zoom, str(Path(out, "build")), chosen,
-                        str(catalog), workers=workers, scheduler=scheduler, progress=not quiet)
+                        Query(str(catalog)), workers=workers, scheduler=scheduler,
+                        progress=shown(not quiet))
     finish(summary)

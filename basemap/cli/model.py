@@ -5,7 +5,8 @@ from __future__ import annotations
 import click
 
 from basemap.colorize import colorize_file
-from basemap.model.pairs import make_pairs
+from basemap.model.training.pairs import make_pairs
+from basemap.progress import Bars
 from basemap.render.base import RENDERER_NAMES
 
 
@@ -68,9 +69,9 @@ def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, 
     # deferred on purpose: torch (and the training code, which imports it) is heavy and optional
     import torch
 
-    from basemap.model.losses import parse_lambdas
-    from basemap.model.train import TrainConfig
-    from basemap.model.train import train as run
+    from basemap.model.training.losses import parse_lambdas
+    from basemap.model.training.train import TrainConfig
+    from basemap.model.training.train import train as run
     from basemap.model.unet import Normalization, UNetConfig
 
     # deferred on purpose, as above: the weights of --init load with torch
@@ -119,5 +120,5 @@ def _parse_bands(ctx, param, value: str) -> tuple[int, int, int]:
 def colorize(src, dst, model_path, renderer, dn_offset, bands):
     """Colorize the R, G, B bands of an integer L2A GeoTIFF into an 8-bit COG with a mask."""
     colorize_file(src, dst, model_path=model_path, renderer=renderer, dn_offset=dn_offset,
-                  bands=bands)
+                  bands=bands, progress=Bars())
     click.echo(f"wrote {dst}")

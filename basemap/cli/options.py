@@ -7,19 +7,14 @@ import warnings
 import click
 
 from basemap import config
-from basemap.block import BuildSettings
 from basemap.composite import METHOD_NAMES
 from basemap.errors import BasemapWarning, PartialBuildError
 from basemap.output.media import TILE_FORMATS
+from basemap.planning import BuildSettings
 from basemap.render.base import RENDERER_NAMES
+from basemap.stac.query import Query
 from basemap.stac.search import check_max_cloud, parse_datetime
-from basemap.stac.select import (
-    DEFAULT_MAX_CLOUD,
-    DEFAULT_MAX_ITEMS,
-    Defaults,
-    Selection,
-    with_defaults,
-)
+from basemap.stac.select import DEFAULT_MAX_CLOUD, DEFAULT_MAX_ITEMS, Selection, with_defaults
 from basemap.types import BBox, ZoomRange
 
 
@@ -90,16 +85,20 @@ def selection_options(f):
     )(f)
 
 
-def read_policy(datetime: str | None, max_cloud: float | None, max_items: int | None,
-                months: str | None) -> tuple[Defaults, Selection]:  # fmt: skip
-    """The search and read policy of a build, defaults filled in and said on stderr (bad values:
-    exit 2 before any network call)."""
+def read_query(source: str | None, collection: str | None, datetime: str | None,
+               max_cloud: float | None, max_items: int | None, months: str | None,
+               read_roots: tuple[str, ...]) -> Query:  # fmt: skip
+    """The :class:`Query` of a build's options (Earth Search when no source is given), its
+    defaults filled in and said on stderr (bad values: exit 2 before any network call)."""
     parse_datetime(datetime)
     check_max_cloud(max_cloud)
+    source, collection = default_source(source, collection)
     chosen = with_defaults(datetime, max_cloud, max_items)
     if chosen.text():
         click.echo(chosen.text(), err=True)
-    return chosen, Selection(chosen.max_items, Selection.parse_months(months))
+    return Query(source, collection, chosen.datetime, chosen.max_cloud,
+                 Selection(chosen.max_items, Selection.parse_months(months)),
+                 tuple(read_roots), chosen.chosen)
 
 
 def build_options(block_size: bool = True):
@@ -119,7 +118,8 @@ def build_options(block_size: bool = True):
         click.option("--composite", type=click.Choice(METHOD_NAMES),
                      default=METHOD_NAMES[0], show_default=True,
                      help="Per-pixel compositing of the accepted observations (docs/usage.md)."),
-        click.option("--feather", type=click.IntRange(0), default=64, show_default=True,
+        click.option("--feather", type=click.IntRange(0), default=config.FEATHER,
+                     show_default=True,
                      help="Footprint-edge ramp (px) of the observations' quality."),
         click.option("--window", type=int, default=config.WINDOW, show_default=True,
                      help="U-Net window side (px, on the global grid)."),

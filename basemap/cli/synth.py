@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from basemap.progress import shown
 from basemap.synth.layout import PRESETS
 from basemap.synth.tiles import world_bbox
 from basemap.synth.world import make_world
@@ -22,6 +23,6 @@ def synth(out, seed, preset):
 
     Prints the catalog path and a WGS84 bbox well inside the covered area.
     """
-    catalog = make_world(Path(out), seed=seed, preset=preset)
+    catalog = make_world(Path(out), seed=seed, preset=preset, progress=shown(preset != "test"))
     click.echo(f"catalog: {catalog}")
     click.echo(f"bbox: {world_bbox(preset)}")

@@ -12,6 +12,7 @@ from basemap.errors import InputError
 from basemap.grid import check_block_size
 from basemap.output.layers import find_layers
 from basemap.output.pmtiles import write_pmtiles
+from basemap.progress import Bars, shown
 from basemap.xyz import RESAMPLINGS, make_tiles
 
 
@@ -32,7 +33,7 @@ def tiles(src, out, zoom, tile_format, workers, block_size, resampling, quiet):
     """XYZ tiles (OUT/tiles/{z}/{x}/{y}) of any 8-bit raster, with the build's pyramid code."""
     check_block_size(block_size)
     summary = make_tiles(src, out, zoom.min, zoom.max, tile_format, workers, block_size,
-                         resampling, progress=not quiet)
+                         resampling, progress=shown(not quiet))
     click.echo(summary.text())
 
 
@@ -48,6 +49,7 @@ def pmtiles(out, output):
         raise InputError(f"{out} holds {len(tilesets)} tile sets; --output needs exactly one "
                          "(point OUT at one of: " + ", ".join(str(t.root) for t in tilesets) + ")")
     for ts in tilesets:
-        info = write_pmtiles(ts, Path(output) if output else ts.root / "basemap.pmtiles")
+        info = write_pmtiles(ts, Path(output) if output else ts.root / "basemap.pmtiles",
+                             Bars())
         click.echo(f"Wrote {info.path}: {info.tiles} tiles, z{info.minzoom}-{info.maxzoom}, "
                    f"{info.path.stat().st_size / 1e6:.1f} MB")

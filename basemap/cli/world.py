@@ -12,13 +12,13 @@ from basemap import config
 from basemap.cli.options import (
     BBOX,
     build_options,
-    default_source,
-    read_policy,
+    read_query,
     selection_options,
     settings,
     tile_format_option,
 )
 from basemap.errors import InputError, PartialBuildError
+from basemap.progress import shown
 from basemap.world import plan as world_plan
 from basemap.world.plan import Plan
 from basemap.world.run import run_shards
@@ -75,15 +75,11 @@ def world_run(plan_path, out, source, collection, datetime_, max_cloud, indices,
     The block size is the plan's (`basemap plan --block-size`).
     """
     plan = Plan.read(plan_path)
-    source, collection = default_source(source, collection)
-    defaults, policy = read_policy(datetime_, max_cloud, max_items, months)
+    query = read_query(source, collection, datetime_, max_cloud, max_items, months, read_roots)
     chosen = settings(renderer, model_path, tile_format, composite, feather, plan.block_size,
                       window, overlap)
-    problems = run_shards(plan, out, chosen, source, list(indices) or None, pyramid,
-                          collection=collection, datetime=defaults.datetime,
-                          max_cloud=defaults.max_cloud, workers=workers, scheduler=scheduler,
-                          progress=not quiet, selection=policy, defaults=defaults.chosen,
-                        read_roots=read_roots)
+    problems = run_shards(plan, out, chosen, query, list(indices) or None, pyramid,
+                          workers=workers, scheduler=scheduler, progress=shown(not quiet))
     if problems:
         raise PartialBuildError(f"{len(problems)} problem(s): " + "; ".join(problems[:20]) +
                                 " -- run the same command again to retry")

@@ -15,6 +15,7 @@ from pathlib import Path
 from basemap.errors import ConfigError
 from basemap.output.layers import Tileset
 from basemap.output.media import PMTILES_TYPES
+from basemap.progress import SILENT, Progress
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class ArchiveInfo:
     tiles: int
 
 
-def write_pmtiles(tileset: Tileset, output: Path) -> ArchiveInfo:
+def write_pmtiles(tileset: Tileset, output: Path, progress: Progress = SILENT) -> ArchiveInfo:
     """Pack every tile of `tileset` into one PMTiles archive at `output`.
 
     Raises:
@@ -38,7 +39,6 @@ def write_pmtiles(tileset: Tileset, output: Path) -> ArchiveInfo:
     """
     from pmtiles.tile import Compression, TileType, zxy_to_tileid
     from pmtiles.writer import Writer
-    from tqdm import tqdm
 
     tiles = sorted(
         (zxy_to_tileid(z, x, y), path) for z, x, y, path in tileset.iter_tiles() if z <= 31
@@ -65,8 +65,11 @@ def write_pmtiles(tileset: Tileset, output: Path) -> ArchiveInfo:
     try:
         with open(tmp, "wb") as f:
             writer = Writer(f)
-            for tile_id, path in tqdm(tiles, desc="pmtiles", unit="tile", disable=None):
+            bar = progress.stage("pmtiles", len(tiles), "tile")
+            for tile_id, path in tiles:
                 writer.write_tile(tile_id, path.read_bytes())
+                bar.advance()
+            bar.close()
             writer.finalize(header, metadata)
         os.replace(tmp, output)
     except OSError as exc:

@@ -1,13 +1,13 @@
-"""Colour maths for `basemap evaluate`: colourfulness, mean lightness, cross-scene CIEDE2000.
+"""Colour figures for `basemap evaluate`: colourfulness, mean lightness, cross-scene CIEDE2000.
 
-sRGB -> CIELAB and CIEDE2000 come from :mod:`basemap.model.metrics` (numpy only, no torch).
+sRGB -> CIELAB and CIEDE2000 come from :mod:`basemap.colour`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from basemap.model.metrics import ciede2000, srgb_to_lab
+from basemap.colour import ciede2000, srgb_to_lab
 
 #: Pairs of scenes sharing fewer observed pixels than this are not compared.
 MIN_OVERLAP_PX = 1024

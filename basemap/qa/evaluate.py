@@ -21,21 +21,19 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import rasterio
 from PIL import Image
 
-from basemap import config
-from basemap.block import BuildSettings
-from basemap.build import check_weights
-from basemap.composite import compositor
+from basemap.colour import clipped_pct
 from basemap.errors import ConfigError, InputError, WeightsError
 from basemap.grid import ORIGIN_SHIFT, Region, lonlat_to_px, resolution
-from basemap.model.metrics import clipped_pct
+from basemap.mosaic import composite_region
 from basemap.output.layers import read_tileset
+from basemap.planning import BuildSettings
 from basemap.qa.colour import (
     MIN_OVERLAP_PX,
     colourfulness,
@@ -45,11 +43,10 @@ from basemap.qa.colour import (
 from basemap.qa.report import write_report
 from basemap.qa.seams import seam_excess
 from basemap.quality import HOT_HAZE, hot, required_padding
-from basemap.read import embed, observations
+from basemap.read import Observation, embed
 from basemap.render.base import RENDERER_NAMES, get_renderer
+from basemap.render.inference import check_weights
 from basemap.stac.manifest import read_manifest
-
-__all__ = ["MIN_OVERLAP_PX", "colourfulness", "cross_scene_delta_e", "mean_lightness", "evaluate"]
 
 log = logging.getLogger(__name__)
 
@@ -175,22 +172,20 @@ def read_sample(build: BuildInfo, read_region: Region) -> SampleInputs:
         ConfigError: when the manifest is missing or no scene has pixels in the region.
     """
     settings = build.settings
-    shape = (read_region.height, read_region.width)
-    comp = compositor(settings.composite, shape)
     singles = []
-    covered = np.zeros(shape, bool)
+    covered = np.zeros((read_region.height, read_region.width), bool)
+
+    def seen(obs: Observation) -> None:
+        covered[obs.region.slices((read_region.x0, read_region.y0))] |= obs.valid
+        if obs.accepted.any():
+            singles.append((obs.scene.id, embed(obs.reflectance, obs.region, read_region),
+                            embed(obs.accepted, obs.region, read_region)))
+
     scenes = read_manifest(build.manifest)  # manifest order: (datetime, id)
-    with rasterio.Env(**config.gdal_env()):
-        for obs in observations(scenes, read_region, settings.read_settings(), settings.feather):
-            at = obs.region.slices((read_region.x0, read_region.y0))
-            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality, at)
-            covered[at] |= obs.valid
-            if obs.accepted.any():
-                singles.append((obs.scene.id, embed(obs.reflectance, obs.region, read_region),
-                                embed(obs.accepted, obs.region, read_region)))
+    made, _ = composite_region(scenes, read_region, settings.read_settings(), settings.composite,
+                               settings.feather, seen=seen)
     if not singles:
         raise ConfigError(f"no scene of {build.manifest} has pixels in {read_region}")
-    made = comp.result()
     return SampleInputs((read_region.x0, read_region.y0), made.reflectance, made.valid, singles,
                         made.filled, covered)
 
@@ -224,10 +219,12 @@ def read_mosaic(build: BuildInfo) -> tuple[np.ndarray, Region]:
 # ---- the whole evaluation ----------------------------------------------------------------------
 
 
-def _has_weights(settings: BuildSettings) -> bool:
-    """Whether the U-Net's weights file (the build's --model, or the shipped one) exists."""
+def _usable(renderer) -> bool:
+    """Whether a renderer's weights (if it has any) exist and load."""
+    if renderer.weights is None:
+        return True
     try:
-        check_weights(replace(settings, renderer="unet"))
+        check_weights(renderer.weights)
     except WeightsError:
         return False
     return True
@@ -250,13 +247,13 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
     build = read_build(out)
     settings = build.settings
     names = [settings.renderer] + [n for n in (against or RENDERER_NAMES) if n != settings.renderer]
-    if against is None and "unet" in names[1:] and not _has_weights(settings):
-        log.warning("evaluate: no U-Net weights (%s); comparing without `unet`",
-                    settings.model or "the shipped default")
-        names.remove("unet")
-    renderers = {name: get_renderer(name, model=settings.model if name == "unet" else None,
-                                    window=settings.window, overlap=settings.overlap)
-                 for name in names}
+    renderers = {name: get_renderer(name, model=settings.model, window=settings.window,
+                                    overlap=settings.overlap) for name in names}
+    for name in names[1:] if against is None else ():
+        if not _usable(renderers[name]):
+            log.warning("evaluate: no usable weights for %s (%s); comparing without it", name,
+                        renderers[name].weights)
+            del renderers[name]
     region = sample_region(build, size, at)
     need = [r.input_region(region) for r in renderers.values()]
     pad = required_padding(settings.feather)

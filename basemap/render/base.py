@@ -13,6 +13,7 @@ baselines) and :mod:`basemap.render.unet` (``unet``, the learned one, the defaul
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -27,18 +28,21 @@ from basemap.render.classic import (
     StretchClahe,
 )
 from basemap.render.unet import UNetRenderer
-from basemap.render.windows import WindowGrid
+from basemap.render.windows import Window, WindowGrid
 
 
 class Renderer(Protocol):
     """What the build and `basemap colorize` need from a rendering method."""
 
     name: str
-    #: The global window grid of a renderer that runs windows (the U-Net), else None. Such a
-    #: renderer also has ``run_windows(reflectance, valid, origin, windows)`` -> {(wx, wy):
-    #: output} and ``blend(outputs, valid, origin, region)`` -> uint8 (3, h, w), so the build
-    #: can run each window once and blend it into every block it touches.
+    #: The global window grid of a renderer that runs windows (a :class:`WindowedRenderer`),
+    #: else None.
     grid: WindowGrid | None
+    #: The weights file the renderer uses (None: it has none); its hash is part of every block's
+    #: inputs fingerprint and of build.json.
+    weights: Path | None
+    #: Whether its work belongs on a GPU when the cluster has one.
+    wants_gpu: bool
 
     def input_region(self, region: Region) -> Region:
         """Global-pixel region of input needed to render `region` exactly."""
@@ -47,6 +51,27 @@ class Renderer(Protocol):
         self, reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int], region: Region
     ) -> np.ndarray:
         """Render `region` to uint8 (3, h, w) from input covering `input_region(region)`."""
+
+
+class WindowedRenderer(Renderer, Protocol):
+    """A renderer that runs windows of a global grid (the U-Net): the build runs each window
+    once, in the part of one block, and blends it into every block it touches."""
+
+    grid: WindowGrid
+
+    def run_windows(self, reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
+                    windows: list[Window]) -> dict[Window, np.ndarray]:
+        """The outputs of the ``windows`` that have a valid pixel (arrays with top-left
+        ``origin`` covering them)."""
+
+    def blend(self, outputs: dict[Window, np.ndarray], valid: np.ndarray,
+              origin: tuple[int, int], region: Region) -> np.ndarray:
+        """``region`` as uint8 (3, h, w) blended from the outputs of the windows touching it."""
+
+
+def windowed(renderer: Renderer) -> WindowedRenderer | None:
+    """``renderer`` when it runs windows (:class:`WindowedRenderer`), else None."""
+    return renderer if renderer.grid is not None else None  # type: ignore[return-value]
 
 
 #: name -> factory(model, window, overlap) for every renderer, the default first; the CLI's

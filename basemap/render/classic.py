@@ -14,8 +14,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from basemap.colour import lab_to_srgb, srgb_encode, srgb_to_lab
 from basemap.grid import Region
-from basemap.model.metrics import lab_to_srgb, srgb_to_lab
 
 
 def to_uint8(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -30,6 +30,8 @@ class PixelwiseRenderer:
 
     name: ClassVar[str]
     grid: ClassVar[None] = None
+    weights: ClassVar[None] = None
+    wants_gpu: ClassVar[bool] = False
 
     def input_region(self, region: Region) -> Region:
         """Pixel-wise: the region itself."""
@@ -84,9 +86,7 @@ class SentinelHubL2AOptimized(PixelwiseRenderer):
         lin = l2a_optimized_curve(reflectance)
         avg = lin.mean(axis=0, keepdims=True) * (1.0 - self.sat)
         lin = np.clip(avg + lin * self.sat, 0.0, 1.0)
-        return np.where(
-            lin <= 0.0031308, 12.92 * lin, 1.055 * np.power(lin, 1.0 / 2.4) - 0.055
-        ).astype(np.float32)
+        return srgb_encode(lin).astype(np.float32)
 
 
 class PerTileStretch:
@@ -94,6 +94,8 @@ class PerTileStretch:
 
     name = "per-tile-stretch"
     grid = None
+    weights = None
+    wants_gpu = False
     tile = 512
     low, high = 2.0, 98.0
 
@@ -136,6 +138,8 @@ class StretchClahe:
 
     name = "stretch-clahe"
     grid = None
+    weights = None
+    wants_gpu = False
     white, saturation, gamma = 0.23, 1.3, 1.15
     tile, clip_limit, bins = 32, 3.2, 256
 

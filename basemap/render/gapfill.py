@@ -8,7 +8,7 @@ pixel gets the push-pull extension of the valid ones (valid-weighted means over 
 pulled back down with a light blur), so the network sees a plausible continuation. Valid pixels
 are never changed, and the fill is a pure function of the window's own input, so windows on the
 global grid stay partition invariant (docs/design.md, invariant 3). Training crops are filled the
-same way (:mod:`basemap.model.train`).
+same way (:mod:`basemap.model.training.sampler`).
 """
 
 from __future__ import annotations

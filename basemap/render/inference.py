@@ -17,6 +17,7 @@ in a share of its free memory, measured once per window size) and staged in pinn
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from basemap import config
+from basemap.errors import WeightsError
 
 
 @dataclass(frozen=True)
@@ -244,8 +246,8 @@ def _export(net: Any, normalization: Any) -> bytes | None:
 
 def _export_path(digest: str) -> Path | None:
     """The cache file of the export of the weights with sha256 ``digest``: keyed by it, the
-    source of the modules that build the graph (the tone prior's constants are the grader's),
-    and torch's version (None: no cache)."""
+    source of the modules that build the graph (the network, its tone prior's constants and the
+    luminance weights), and torch's version (None: no cache)."""
     folder = config.cache_dir()
     if folder is None or not digest:
         return None
@@ -253,7 +255,8 @@ def _export_path(digest: str) -> Path | None:
     from importlib.util import find_spec
 
     key = hashlib.sha256(digest.encode())
-    modules = [find_spec(m).origin for m in ("basemap.model.unet", "basemap.model.grader")]
+    modules = [find_spec(m).origin
+               for m in ("basemap.model.unet", "basemap.model.tone", "basemap.colour")]
     for module in (*modules, __file__):
         key.update(Path(module).read_bytes())
     key.update(version("torch").encode())
@@ -300,12 +303,33 @@ def cpu_threads() -> int:
     return max(1, min(wanted, usable))
 
 
+def weights_sha256(path: Path) -> str | None:
+    """THE hash of a weights file (None when there is none): what identifies a model in the
+    ledger, build.json and the caches; computed once per file version and process."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def check_weights(path: Path) -> None:
-    """Preflight of a weights file: load it once (names and shapes of its tensors checked).
+    """Preflight of a weights file: it exists and loads into the architecture it declares (read
+    once, on the CPU: names and shapes of its tensors checked), before any search or compute.
 
     Raises:
         WeightsError: naming the file, what is wrong and what was expected (exit 2).
     """
+    if not path.is_file():
+        raise WeightsError(
+            f"U-Net weights {path} not found: pass --model PATH (from `basemap train`), or use "
+            "a classic renderer, e.g. --renderer linear"
+        )
     # deferred on purpose: basemap.model.weights imports torch (heavy; the U-Net's only)
     from basemap.model.weights import load_weights
 
@@ -327,7 +351,7 @@ def load_model(path: str | Path | None = None, device: str | None = None) -> Loa
     """
     path = config.weights_path(path)
     device = device or default_device()
-    digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else ""
+    digest = weights_sha256(path) or ""
     backend = config.cpu_backend() if device == "cpu" else "torch"
     key = (str(path.resolve()), digest, device, backend)
     if key not in _CACHE:

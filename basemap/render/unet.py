@@ -10,54 +10,44 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from basemap import config
 from basemap.errors import InputError
+from basemap.grid import Region
+from basemap.progress import SILENT, Progress
 from basemap.render.gapfill import fill_gaps
 from basemap.render.inference import LoadedModel, load_model
-from basemap.render.windows import WindowGrid, blend
-
-#: Default window size and overlap (px); the shipped model is trained for them.
-WINDOW = config.WINDOW
-OVERLAP = config.OVERLAP
-
-
-def _bounds(region: Any) -> tuple[int, int, int, int]:
-    if isinstance(region, tuple):
-        return tuple(int(v) for v in region)  # type: ignore[return-value]
-    return int(region.x0), int(region.y0), int(region.x1), int(region.y1)
+from basemap.render.windows import Window, WindowGrid, blend
 
 
 def colorize_array(
     reflectance: np.ndarray,
     valid: np.ndarray,
     origin: tuple[int, int],
-    region: Any,
+    region: Region,
     model: LoadedModel | str | Path | None = None,
-    window: int = WINDOW,
-    overlap: int = OVERLAP,
+    window: int = config.WINDOW,
+    overlap: int = config.OVERLAP,
     batch_size: int | None = None,
-    progress: bool = False,
+    progress: Progress = SILENT,
 ) -> np.ndarray:
     """Colorize a region with overlapped windows on the global grid and tapered blending.
 
     Args:
         reflectance: float32 (3, H, W) R, G, B reflectance; must cover the windows touching
-            ``region`` (``WindowGrid(window, overlap).input_bounds(...)``); outside the data,
+            ``region`` (``WindowGrid(window, overlap).input_region(region)``); outside the data,
             pass 0 with ``valid`` False.
         valid: bool (H, W).
         origin: global (x, y) pixel of ``reflectance[:, 0, 0]``.
-        region: (x0, y0, x1, y1) global pixels, half-open (a tuple or an object with those
-            attributes, e.g. basemap.grid.Region).
+        region: global pixels.
         model: a :class:`LoadedModel`, a weights path, or None for the shipped default.
         window: window side in px (a multiple of the model's downsampling factor).
         overlap: overlap between neighbouring windows in px (<= window / 2).
         batch_size: windows per forward pass (default :meth:`LoadedModel.batch_size`: 1 on
             CPU, sized to the free device memory on a GPU).
-        progress: show a tqdm bar over windows.
+        progress: where the windows run are reported.
 
     Returns:
         uint8 (3, h, w); pixels that are not valid are 0.
@@ -65,19 +55,18 @@ def colorize_array(
     if not isinstance(model, LoadedModel):
         model = load_model(model)
     grid = WindowGrid(window, overlap)
-    bounds = _bounds(region)
-    _check_inputs(reflectance, valid, origin, bounds, grid)
-    outputs = window_outputs(reflectance, valid, origin, list(grid.windows(*bounds)), model, grid,
-                          batch_size, progress)  # fmt: skip
-    return blend_windows(outputs, valid, origin, grid, bounds)
+    _check_inputs(reflectance, valid, origin, region, grid)
+    outputs = window_outputs(reflectance, valid, origin, list(grid.windows(region)), model, grid,
+                             batch_size, progress)  # fmt: skip
+    return blend_windows(outputs, valid, origin, grid, region)
 
 
 def window_outputs(reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
-                   windows: list[tuple[int, int]], model: LoadedModel, grid: WindowGrid,
-                   batch_size: int | None = None, progress: bool = False,
-                   prefetch: bool | None = None) -> dict[tuple[int, int], np.ndarray]:  # fmt: skip
-    """The model's float32 (3, window, window) output of each window (global top-left (wx,
-    wy)) with a valid pixel; windows without one are left out. The arrays (top-left
+                   windows: list[Window], model: LoadedModel, grid: WindowGrid,
+                   batch_size: int | None = None, progress: Progress = SILENT,
+                   prefetch: bool | None = None) -> dict[Window, np.ndarray]:  # fmt: skip
+    """The model's float32 (3, window, window) output of each window with a valid pixel;
+    windows without one are left out. The arrays (top-left
     ``origin``) must cover the windows; a window's output does not depend on the batch it ran in
     (:mod:`basemap.render.inference`), so it is the same whichever task runs it. ``prefetch``
     (default: on a GPU) gap-fills the next batch on a thread while the current one runs."""
@@ -85,25 +74,23 @@ def window_outputs(reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int
         raise InputError(f"window {grid.window} is not a multiple of the model's downsampling "
                          f"factor {model.factor}")  # fmt: skip
     ox, oy, w = *origin, grid.window
-    todo = [(wx, wy) for wx, wy in windows
-            if valid[wy - oy : wy - oy + w, wx - ox : wx - ox + w].any()]  # fmt: skip
+    todo = [Window(*win) for win in windows
+            if valid[win[1] - oy : win[1] - oy + w, win[0] - ox : win[0] - ox + w].any()]
     batch_size = batch_size or model.batch_size(w)
     prefetch = model.device != "cpu" if prefetch is None else prefetch
-    return {(wx, wy): out for wx, wy, out in
-            _batches(reflectance, valid, origin, todo, model, w, batch_size, progress, prefetch)}
+    return dict(_batches(reflectance, valid, origin, todo, model, w, batch_size, progress,
+                         prefetch))
 
 
-def blend_windows(outputs: dict[tuple[int, int], np.ndarray], valid: np.ndarray,
-                  origin: tuple[int, int], grid: WindowGrid,
-                  bounds: tuple[int, int, int, int]) -> np.ndarray:  # fmt: skip
-    """Blend the window outputs touching ``bounds`` (in the grid's fixed order) into uint8
-    (3, h, w); pixels not in ``valid`` (an array with top-left ``origin`` covering ``bounds``)
+def blend_windows(outputs: dict[Window, np.ndarray], valid: np.ndarray,
+                  origin: tuple[int, int], grid: WindowGrid, region: Region) -> np.ndarray:
+    """Blend the window outputs touching ``region`` (in the grid's fixed order) into uint8
+    (3, h, w); pixels not in ``valid`` (an array with top-left ``origin`` covering ``region``)
     or covered by no output are 0."""
-    x0, y0, x1, y1 = bounds
+    x0, y0, x1, y1 = region.x0, region.y0, region.x1, region.y1
     ox, oy = origin
-    tiles = ((wx, wy, outputs[wx, wy]) for wx, wy in grid.windows(*bounds)
-             if (wx, wy) in outputs)  # fmt: skip
-    acc, wsum = blend(tiles, grid, bounds)
+    tiles = ((w, outputs[w]) for w in grid.windows(region) if w in outputs)
+    acc, wsum = blend(tiles, grid, region)
     out = np.zeros_like(acc, dtype=np.uint8)
     covered = wsum > 0
     np.divide(acc, wsum, out=acc, where=covered)
@@ -114,15 +101,15 @@ def blend_windows(outputs: dict[tuple[int, int], np.ndarray], valid: np.ndarray,
 
 
 def _check_inputs(reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
-                  bounds: tuple[int, int, int, int], grid: WindowGrid) -> None:
-    """InputError unless the arrays cover every window touching ``bounds`` and match."""
+                  region: Region, grid: WindowGrid) -> None:
+    """InputError unless the arrays cover every window touching ``region`` and match."""
     ox, oy = origin
-    need = grid.input_bounds(*bounds)
-    have = (ox, oy, ox + reflectance.shape[2], oy + reflectance.shape[1])
-    if need[0] < have[0] or need[1] < have[1] or need[2] > have[2] or need[3] > have[3]:
+    need = grid.input_region(region)
+    have = Region(ox, oy, ox + reflectance.shape[2], oy + reflectance.shape[1])
+    if need.x0 < have.x0 or need.y0 < have.y0 or need.x1 > have.x1 or need.y1 > have.y1:
         raise InputError(
-            f"reflectance covers global px {have}, but the windows for region {bounds} need "
-            f"{need}: read WindowGrid({grid.window}, {grid.overlap}).input_bounds(region)"
+            f"reflectance covers global px {have}, but the windows for region {region} need "
+            f"{need}: read WindowGrid({grid.window}, {grid.overlap}).input_region(region)"
         )
     if valid.shape != reflectance.shape[1:]:
         raise InputError(f"valid mask {valid.shape} does not match reflectance {reflectance.shape}")
@@ -132,14 +119,14 @@ def _batches(
     reflectance: np.ndarray,
     valid: np.ndarray,
     origin: tuple[int, int],
-    todo: list[tuple[int, int]],
+    todo: list[Window],
     model: LoadedModel,
     window: int,
     batch_size: int,
-    progress: bool,
+    progress: Progress,
     prefetch: bool,
-) -> Iterator[tuple[int, int, np.ndarray]]:
-    """Yield (wx, wy, float32 output) for each window in order, computed in batches.
+) -> Iterator[tuple[Window, np.ndarray]]:
+    """Yield (window, float32 output) for each window in order, computed in batches.
 
     Batches are gap-filled into a host buffer (:meth:`LoadedModel.host_batch`); with
     ``prefetch``, into two in turn, the next batch on a thread while the model runs the current
@@ -147,8 +134,6 @@ def _batches(
     windows; on a GPU every batch of a call has the same rows (one shape), the unused ones zero.
     """
     from concurrent.futures import ThreadPoolExecutor
-
-    from tqdm import tqdm
 
     if not todo:
         return
@@ -166,7 +151,7 @@ def _batches(
         buf[len(chunk) :] = 0
         return buf if fixed else buf[: len(chunk)]
 
-    bar = tqdm(total=len(todo), desc="colorize", unit="win", disable=not progress)
+    bar = progress.stage("colorize", len(todo), "win")
     pool = ThreadPoolExecutor(1, thread_name_prefix="prefetch") if prefetch else None
     try:
         ahead = pool.submit(fill, 0) if pool and chunks else None
@@ -174,9 +159,9 @@ def _batches(
             batch = ahead.result() if ahead else fill(k)
             ahead = pool.submit(fill, k + 1) if pool and k + 1 < len(chunks) else None
             out = model.predict(batch)
-            for j, (wx, wy) in enumerate(chunk):
-                yield wx, wy, out[j]
-            bar.update(len(chunk))
+            for j, win in enumerate(chunk):
+                yield win, out[j]
+            bar.advance(len(chunk))
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
@@ -187,32 +172,34 @@ class UNetRenderer:
     """The `unet` renderer: the shipped (or a given) model over the global window grid."""
 
     name = "unet"
+    wants_gpu = True
 
     def __init__(
-        self, model_path: str | Path | None = None, window: int = WINDOW, overlap: int = OVERLAP
+        self, model_path: str | Path | None = None, window: int = config.WINDOW,
+        overlap: int = config.OVERLAP
     ) -> None:
         self.model_path = model_path
+        self.weights = config.weights_path(model_path)
         self.grid = WindowGrid(window, overlap)
 
-    def input_region(self, region: Any) -> Any:
-        """The global-px region the windows touching ``region`` read (same type as given)."""
-        bounds = self.grid.input_bounds(*_bounds(region))
-        return bounds if isinstance(region, tuple) else type(region)(*bounds)
+    def input_region(self, region: Region) -> Region:
+        """The global-px region the windows touching ``region`` read."""
+        return self.grid.input_region(region)
 
     def run_windows(self, reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
-                    windows: list[tuple[int, int]]) -> dict[tuple[int, int], np.ndarray]:
+                    windows: list[Window]) -> dict[Window, np.ndarray]:
         """The outputs of ``windows`` (global top-lefts) that have a valid pixel
         (:func:`window_outputs`); the arrays, top-left ``origin``, cover them."""
         return window_outputs(reflectance, valid, origin, windows, load_model(self.model_path),
                               self.grid)  # fmt: skip
 
-    def blend(self, outputs: dict[tuple[int, int], np.ndarray], valid: np.ndarray,
-              origin: tuple[int, int], region: Any) -> np.ndarray:
+    def blend(self, outputs: dict[Window, np.ndarray], valid: np.ndarray,
+              origin: tuple[int, int], region: Region) -> np.ndarray:
         """``region`` blended from window outputs (:func:`blend_windows`)."""
-        return blend_windows(outputs, valid, origin, self.grid, _bounds(region))
+        return blend_windows(outputs, valid, origin, self.grid, region)
 
     def render(
-        self, reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int], region: Any
+        self, reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int], region: Region
     ) -> np.ndarray:
         """Colorize ``region``; inputs cover :meth:`input_region` with top-left ``origin``."""
         return colorize_array(

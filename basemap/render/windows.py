@@ -11,20 +11,30 @@ cover it, never on how the work was split into regions (docs/design.md, invarian
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
+from basemap import config
 from basemap.errors import InputError
+from basemap.grid import Region
+
+
+class Window(NamedTuple):
+    """A window of the global grid, named by its top-left global pixel."""
+
+    x: int
+    y: int
 
 
 @dataclass(frozen=True)
 class WindowGrid:
     """A window size and overlap; window k starts at global pixel ``k * stride`` on each axis."""
 
-    window: int = 512
-    overlap: int = 64
+    window: int = config.WINDOW
+    overlap: int = config.OVERLAP
 
     def __post_init__(self) -> None:
         if self.window <= 0 or self.overlap < 0:
@@ -48,17 +58,21 @@ class WindowGrid:
         last = math.floor((a1 - 1) / self.stride)
         return range(first, last + 1)
 
-    def windows(self, x0: int, y0: int, x1: int, y1: int) -> Iterator[tuple[int, int]]:
-        """Global top-left pixels (wx, wy) of every window touching a region, row-major order."""
-        for ky in self.index_range(y0, y1):
-            for kx in self.index_range(x0, x1):
-                yield kx * self.stride, ky * self.stride
+    def windows(self, region: Region) -> Iterator[Window]:
+        """Every window touching ``region``, in row-major order."""
+        for ky in self.index_range(region.y0, region.y1):
+            for kx in self.index_range(region.x0, region.x1):
+                yield Window(kx * self.stride, ky * self.stride)
 
-    def input_bounds(self, x0: int, y0: int, x1: int, y1: int) -> tuple[int, int, int, int]:
-        """The (x0, y0, x1, y1) global pixels the windows touching a region read."""
-        kx, ky = self.index_range(x0, x1), self.index_range(y0, y1)
+    def input_region(self, region: Region) -> Region:
+        """The global pixels the windows touching ``region`` read."""
+        kx, ky = self.index_range(region.x0, region.x1), self.index_range(region.y0, region.y1)
         s, w = self.stride, self.window
-        return kx[0] * s, ky[0] * s, kx[-1] * s + w, ky[-1] * s + w
+        return Region(kx[0] * s, ky[0] * s, kx[-1] * s + w, ky[-1] * s + w)
+
+    def extent(self, window: Window) -> Region:
+        """The global pixels ``window`` covers."""
+        return Region(window.x, window.y, window.x + self.window, window.y + self.window)
 
     def taper(self) -> np.ndarray:
         """The 2-D blend weights of one window, float64 (window, window)."""
@@ -80,31 +94,31 @@ class WindowGrid:
 
 
 def blend(
-    tiles: Iterator[tuple[int, int, np.ndarray]],
+    tiles: Iterable[tuple[Window, np.ndarray]],
     grid: WindowGrid,
-    bounds: tuple[int, int, int, int],
+    region: Region,
     channels: int = 3,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Accumulate window outputs with taper weights over a region.
 
     Args:
-        tiles: (wx, wy, out) with out float (channels, window, window), in the order given by
+        tiles: (window, out) with out float (channels, window, window), in the order given by
             ``grid.windows`` (a fixed order keeps the floating-point sums identical whatever the
             region).
         grid: the window grid.
-        bounds: the region (x0, y0, x1, y1) in global pixels.
+        region: global pixels.
         channels: number of channels of each output.
 
     Returns:
         (acc, wsum): float64 (channels, h, w) weighted sum and (h, w) sum of weights of the windows
         that were given (windows that were skipped contribute nothing).
     """
-    x0, y0, x1, y1 = bounds
+    x0, y0, x1, y1 = region.x0, region.y0, region.x1, region.y1
     h, w = y1 - y0, x1 - x0
     acc = np.zeros((channels, h, w), dtype=np.float64)
     wsum = np.zeros((h, w), dtype=np.float64)
     taper = grid.taper()
-    for wx, wy, out in tiles:
+    for (wx, wy), out in tiles:
         ax0, ay0 = max(wx, x0), max(wy, y0)
         ax1, ay1 = min(wx + grid.window, x1), min(wy + grid.window, y1)
         if ax0 >= ax1 or ay0 >= ay1:

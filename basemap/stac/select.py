@@ -29,8 +29,8 @@ from datetime import date, timedelta
 
 from basemap.errors import InputError
 from basemap.stac.radiometry import parse_instant
-from basemap.stac.search import parse_datetime
 from basemap.stac.scene import Scene
+from basemap.stac.search import parse_datetime
 
 #: Items per MGRS tile read by default (the clearest of the period).
 DEFAULT_MAX_ITEMS = 8
@@ -60,11 +60,11 @@ class Defaults:
         """One line saying what was chosen and how to override it ('' when nothing was)."""
         if not self.chosen:
             return ""
-        said = {"datetime": "--datetime the last 12 complete months (of a static catalog: up to "
-                            "its newest item)",
-                "max_cloud": f"--max-cloud {self.max_cloud:g}",
-                "max_items": f"--max-items {self.max_items} (the clearest per MGRS tile)"}
-        return ("Defaults: " + ", ".join(said[k] for k in self.chosen) +
+        said = {"datetime": lambda: "--datetime the last 12 complete months (of a static "
+                                    "catalog: up to its newest item)",
+                "max_cloud": lambda: f"--max-cloud {self.max_cloud:g}",
+                "max_items": lambda: f"--max-items {self.max_items} (the clearest per MGRS tile)"}
+        return ("Defaults: " + ", ".join(said[k]() for k in self.chosen) +
                 ". Override any of them (--datetime ../.. for the whole archive, --max-items 0 "
                 "for every item).")
 

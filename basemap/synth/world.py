@@ -17,10 +17,10 @@ import numpy as np
 import pystac
 from rasterio.io import MemoryFile
 from rasterio.transform import from_origin
-from tqdm import tqdm
 
 from basemap.errors import InputError
 from basemap.output.cog import array_dataset, write_cog
+from basemap.progress import SILENT, Progress
 from basemap.synth.items import item_dict
 from basemap.synth.layout import Preset, layout
 from basemap.synth.tiles import Tile, render_tile, tiles
@@ -42,7 +42,8 @@ def _write_cog(path: Path, arr: np.ndarray, tile: Tile, res: float, blocksize: i
         write_cog(src, path, profile, overview_resampling=resampling.lower())
 
 
-def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | None = None) -> Path:
+def make_world(out: Path, seed: int, preset: Preset = "test",
+               progress: Progress = SILENT) -> Path:
     """Write the synthetic world: COGs, STAC items, collection and static catalog.
 
     Args:
@@ -50,7 +51,7 @@ def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | N
         seed: the world's seed; the same seed gives the same bytes.
         preset: "test" (4 tiles of 3 km, 2 dates, seconds), "demo" (4 tiles of 18 km, 3 dates)
             or "season" (4 tiles of 9 km, 6 dates).
-        progress: show a progress bar (default: for every preset but test).
+        progress: where the items written are reported.
 
     Returns:
         The path of OUT/catalog.json.
@@ -62,8 +63,7 @@ def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | N
     coll_dir = out / "sentinel-2-l2a"
     items, raw = [], []
     all_tiles = tiles(preset)
-    bar = tqdm(total=len(all_tiles) * len(lay.dates), desc="synth items", unit="item",
-               disable=not (preset != "test" if progress is None else progress))
+    bar = progress.stage("synth items", len(all_tiles) * len(lay.dates), "item")
     for tile in all_tiles:
         for k, scene in enumerate(render_tile(tile, preset, seed)):
             folder = coll_dir / item_dict(tile, lay, k, scene, coll_dir)["id"]
@@ -77,7 +77,7 @@ def make_world(out: Path, seed: int, preset: Preset = "test", progress: bool | N
                        "NEAREST")
             raw.append(item_dict(tile, lay, k, scene, folder))
             items.append(pystac.Item.from_dict(raw[-1]))
-            bar.update()
+            bar.advance()
     bar.close()
     _write_catalog(out, coll_dir, items, raw, preset, seed)
     return out / "catalog.json"

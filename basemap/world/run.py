@@ -15,24 +15,29 @@ from basemap.ledger import Ledger
 from basemap.output.pyramid import reduce_tiles
 from basemap.output.storage import open_storage
 from basemap.output.tiles import TileOutput
+from basemap.planning import BuildSettings
+from basemap.progress import SILENT, Progress
+from basemap.stac.query import Query
 from basemap.types import BBox, ZoomRange
 from basemap.world.plan import Plan, Shard
 
 SHARDS_PREFIX = "ledger/shards"
 
 
-def run_shards(plan: Plan, out: str, settings, stac: str, indices: list[int] | None = None,
-               pyramid: bool = True, **build_kwargs) -> list[str]:
+def run_shards(plan: Plan, out: str, settings: BuildSettings, query: Query,
+               indices: list[int] | None = None, pyramid: bool = True, *,
+               workers: int | None = None, scheduler: str | None = None,
+               progress: Progress = SILENT) -> list[str]:
     """Build shards of a plan into one output, one resumable `build` each, then the pyramid.
 
     Args:
         plan: the shard plan.
         out: the output (folder or s3://).
-        settings: :class:`basemap.block.BuildSettings` (its block size is the plan's).
-        stac: STAC source.
+        settings: the build settings (the block size is the plan's).
+        query: what every shard searches and reads.
         indices: which shards (default: all), e.g. a Kubernetes Job's completion index.
         pyramid: build zooms 0..shard_zoom-1 at the end (needs every shard finished).
-        build_kwargs: collection, datetime, max_cloud, workers, scheduler, progress, selection.
+        workers, scheduler, progress: as :func:`basemap.build.build` takes them.
 
     Returns:
         Failed blocks and missing pyramid tiles, named (empty when everything is done).
@@ -43,7 +48,8 @@ def run_shards(plan: Plan, out: str, settings, stac: str, indices: list[int] | N
     chosen = plan.shards if indices is None else [_shard_at(plan, i) for i in indices]
     failed: list[str] = []
     for shard in chosen:
-        summary = build(BBox(*shard.bbox), zoom, out, settings, stac, **build_kwargs)
+        summary = build(BBox(*shard.bbox), zoom, out, settings, query, workers=workers,
+                        scheduler=scheduler, progress=progress)
         failed += [f"{shard.id}: {f}" for f in summary.failed]
         storage.write_bytes(f"{SHARDS_PREFIX}/{shard.id}.json", json.dumps(
             {"shard": shard.id, "failed": summary.failed, "blocks": summary.blocks}).encode())

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import pytest
 
-from basemap.block import BuildSettings
 from basemap.build import build
 from basemap.ledger import RESUMED
+from basemap.planning import BuildSettings
+from basemap.stac.query import Query
 from basemap.types import BBox, ZoomRange
 from tests.support.cli_runner import EVERY_ITEM, run_cli
 
@@ -74,7 +75,7 @@ def leftovers(out: Path) -> list[Path]:
 def clean(synth_world, tmp_path_factory):
     """The two blocks built without any fault, from the local catalog."""
     out = tmp_path_factory.mktemp("clean")
-    summary = build(BBOX, ZOOM, str(out), SETTINGS, str(synth_world), workers=0, progress=False)
+    summary = build(BBOX, ZOOM, str(out), SETTINGS, Query(str(synth_world)), workers=0)
     assert summary.blocks == {"ok": 2}, summary.text()
     files = outputs(out)
     assert of_block(files, HIT) and of_block(files, SPARED) and "tiles/12/2116/1473.png" in files
@@ -108,8 +109,7 @@ def test_500_500_then_200_is_retried_and_identical_to_a_clean_run(clean, world, 
         monkeypatch.setenv(k, v)
     srv = world.range_server
     fault = srv.add_fault(FAULTY, "status", status=500, times=2)
-    summary = build(BBOX, ZOOM, str(tmp_path), SETTINGS, world.stac_api_url, workers=0,
-                    progress=False)
+    summary = build(BBOX, ZOOM, str(tmp_path), SETTINGS, Query(world.stac_api_url), workers=0)
     assert summary.blocks == {"ok": 2} and not summary.failed, summary.text()
     assert fault.fired == 2
     statuses = [r.status for r in srv.log if r.path == FAULTY]
@@ -126,8 +126,7 @@ def test_asset_404_skips_the_item_and_marks_the_block_degraded(clean, world, tmp
     srv = world.range_server
     srv.add_fault(FAULTY, "status", status=404)
     with caplog.at_level("WARNING", logger="basemap.read"):
-        summary = build(BBOX, ZOOM, str(tmp_path), SETTINGS, world.stac_api_url, workers=0,
-                        progress=False)
+        summary = build(BBOX, ZOOM, str(tmp_path), SETTINGS, Query(world.stac_api_url), workers=0)
     assert summary.blocks == {"ok": 1, "degraded": 1} and not summary.failed, summary.text()
     assert srv.count(FAULTY, "GET") == 0 and srv.count(FAULTY) == 1  # one HEAD, not retried
     assert ITEM in caplog.text and "B04.tif" in caplog.text and "404" in caplog.text
@@ -237,8 +236,7 @@ def test_invalid_cog_is_not_published_and_its_block_fails(clean, synth_world, tm
         broken.append(dst)
 
     monkeypatch.setattr(cogeo, "cog_translate", cog_translate_then_break)
-    summary = build(BBOX, ZOOM, str(tmp_path), SETTINGS, str(synth_world), workers=0,
-                    progress=False)
+    summary = build(BBOX, ZOOM, str(tmp_path), SETTINGS, Query(str(synth_world)), workers=0)
     assert broken and len(summary.failed) == 1 and "InvalidCOGError" in summary.failed[0]
     victim = summary.failed[0].split(" ")[0]
     other = SPARED if victim == HIT else HIT

@@ -21,12 +21,13 @@ from pathlib import Path
 
 import pytest
 
-from basemap.block import BuildSettings
 from basemap.build import build
 from basemap.errors import LeaseHeldError
 from basemap.lease import LEASE_KEY, Lease, LeaseLostError
 from basemap.ledger import RESUMED
 from basemap.output.storage import LocalStorage
+from basemap.planning import BuildSettings
+from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from basemap.types import ZoomRange
 from tests.support.cli_runner import EVERY_ITEM
@@ -71,8 +72,7 @@ def test_rerun_of_a_finished_output_recomputes_nothing(clean, tmp_path, synth_wo
     shutil.copytree(clean, out)
     before = tree(out)
     mtimes = {p: p.stat().st_mtime_ns for p in out.rglob("*.tif")}
-    build(world_bbox("test"), ZOOM, str(out), SETTINGS, str(synth_world), workers=0,
-          progress=False)
+    build(world_bbox("test"), ZOOM, str(out), SETTINGS, Query(str(synth_world)), workers=0)
     assert tree(out) == before
     assert all(b["message"] == RESUMED for b in blocks_of(out).values())
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.tif")} == mtimes  # not rewritten
@@ -122,8 +122,7 @@ def test_half_written_file_under_a_final_name_is_redone(clean, tmp_path, synth_w
     victim = sorted((out / "tiles" / "14").rglob("*.png"))[0]
     victim.write_bytes(victim.read_bytes()[:100])
     (out / "cogs" / ".2947.tif.k3j_9x2q.tmp").write_bytes(b"partial")  # a killed writer's temp
-    build(world_bbox("test"), ZOOM, str(out), SETTINGS, str(synth_world), workers=0,
-          progress=False)
+    build(world_bbox("test"), ZOOM, str(out), SETTINGS, Query(str(synth_world)), workers=0)
     assert tree(out) == tree(clean)
     assert sum(b["message"] != RESUMED for b in blocks_of(out).values()) == 1
 
@@ -266,8 +265,8 @@ def test_changed_catalog_uses_the_frozen_manifest_and_reports(clean, tmp_path, s
     frozen.unlink()
     (frozen.parent / f"{fingerprint((), search)[:16]}.json").write_text(json.dumps(doc))
     with caplog.at_level("WARNING", logger="basemap.ledger"):
-        build(world_bbox("test"), ZOOM, str(out), SETTINGS, str(world / "catalog.json"),
-              workers=0, progress=False)
+        build(world_bbox("test"), ZOOM, str(out), SETTINGS, Query(str(world / "catalog.json")),
+              workers=0)
     assert "catalog changed" in caplog.text and doc_id(items[0]) in caplog.text
     assert all(b["message"] == RESUMED for b in blocks_of(out).values())
 

@@ -27,6 +27,7 @@ from basemap.lease import LEASE_KEY, Lease, LeaseLostError
 from basemap.ledger import RESUMED
 from basemap.output.ownership import MARKER, marker_bytes
 from basemap.output.s3 import S3Storage
+from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from tests.support.lease_race import race, stale_lease
 
@@ -51,8 +52,7 @@ def s3_build(small_build, synth_world, s3_server):
     try:
         _, settings, zoom = small_build
         url = f"s3://{s3_server.bucket}/build-{os.getpid()}"
-        summary = build(world_bbox("test"), zoom, url, settings, str(synth_world), workers=0,
-                        progress=False)
+        summary = build(world_bbox("test"), zoom, url, settings, Query(str(synth_world)), workers=0)
         yield S3Storage.from_url(url), summary
     finally:
         for k, v in saved.items():
@@ -100,8 +100,8 @@ def test_s3_rerun_resumes_from_the_ledger_in_the_bucket(s3_build, small_build, s
     storage, first = s3_build
     before = bucket_tree(storage)
     _, settings, zoom = small_build
-    again = build(world_bbox("test"), zoom, storage.root, settings, str(synth_world), workers=0,
-                  progress=False)
+    again = build(world_bbox("test"), zoom, storage.root, settings, Query(str(synth_world)),
+                  workers=0)
     assert again.blocks == first.blocks
     after = bucket_tree(storage)
     before.pop("build.json"), after.pop("build.json")

@@ -2,7 +2,7 @@
 
 import numpy as np
 import torch
-from basemap.model import grader
+from basemap.model.training import grader
 from basemap.model.unet import Normalization, ResUNet, UNetConfig, neutral_grade
 from basemap.model.weights import load_weights, save_weights
 

@@ -48,7 +48,7 @@ def test_cross_scene_delta_e():
     de, pairs = cross_scene_delta_e([(grey, everywhere), (other, everywhere), (grey, everywhere)])
     assert pairs == 3
     # Two of the three pairs differ by the same colour step, one is identical.
-    from basemap.model.metrics import ciede2000, srgb_to_lab
+    from basemap.colour import ciede2000, srgb_to_lab
 
     lab = [srgb_to_lab(np.array(c)) for c in ([120, 120, 120], [130, 120, 120])]
     step = float(ciede2000(*lab))

@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from basemap.errors import InputError
+from basemap.grid import Region
 from basemap.render.windows import WindowGrid, blend
 
 
@@ -20,10 +21,10 @@ from basemap.render.windows import WindowGrid, blend
 )
 def test_weights_sum_to_one_everywhere(window, frac, x0, y0, w, h):
     grid = WindowGrid(window, int(window * frac))
-    bounds = (x0, y0, x0 + w, y0 + h)
-    wins = list(grid.windows(*bounds))
-    ones = ((wx, wy, np.ones((1, window, window))) for wx, wy in wins)
-    acc, wsum = blend(ones, grid, bounds, channels=1)
+    region = Region(x0, y0, x0 + w, y0 + h)
+    wins = list(grid.windows(region))
+    ones = ((win, np.ones((1, window, window))) for win in wins)
+    acc, wsum = blend(ones, grid, region, channels=1)
     # Complementary sin^2 ramps: exact up to float rounding.
     np.testing.assert_allclose(wsum, 1.0, atol=1e-12)
     np.testing.assert_allclose(acc[0], 1.0, atol=1e-12)
@@ -31,8 +32,9 @@ def test_weights_sum_to_one_everywhere(window, frac, x0, y0, w, h):
     for wx, wy in wins:
         assert wx % grid.stride == 0 and wy % grid.stride == 0
         assert wx < x0 + w and wx + window > x0 and wy < y0 + h and wy + window > y0
-    ix0, iy0, ix1, iy1 = grid.input_bounds(*bounds)
-    assert ix0 <= x0 and iy0 <= y0 and ix1 >= x0 + w and iy1 >= y0 + h
+    need = grid.input_region(region)
+    assert need.x0 <= x0 and need.y0 <= y0 and need.x1 >= x0 + w and need.y1 >= y0 + h
+    assert all(grid.extent(win).width == window for win in wins)
 
 
 def test_taper_is_near_zero_at_edges_and_one_inside():

@@ -84,6 +84,30 @@ class Crop:
     size: int = 32
 
 
+#: Real vegetation: Sen2Cor L2A tile T29UNU of 2022-10-05 (western Ireland, baseline 04.00), at
+#: 60 m, its DN carrying ESA's +1000 (model/data/real-s2-train/stactools-packages_sentinel2/):
+#: a 32-px square of pasture, all SCL class 4, in its pixels (row, col).
+IRELAND = DATA.parents[1] / "model" / "data" / "real-s2-train" / "stactools-packages_sentinel2"
+PASTURE = (1792, 416, 32)
+
+
+def pasture_pixels(band: str, res: int) -> np.ndarray:
+    """The pasture square of the real Irish tile as reflectance x 10000 (the +1000 taken off),
+    or SCL classes, at ``res`` metres by pixel replication."""
+    r0, c0, n = PASTURE
+    if band == "SCL":
+        with rasterio.open(IRELAND / "T29UNU_20221005_L2A_SCL_60m.tif") as ds:
+            data = ds.read(1)[r0:r0 + n, c0:c0 + n]
+    else:
+        with rasterio.open(IRELAND / "T29UNU_20221005_L2A_RGB_60m.tif") as ds:
+            # the file has no NIR: B08 repeats B04 (the pipeline never reads it)
+            raw = ds.read(("B04", "B03", "B02").index(band.replace("B08", "B04")) + 1)[
+                r0:r0 + n, c0:c0 + n]
+        data = np.where(raw > 1000, raw - 1000, 1).astype(np.uint16)  # 0 stays nodata-free
+    up = 60 // res
+    return np.repeat(np.repeat(data, up, axis=0), up, axis=1)
+
+
 def real_item(name: str) -> dict:
     """A real item of ``tests/data/stac-items`` by file name (with or without ``.json``)."""
     return json.loads((ITEMS / (name.removesuffix(".json") + ".json")).read_text())
@@ -123,7 +147,7 @@ def _storage_host(href: str) -> str:
 
 def write_item(source: str | dict, root: Path, *, dn_offset: int = 0, crop: Crop = Crop(),
                grid: tuple[int, float, float] | None = None, properties: dict | None = None,
-               rasters: bool = True) -> dict:
+               rasters: bool = True, pasture: bool = False) -> dict:
     """A copy of a real item with rasters of real pixels written under ``root``.
 
     Args:
@@ -131,7 +155,8 @@ def write_item(source: str | dict, root: Path, *, dn_offset: int = 0, crop: Crop
         root: folder the rasters are written to, each at its asset's archive path.
         dn_offset: added to every valid DN of the reflectance bands (1000 for ESA's raw DN of
             baseline >= 04.00; 0 for older baselines and for pixels already shifted).
-        crop: which real pixels.
+        crop: which real pixels of 29RKH.
+        pasture: the real Irish pasture instead (:func:`pasture_pixels`; ``crop`` unused).
         grid: (EPSG, x0, y0) of the tile whose grid the crop is placed on (default: the item's
             own, from its red asset's ``proj:transform``).
         properties: merged into the item's properties.
@@ -145,9 +170,9 @@ def write_item(source: str | dict, root: Path, *, dn_offset: int = 0, crop: Crop
     """
     item = copy.deepcopy(real_item(source) if isinstance(source, str) else source)
     epsg, tile_x, tile_y = grid or item_grid(item)
-    x0 = tile_x + crop.col * REAL_RES
-    y0 = tile_y - crop.row * REAL_RES
-    side = crop.size * REAL_RES
+    x0 = tile_x + (0 if pasture else crop.col * REAL_RES)
+    y0 = tile_y - (0 if pasture else crop.row * REAL_RES)
+    side = PASTURE[2] * 60 if pasture else crop.size * REAL_RES
     red_key = next(k for k in RED_KEYS if k in item["assets"])
     host = _storage_host(item["assets"][red_key]["href"])
     for key, asset in item["assets"].items():
@@ -157,7 +182,7 @@ def write_item(source: str | dict, root: Path, *, dn_offset: int = 0, crop: Crop
         if key not in PRODUCED or not rasters:
             continue
         band, res = PRODUCED[key]
-        data = real_pixels(band, crop, res)
+        data = pasture_pixels(band, res) if pasture else real_pixels(band, crop, res)
         if band != "SCL":
             data = np.where(data > 0, data.astype(np.int32) + dn_offset, 0).astype(np.uint16)
         _write_raster(root / asset["href"], data, epsg, Affine(res, 0, x0, 0, -res, y0))

@@ -1,7 +1,7 @@
 """The colour checks on held-out real scenes (model/metrics.json): what a basemap's users judge.
 
-For every held-out scene (:func:`basemap.model.corpus.heldout_scenes`), the U-Net and the classic
-renderers are compared on:
+For every held-out scene (:func:`basemap.model.training.corpus.heldout_scenes`), the U-Net and
+the classic renderers are compared on:
 
 - ``clipped_pct``: valid pixels with a channel at 0 or 255;
 - ``spearman``: rank correlation of input luminance and output L* (tone order kept);
@@ -10,7 +10,7 @@ renderers are compared on:
 - ``de_target``: mean CIEDE2000 to the auto grader's whole-image grading of the scene, and
   ``lab_offset_to_target``: which way it is off (mean L*, a*, b* minus the target's);
 - ``de_atmospheres``: mean CIEDE2000 between renderings of the scene under the eight simulated
-  atmospheres and gains of :func:`basemap.model.augment.evaluation_atmospheres`;
+  atmospheres and gains of :func:`basemap.model.training.augment.evaluation_atmospheres`;
 - ``de_dates`` (per place with a time series): mean CIEDE2000 between renderings of consecutive
   clear dates, over pixels clear in both.
 """
@@ -22,13 +22,13 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from basemap.model.augment import evaluation_atmospheres
-from basemap.model.corpus import Scene, heldout_scenes
-from basemap.model.grader import grade, luminance
-from basemap.model.metrics import ciede2000, clipped_pct, srgb_to_lab
+from basemap.model.training.augment import evaluation_atmospheres
+from basemap.model.training.corpus import Scene, heldout_scenes
+from basemap.model.training.grader import grade
 from scipy.stats import spearmanr
 from tqdm import tqdm
 
+from basemap.colour import ciede2000, clipped_pct, luminance, srgb_to_lab
 from basemap.grid import Region
 from basemap.render.base import get_renderer
 
@@ -59,7 +59,7 @@ def render(name: str, reflectance: np.ndarray, valid: np.ndarray, model=None) ->
     return r.render(refl, mask, (need.x0, need.y0), region)
 
 
-def _mean_de(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
+def mean_de(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
     """Mean CIEDE2000 over `where` (a fixed stride of at most SAMPLE pixels of it)."""
     step = max(1, int(where.sum()) // SAMPLE)
     pa, pb = a[:, where][:, ::step], b[:, where][:, ::step]
@@ -68,7 +68,7 @@ def _mean_de(a: np.ndarray, b: np.ndarray, where: np.ndarray) -> float:
 
 def spread(renders: list[np.ndarray], valid: np.ndarray) -> float:
     """Mean CIEDE2000 between every pair of renderings of one scene (``de_atmospheres``)."""
-    return float(np.mean([_mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
+    return float(np.mean([mean_de(a, b, valid) for a, b in itertools.combinations(renders, 2)]))
 
 
 def _clear(scene_clear: np.ndarray | None, refl: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -95,7 +95,7 @@ def scene_metrics(scene: Scene, renderers: dict[str, str | None]) -> dict:
             "spearman": float(spearmanr(lum[valid][idx], lab[0][idx]).statistic),
             "mean_L": float(lab[0].mean()),
             "std_L": float(lab[0].std()),
-            "de_target": _mean_de(rgb, target, valid),
+            "de_target": mean_de(rgb, target, valid),
             "lab_offset_to_target": [float(v) for v in lab.mean(axis=1) - target_lab],
         }
         if veg is not None and veg.sum() >= 50:
@@ -134,7 +134,7 @@ def date_consistency(scenes: list[Scene], renderers: dict[str, str | None]) -> d
             ):
                 both = va & vb & ca & cb
                 if both.sum() >= 50:
-                    des.append(_mean_de(a, b, both))
+                    des.append(mean_de(a, b, both))
             res[name] = float(np.mean(des)) if des else None
         out[place] = {"dates": [f[0].date for f in frames], "de_dates": res}
     return out
@@ -171,7 +171,7 @@ def evaluate_weights(weights: str | Path | None) -> dict:
     return {"scenes": per_scene, "dates": dates, "summary": summarize(per_scene, dates)}
 
 
-def _atmosphere_ratio(row: dict, anchor: dict) -> float:
+def atmosphere_ratio(row: dict, anchor: dict) -> float:
     """A renderer's ``de_atmospheres`` over L2A-Optimized's on the same scene."""
     return row["de_atmospheres"] / max(anchor["de_atmospheres"], 1e-6)
 
@@ -185,8 +185,8 @@ def summarize(per_scene: list[dict], dates: dict) -> dict:
     mean_de = float(np.mean([r["de_target"] for _, r, _ in u]))
     classic_de = {n: float(np.mean([s["renderers"][n]["de_target"] for s in per_scene]))
                   for n in CLASSIC}  # fmt: skip
-    atm = [_atmosphere_ratio(r, sh) for _, r, sh in u]
-    classic_atm = {n: [max(_atmosphere_ratio(s["renderers"][n], sh) for s, _, sh in u),
+    atm = [atmosphere_ratio(r, sh) for _, r, sh in u]
+    classic_atm = {n: [max(atmosphere_ratio(s["renderers"][n], sh) for s, _, sh in u),
                        max(abs(s["renderers"][n]["mean_L"] - sh["mean_L"]) for s, _, sh in u)]
                    for n in CLASSIC[1:]}  # fmt: skip
     date_rows = [(p, d["de_dates"]["unet"], d["de_dates"]["sh-l2a-optimized"])
@@ -232,7 +232,7 @@ def summarize(per_scene: list[dict], dates: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m basemap.model.heldout [WEIGHTS]``: print the summary of the checks."""
+    """``python -m basemap.model.training.heldout [WEIGHTS]``: print the summary of the checks."""
     import argparse
     import json
 

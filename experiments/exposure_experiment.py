@@ -1,6 +1,6 @@
 """Experiment: targets whose exposure adapts more to the scene, then the twin fine-tune.
 
-    python scripts/exposure_experiment.py --normalize 0.75 --out build/v5.pt
+    python experiments/exposure_experiment.py --normalize 0.75 --out build/v5.pt
 
 The auto grader moves exposure ``NORMALIZE`` (0.25) of the way, in log, from a scene's median
 luminance to its reference; the model card finds the held-out atmosphere check limited by that
@@ -30,10 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     import torch
-    from basemap.model import grader
-    from basemap.model.heldout import evaluate_weights
-    from basemap.model.recipe import SYNTH_SEEDS, TWINS, real_pairs, synth_pairs
-    from basemap.model.train import train
+    from basemap.model.training import grader
+    from basemap.model.training.heldout import evaluate_weights
+    from basemap.model.training.recipe import SYNTH_SEEDS, TWINS, real_pairs, synth_pairs
+    from basemap.model.training.train import train
 
     torch.set_num_threads(1)
     grader.NORMALIZE = args.normalize

@@ -1,8 +1,19 @@
-"""CIEDE2000 against the published test data, and the image metrics of the model card."""
+"""The colour maths: CIEDE2000 against the published test data, CIELAB, the sRGB transfer,
+saturation and clipped pixels."""
 
 import numpy as np
 import pytest
-from basemap.model.metrics import ciede2000, clipped_pct, image_metrics, srgb_to_lab
+
+from basemap.colour import (
+    ciede2000,
+    clipped_pct,
+    lab_to_srgb,
+    luminance,
+    saturate,
+    srgb_decode,
+    srgb_encode,
+    srgb_to_lab,
+)
 
 # Sharma, Wu & Dalal (2005), Table 1: the 34 CIEDE2000 test pairs (L1, a1, b1, L2, a2, b2, dE00).
 SHARMA = [
@@ -65,13 +76,25 @@ def test_srgb_to_lab_reference_colours():
     assert abs(lab[1, 3]) < 0.01 and abs(lab[2, 3]) < 0.01  # a grey is achromatic
 
 
-def test_image_metrics():
-    rng = np.random.default_rng(1)
-    a = rng.integers(1, 255, (3, 20, 20), dtype=np.uint8)
-    valid = np.ones((20, 20), bool)
-    m = image_metrics(a, a, valid)
-    assert m["mae"] == 0 and m["ciede2000"] == 0 and m["clipped_pct"] == 0
-    b = a.copy()
-    b[0, :10] = 255  # half of the pixels blown in red
-    assert clipped_pct(b, valid) == pytest.approx(50.0)
-    assert image_metrics(b, a, valid)["ciede2000"] > 1
+def test_the_srgb_transfer_round_trips_and_lab_inverts():
+    encoded = np.linspace(0, 1, 257)
+    np.testing.assert_allclose(srgb_encode(srgb_decode(encoded)), encoded, atol=1e-12)
+    rgb = np.random.default_rng(0).integers(0, 256, (3, 64)).astype(np.float64)
+    np.testing.assert_allclose(lab_to_srgb(srgb_to_lab(rgb)) * 255, rgb, atol=1e-6)
+
+
+def test_saturation_keeps_luminance_and_never_goes_below_zero():
+    linear = np.random.default_rng(1).uniform(0, 1, (3, 32, 32))
+    more = saturate(linear, 1.5)
+    np.testing.assert_allclose(luminance(more), luminance(linear), atol=1e-12)
+    assert more.min() >= -1e-12
+    np.testing.assert_allclose(saturate(linear, 1.0), linear, atol=1e-12)
+
+
+def test_clipped_pixels():
+    rgb = np.full((3, 4, 5), 128, np.uint8)
+    valid = np.ones((4, 5), bool)
+    rgb[0, 0] = 255  # a blown row
+    rgb[2, 1, :2] = 0  # two crushed pixels
+    assert clipped_pct(rgb, valid) == pytest.approx(35.0)
+    assert clipped_pct(rgb, np.zeros_like(valid)) == 0.0

@@ -22,7 +22,9 @@ and should not show in a basemap. Per image, from its valid, cloud-free pixels:
    position-dependent effect no window-local model can learn).
 
 Only haze and exposure depend on the image, and both are bounded, so the targets of two images of
-the same ground differ far less than per-scene stretches do; the model learns one grading.
+the same ground differ far less than per-scene stretches do; the model learns one grading. The
+per-pixel constants (``EXPOSURE``, ``SATURATION``, ``KNEE``, ``FLOOR``, ``TOP``) are the network's
+tone prior's too, so they live with it, in :mod:`basemap.model.tone`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from basemap.model.tone import EXPOSURE, FLOOR, KNEE, SATURATION, TOP
+
+from basemap.colour import luminance, saturate, srgb_encode
 
 VERSION = 2
 #: Relative path radiance of B04, B03, B02 (lambda^-3, between aerosol ~lambda^-1.3 and Rayleigh
@@ -41,22 +46,15 @@ DARK_KEEP = (0.005, 0.010, 0.010)
 DARK_RED = 0.04
 #: The largest blue path radiance removed.
 HAZE_MAX = 0.06
-#: Linear display gain at the reference luminance, and the reference (typical vegetated land).
-EXPOSURE = 2.3
+#: The reference luminance (typical vegetated land): the gain there is EXPOSURE.
 Y_REF = 0.07
 #: Fraction (in log) of the way from the scene's median luminance to Y_REF that exposure goes,
 #: and the largest gain either way.
 NORMALIZE = 0.25
 GAIN_LIMIT = 1.5
-SATURATION = 1.2
-#: Start of the highlight roll-off in linear display light.
-KNEE = 0.6
 #: Local contrast: strength and Gaussian sigma (px).
 CLARITY = 0.25
 CLARITY_SIGMA = 12.0
-#: Output floor and ceiling (8-bit): shadows keep detail, highlights never clip.
-FLOOR = 3 / 255
-TOP = 251 / 255
 #: SCL classes excluded from the statistics (nodata, defective, cloud shadow, clouds, cirrus).
 SCL_EXCLUDE = (0, 1, 3, 8, 9, 10)
 
@@ -83,11 +81,6 @@ def _sample(values: np.ndarray, limit: int = 1_000_000) -> np.ndarray:
     """A deterministic strided subsample (robust percentiles without sorting everything)."""
     step = max(1, values.shape[-1] // limit)
     return values[..., ::step]
-
-
-def luminance(rgb: np.ndarray) -> np.ndarray:
-    """Rec. 709 luminance of linear RGB (3, ...)."""
-    return 0.2126 * rgb[0] + 0.7152 * rgb[1] + 0.0722 * rgb[2]
 
 
 def estimate_haze(px: np.ndarray) -> float:
@@ -133,18 +126,7 @@ def tone(linear: np.ndarray) -> np.ndarray:
     """Linear display light (>= 0) -> sRGB-encoded [0, 1): filmic roll-off above KNEE, sRGB."""
     over = KNEE + (1 - KNEE) * np.tanh((linear - KNEE) / (1 - KNEE))
     lin = np.where(linear <= KNEE, linear, over)
-    lin = np.maximum(lin, 0)
-    return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * np.power(lin, 1 / 2.4) - 0.055)
-
-
-def saturate(linear: np.ndarray, amount: float) -> np.ndarray:
-    """Scale chroma around luminance by `amount`, never pushing a channel below 0."""
-    y = luminance(linear)
-    d = linear - y[None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        room = np.where(d < 0, y[None] / -d, np.inf).min(axis=0)
-    s = np.minimum(amount, np.maximum(room, 1.0))
-    return y[None] + s[None] * d
+    return srgb_encode(np.maximum(lin, 0))
 
 
 def apply_params(reflectance: np.ndarray, valid: np.ndarray, p: GradeParams) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Experiment: the grader and the tone prior on Sentinel Hub L2A-Optimized's curve, measured.
 
-    python scripts/tone_experiment.py --contrast 0.85 --pivot 0.1 --out build/tone.pt
+    python experiments/tone_experiment.py --contrast 0.85 --pivot 0.1 --out build/tone.pt
 
 The model card bounds the atmospheres check by contrast: a gain moves a renderer in proportion
 to its tone curve's log-slope, and the auto grader's filmic curve is 1.2-1.9x as steep as
@@ -25,23 +25,25 @@ from pathlib import Path
 
 import numpy as np
 
+from basemap.colour import srgb_encode
 from basemap.render.classic import l2a_optimized_curve
 
 
 def tone(reflectance: np.ndarray, contrast: float, pivot: float) -> np.ndarray:
     """Graded reflectance -> sRGB-encoded [0, 1] on the experiment's curve (numpy)."""
     r = pivot * (np.maximum(reflectance, 1e-6) / pivot) ** contrast
-    lin = l2a_optimized_curve(r)
-    return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * np.power(lin, 1 / 2.4) - 0.055)
+    return srgb_encode(l2a_optimized_curve(r))
 
 
 def patch(contrast: float, pivot: float) -> None:
     """Point the grader's tone and the U-Net's tone prior at the curve (checked equal)."""
     import torch
-    from basemap.model import grader, unet
+    from basemap.model import unet
+    from basemap.model.tone import EXPOSURE, FLOOR, TOP
+    from basemap.model.training import grader
 
     def grader_tone(linear):  # the grader's linear display light is reflectance x EXPOSURE
-        return tone(np.maximum(linear, 0) / grader.EXPOSURE, contrast, pivot)
+        return tone(np.maximum(linear, 0) / EXPOSURE, contrast, pivot)
 
     def neutral_grade(reflectance):
         lin = unet.saturate(reflectance.clamp(min=0))
@@ -49,7 +51,7 @@ def patch(contrast: float, pivot: float) -> None:
         lin = l2a_optimized_curve(r)  # torch too: np.clip dispatches to Tensor.clip
         srgb = torch.where(lin <= 0.0031308, 12.92 * lin,
                            1.055 * lin.clamp(min=0.0031308) ** (1 / 2.4) - 0.055)  # fmt: skip
-        return grader.FLOOR + (grader.TOP - grader.FLOOR) * srgb.clamp(0, 1)
+        return FLOOR + (TOP - FLOOR) * srgb.clamp(0, 1)
 
     grader.tone, unet.neutral_grade = grader_tone, neutral_grade
     refl = np.random.default_rng(0).uniform(0.001, 0.9, (3, 16, 16)).astype(np.float32)
@@ -72,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ["BASEMAP_CACHE"] = str(args.out.with_suffix(".cache").resolve())
 
     import torch
-    from basemap.model.heldout import evaluate_weights
-    from basemap.model.recipe import RECIPE, SYNTH_SEEDS, real_pairs, synth_pairs
-    from basemap.model.train import train
+    from basemap.model.training.heldout import evaluate_weights
+    from basemap.model.training.recipe import RECIPE, SYNTH_SEEDS, real_pairs, synth_pairs
+    from basemap.model.training.train import train
 
     torch.set_num_threads(1)
     patch(args.contrast, args.pivot)

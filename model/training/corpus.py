@@ -24,14 +24,15 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from basemap.model.grader import SCL_EXCLUDE
+from basemap.model.training.grader import SCL_EXCLUDE
 
 from basemap.stac.radiometry import to_reflectance
 
-HERE = Path(__file__).resolve().parent
-REAL_TRAIN = HERE / "data" / "real-s2-train"
-BIGEARTHNET = HERE / "data" / "bigearthnet"
-RKH = HERE.parent / "tests" / "data" / "real-s2" / "29RKH"
+#: The repository's model/ folder (the data sits beside the weights, outside the package data).
+MODEL = Path(__file__).resolve().parents[1]
+REAL_TRAIN = MODEL / "data" / "real-s2-train"
+BIGEARTHNET = MODEL / "data" / "bigearthnet"
+RKH = MODEL.parent / "tests" / "data" / "real-s2" / "29RKH"
 
 #: Held-out places (folder name prefixes under real-s2-train, plus the two other folders).
 HELDOUT_PLACES = {

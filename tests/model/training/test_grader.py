@@ -5,8 +5,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from basemap.model.grader import HAZE_SHAPE, GradeParams, apply_params, detail, fit_params, grade
-from basemap.model.metrics import ciede2000, srgb_to_lab
+from basemap.model.training.grader import (
+    HAZE_SHAPE,
+    GradeParams,
+    apply_params,
+    detail,
+    fit_params,
+    grade,
+)
+
+from basemap.colour import ciede2000, srgb_to_lab
 
 RKH = Path("tests/data/real-s2/29RKH")
 BEN = Path("model/data/bigearthnet")

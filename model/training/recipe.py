@@ -1,18 +1,20 @@
-"""The recipe of the shipped weights, in one command: ``python -m basemap.model.recipe``.
+"""The recipe of the shipped weights, in one command: ``python -m basemap.model.training.recipe``.
 
-1. Pairs (the `auto` grader, :mod:`basemap.model.grader`, into ``WORK/pairs-v<its VERSION>``):
-   the real training scenes of :mod:`basemap.model.corpus` (``real/<place>/<scene>``; frames
-   under a quarter clear by SCL are skipped) and synthetic worlds (basemap.synth, demo preset)
-   for SYNTH_SEEDS, every date (``synth/s<seed>/<item>``). Real and synthetic weigh the same in
-   sampling, and within them each place (:func:`basemap.model.train.pair_weights`).
-2. Training (:mod:`basemap.model.train`) with RECIPE: MAE + Laplacian + feature loss (VGG-16 with
-   HED's weights, on 2 crops of each batch), every input through a random simulated atmosphere
-   (:mod:`basemap.model.augment`), targets the grading of the clean image. With ``--twins``
-   (an experiment, not the shipped weights: see the model card) RECIPE's weights go to
-   ``WORK/<out>.stage1.pt`` (reused when they exist with that configuration) and TWINS
-   fine-tunes them: each crop through two atmospheres, the difference of the two renderings
-   added to the loss.
-3. Evaluation on the held-out real scenes (:mod:`basemap.model.heldout`) -> model/metrics.json.
+1. Pairs (the `auto` grader, :mod:`basemap.model.training.grader`, into
+   ``WORK/pairs-v<its VERSION>``): the real training scenes of
+   :mod:`basemap.model.training.corpus` (``real/<place>/<scene>``; frames under a quarter clear
+   by SCL are skipped) and synthetic worlds (basemap.synth, demo preset) for SYNTH_SEEDS, every
+   date (``synth/s<seed>/<item>``). Real and synthetic weigh the same in sampling, and within
+   them each place (:func:`basemap.model.training.sampler.pair_weights`).
+2. Training (:mod:`basemap.model.training.train`) with RECIPE: MAE + Laplacian + feature loss
+   (VGG-16 with HED's weights, on 2 crops of each batch), every input through a random simulated
+   atmosphere (:mod:`basemap.model.training.augment`), targets the grading of the clean image.
+   With ``--twins`` (an experiment, not the shipped weights: see the model card) RECIPE's
+   weights go to ``WORK/<out>.stage1.pt`` (reused when they exist with that configuration) and
+   TWINS fine-tunes them: each crop through two atmospheres, the difference of the two
+   renderings added to the loss.
+3. Evaluation on the held-out real scenes (:mod:`basemap.model.training.heldout`) ->
+   model/metrics.json.
 
 ``--lambdas 0.75,0.25,0 --out build/ablation.pt`` trains the same recipe without the feature loss
 (the ablation in the model card).
@@ -26,10 +28,17 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from basemap.model.grader import VERSION as GRADER_VERSION
-from basemap.model.losses import parse_lambdas
-from basemap.model.train import TrainConfig
+import torch
+from basemap.model.training.corpus import train_scenes
+from basemap.model.training.grader import VERSION as GRADER_VERSION
+from basemap.model.training.heldout import evaluate_weights
+from basemap.model.training.losses import parse_lambdas
+from basemap.model.training.pairs import SourceImage, find_sources, make_pair
+from basemap.model.training.train import TrainConfig, train
 from basemap.model.unet import UNetConfig
+from basemap.model.weights import DEFAULT_WEIGHTS, load_weights
+
+from basemap.synth.world import make_world
 
 SYNTH_SEEDS = (1, 2, 3, 4)
 #: Frames with less of their valid area clear (SCL) than this are not graded into pairs.
@@ -40,7 +49,8 @@ RECIPE = TrainConfig(epochs=10, steps_per_epoch=200, batch=8, crop=128, lr=1e-3,
 #: ``--twins``, from RECIPE's weights: every crop through two atmospheres, their outputs pulled
 #: together (the twin term), at a lower learning rate.
 TWINS = replace(RECIPE, epochs=4, lr=3e-4, consistency=1.0, seed=1)
-HERE = Path(__file__).resolve().parent
+#: The shipped weights' held-out checks (the model card's numbers).
+DEFAULT_METRICS = DEFAULT_WEIGHTS.with_name("metrics.json")
 
 
 def pairs_dir(work: Path) -> Path:
@@ -50,10 +60,6 @@ def pairs_dir(work: Path) -> Path:
 
 def synth_pairs(work: Path, root: Path, seeds: tuple[int, ...]) -> None:
     """Make (or reuse) demo worlds for `seeds`; grade every item into ROOT/s<seed>/."""
-    from basemap.model.pairs import find_sources, make_pair
-
-    from basemap.synth.world import make_world
-
     for seed in seeds:
         dest = root / f"s{seed}"
         if (dest / ".done").is_file():
@@ -68,9 +74,6 @@ def synth_pairs(work: Path, root: Path, seeds: tuple[int, ...]) -> None:
 
 def real_pairs(root: Path) -> int:
     """Grade the real training scenes into ROOT/<place>/<scene>/; returns how many."""
-    from basemap.model.corpus import train_scenes
-    from basemap.model.pairs import SourceImage, make_pair
-
     n = 0
     for scene in train_scenes():
         if not (root / scene.place / scene.name / "target.tif").is_file():
@@ -86,21 +89,15 @@ def real_pairs(root: Path) -> int:
 
 def _trained_with(weights: Path, config: TrainConfig) -> bool:
     """Whether `weights` exists and was trained with `config` (a finished stage is reused)."""
-    from basemap.model.train import _config_dict
-    from basemap.model.weights import load_weights
-
     return weights.is_file() and load_weights(weights)[2].get("trained_with") == json.loads(
-        json.dumps(_config_dict(config)))
+        json.dumps(config.to_dict()))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Build the pairs, train, evaluate; write the weights and model/metrics.json."""
-    import torch
-    from basemap.model.train import train
-
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--work", type=Path, default=Path("build/recipe"), help="scratch folder")
-    ap.add_argument("--out", type=Path, default=HERE / "default.pt")
+    ap.add_argument("--out", type=Path, default=DEFAULT_WEIGHTS)
     ap.add_argument("--lambdas", default=None, help="override m,l,f (the ablation: 0.75,0.25,0)")
     ap.add_argument("--threads", type=int, default=1,
                     help="torch threads (1 on a shared 2-core machine: 2 spin-wait 7x slower)")
@@ -131,12 +128,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"stage 1 trained in {result['wall_s']:.0f} s", flush=True)
         result = train(pairs, args.out, stages[1], progress=True, init=stage1)
         print(f"twins trained in {result['wall_s']:.0f} s", flush=True)
-    from basemap.model.heldout import evaluate_weights
-
     metrics = evaluate_weights(args.out)
-    default = args.out.resolve() == (HERE / "default.pt").resolve()
-    path = args.metrics or (HERE / "metrics.json" if default
-                            else args.out.with_suffix(".metrics.json"))
+    default = args.out.resolve() == DEFAULT_WEIGHTS.resolve()
+    path = args.metrics or (DEFAULT_METRICS if default else args.out.with_suffix(".metrics.json"))
     path.write_text(json.dumps(metrics, indent=1) + "\n")
     print(json.dumps(metrics["summary"], indent=1))
 

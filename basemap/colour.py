@@ -1,9 +1,16 @@
-"""Image-quality numbers for the model card: MAE, CIEDE2000 and clipped pixels (numpy only)."""
+"""Colour maths on numpy arrays: the sRGB transfer, luminance and saturation in linear light,
+CIELAB, CIEDE2000 and clipped pixels.
+
+A foundation module (numpy only): the renderers, the quality checks and the model's training all
+take their colour maths from here.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
+#: Rec. 709 (sRGB) luminance weights of linear R, G, B.
+REC709 = (0.2126, 0.7152, 0.0722)
 # sRGB (D65) -> CIE XYZ, IEC 61966-2-1.
 _SRGB_TO_XYZ = np.array(
     [
@@ -13,15 +20,42 @@ _SRGB_TO_XYZ = np.array(
     ]
 )
 _WHITE_D65 = np.array([0.95047, 1.0, 1.08883])
+#: CIELAB's linear-segment threshold and slope (CIE 15).
+_EPS, _KAPPA = 216 / 24389, 24389 / 27
+
+
+def srgb_encode(linear: np.ndarray) -> np.ndarray:
+    """Linear light in [0, 1] -> sRGB-encoded values (IEC 61966-2-1), same dtype."""
+    return np.where(linear <= 0.0031308, 12.92 * linear,
+                    1.055 * np.power(linear, 1 / 2.4) - 0.055)  # fmt: skip
+
+
+def srgb_decode(encoded: np.ndarray) -> np.ndarray:
+    """sRGB-encoded values in [0, 1] -> linear light (IEC 61966-2-1)."""
+    return np.where(encoded <= 0.04045, encoded / 12.92, ((encoded + 0.055) / 1.055) ** 2.4)
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+    """Rec. 709 luminance of linear RGB (3, ...)."""
+    return REC709[0] * rgb[0] + REC709[1] * rgb[1] + REC709[2] * rgb[2]
+
+
+def saturate(linear: np.ndarray, amount: float) -> np.ndarray:
+    """Scale chroma around luminance by `amount` in linear RGB (3, ...), never pushing a channel
+    below 0."""
+    y = luminance(linear)
+    d = linear - y[None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        room = np.where(d < 0, y[None] / -d, np.inf).min(axis=0)
+    s = np.minimum(amount, np.maximum(room, 1.0))
+    return y[None] + s[None] * d
 
 
 def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
     """8-bit sRGB (3, ...) -> CIELAB (3, ...) float64, D65 white."""
-    c = np.asarray(rgb, dtype=np.float64) / 255.0
-    lin = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = np.tensordot(_SRGB_TO_XYZ, lin, axes=1) / _WHITE_D65.reshape((3,) + (1,) * (c.ndim - 1))
-    eps, kappa = 216 / 24389, 24389 / 27
-    f = np.where(xyz > eps, np.cbrt(xyz), (kappa * xyz + 16) / 116)
+    lin = srgb_decode(np.asarray(rgb, dtype=np.float64) / 255.0)
+    xyz = np.tensordot(_SRGB_TO_XYZ, lin, axes=1) / _WHITE_D65.reshape((3,) + (1,) * (lin.ndim - 1))
+    f = np.where(xyz > _EPS, np.cbrt(xyz), (_KAPPA * xyz + 16) / 116)
     return np.stack([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
 
 
@@ -30,11 +64,9 @@ def lab_to_srgb(lab: np.ndarray) -> np.ndarray:
     L, a, b = (np.asarray(v, dtype=np.float64) for v in lab)
     fy = (L + 16) / 116
     f = np.stack([fy + a / 500, fy, fy - b / 200])
-    eps, kappa = 216 / 24389, 24389 / 27
-    xyz = np.where(f**3 > eps, f**3, (116 * f - 16) / kappa)
+    xyz = np.where(f**3 > _EPS, f**3, (116 * f - 16) / _KAPPA)
     xyz = xyz * _WHITE_D65.reshape((3,) + (1,) * (xyz.ndim - 1))
-    lin = np.clip(np.tensordot(np.linalg.inv(_SRGB_TO_XYZ), xyz, axes=1), 0, 1)
-    return np.where(lin <= 0.0031308, 12.92 * lin, 1.055 * lin ** (1 / 2.4) - 0.055)
+    return srgb_encode(np.clip(np.tensordot(np.linalg.inv(_SRGB_TO_XYZ), xyz, axes=1), 0, 1))
 
 
 def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
@@ -86,29 +118,9 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     )
 
 
-def image_metrics(output: np.ndarray, target: np.ndarray, valid: np.ndarray) -> dict[str, float]:
-    """Compare two uint8 (3, H, W) renderings over valid pixels.
-
-    Returns:
-        ``mae`` (mean absolute error in 8-bit DN), ``ciede2000`` (mean CIEDE2000, both images
-        read as sRGB), ``clipped_pct`` (% of valid pixels of ``output`` with a channel at 0 or 255)
-        and ``target_clipped_pct``.
-    """
-    o = output[:, valid].astype(np.float64)
-    t = target[:, valid].astype(np.float64)
-    if o.shape[1] == 0:
-        raise ValueError("no valid pixels to compare")
-    de = ciede2000(srgb_to_lab(o), srgb_to_lab(t))
-    return {
-        "mae": float(np.abs(o - t).mean()),
-        "ciede2000": float(de.mean()),
-        "clipped_pct": clipped_pct(output, valid),
-        "target_clipped_pct": clipped_pct(target, valid),
-    }
-
-
 def clipped_pct(rgb: np.ndarray, valid: np.ndarray) -> float:
-    """% of valid pixels with any channel at 0 or 255 (crushed shadows or blown highlights)."""
+    """% of valid pixels of uint8 (3, H, W) with any channel at 0 or 255 (crushed shadows or
+    blown highlights)."""
     v = rgb[:, valid]
     if v.shape[1] == 0:
         return 0.0

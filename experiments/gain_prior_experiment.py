@@ -1,6 +1,6 @@
 """Can the ground's brightness be learned from this corpus? A gain estimator, measured.
 
-    python scripts/gain_prior_experiment.py [--seed S] [--desert-west] [--out build/F.json]
+    python experiments/gain_prior_experiment.py [--seed S] [--desert-west] [--out build/F.json]
 
 The atmospheres check needs a renderer that, shown one scene at several gains, renders it the same
 each time, while it still renders snow brighter than forest (the lightness check). A renderer that
@@ -8,9 +8,9 @@ reads brightness from the level alone cannot do both (model card, "exposure rule
 the lightness check"); one that knows what the ground is could. This measures how much of that
 knowledge the real training corpus holds, directly: a small fully convolutional network is
 trained to predict the log of the gain applied to a crop of a real training scene (through the
-random atmospheres of :mod:`basemap.model.augment`, with the gain drawn log-uniform in ``--gain``)
-from the perturbed crop alone, and a one-number baseline (log median luminance, least squares on
-the same crops) is fitted beside it (``--steps`` of 16 crops; the network is saved beside
+random atmospheres of :mod:`basemap.model.training.augment`, with the gain drawn log-uniform in
+``--gain``) from the perturbed crop alone, and a one-number baseline (log median luminance, least
+squares on the same crops) is fitted beside it (``--steps`` of 16 crops; the network is saved beside
 ``--out``). Each is then run on every held-out frame under the eight evaluation atmospheres:
 
 - ``slope``: d(predicted log gain) / d(true log gain) within a scene; 1 is a renderer that can
@@ -24,7 +24,7 @@ grow with the scene's brightness. ``summary.<net|baseline>.prior_ok`` lists the 
 prior would do (``PRIOR_SLOPE``, ``PRIOR_BIAS``).
 
 ``--desert-west`` adds the west half of the held-out 29RKH desert tile to the training images and
-measures the east half in place of the whole tile (as ``scripts/desert_experiment.py`` does for
+measures the east half in place of the whole tile (as ``experiments/desert_experiment.py`` does for
 the U-Net): whether the prior holds on unseen ground of a kind it has seen.
 """
 
@@ -37,14 +37,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from basemap.model import augment
-from basemap.model.augment import evaluation_atmospheres, random_atmosphere
-from basemap.model.corpus import heldout_scenes, train_scenes
-from basemap.model.grader import luminance
-from basemap.model.heldout import pick_frames
+from basemap.model.training import augment
+from basemap.model.training.augment import evaluation_atmospheres, random_atmosphere
+from basemap.model.training.corpus import heldout_scenes, train_scenes
+from basemap.model.training.heldout import pick_frames
 from basemap.model.unet import Normalization
 from torch import nn
 
+from basemap.colour import luminance
 from basemap.render.gapfill import fill_gaps
 
 CROP = 128

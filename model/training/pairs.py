@@ -21,8 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from basemap.model.training.grader import SCL_EXCLUDE, grade
 
 from basemap.errors import ConfigError, InputError
+from basemap.stac.radiometry import to_reflectance
+from basemap.stac.search import search
+from basemap.types import BBox
 
 DN_OFFSET_TAG = "BASEMAP_DN_OFFSET"
 GRADERS = ("auto",)
@@ -40,9 +44,6 @@ class SourceImage:
 
 
 def _sources_from_stac(catalog: str) -> Iterator[SourceImage]:
-    from basemap.stac.search import search
-    from basemap.types import BBox
-
     for s in search(catalog, BBox(-180.0, -85.0, 180.0, 85.0)):
         keys = dict(s.assets)
         scl = s.href("scl") if "scl" in keys else None
@@ -99,8 +100,6 @@ def read_source(src: SourceImage):
         )
     clear = None
     if src.scl:
-        from basemap.model.grader import SCL_EXCLUDE
-
         with rasterio.open(src.scl) as ds:
             scl = ds.read(1, out_shape=shape, resampling=Resampling.nearest)
         clear = ~np.isin(scl, SCL_EXCLUDE)
@@ -150,10 +149,6 @@ def find_sources(source: str, dn_offset: float = 0.0) -> list[SourceImage]:
 
 def make_pair(src: SourceImage, out: Path, grader: str = "auto") -> Path | None:
     """Grade one image into OUT/<name>/ (None when it has no valid pixel)."""
-    from basemap.model.grader import grade
-
-    from basemap.stac.radiometry import to_reflectance
-
     if grader not in GRADERS:
         raise InputError(f"unknown grader {grader!r}; choose one of {', '.join(GRADERS)}")
     dn, profile, clear = read_source(src)
@@ -207,8 +202,6 @@ class Pair:
 def load_pair(folder: Path) -> Pair:
     """Read OUT/<name>/input.tif + target.tif into reflectance, valid mask and target."""
     import rasterio
-
-    from basemap.stac.radiometry import to_reflectance
 
     with rasterio.open(folder / "input.tif") as ds:
         dn = ds.read()
