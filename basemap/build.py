@@ -53,6 +53,7 @@ from basemap.planning import (
 from basemap.progress import SILENT, Progress
 from basemap.quality import CLOUD_BUFFER, REJECTED_SCL
 from basemap.read import RESAMPLING
+from basemap.record import RECORD_KEY, read_record, write_record
 from basemap.redact import redact_url
 from basemap.render.base import Renderer
 from basemap.render.inference import check_weights, weights_sha256
@@ -233,13 +234,13 @@ def _build(bbox: BBox, settings: BuildSettings, query: Query, storage: Storage, 
     halo = max((max(j.block.region.x0 - rr.x0, j.block.region.y0 - rr.y0) for j, rr in
                 ((j, read_region(j.block, settings, renderer)) for j in jobs)), default=0)
     record = build_record(bbox, settings, search_args, scenes, results, summary, halo)
-    storage.write_bytes("build.json", json.dumps(record, indent=1).encode())
+    write_record(storage, record)
     summary.paths.update({
         "cogs": str(storage.path("cogs")),
         "tiles": str(storage.path("tiles")),
         "tilejson": str(storage.path("tilejson.json")),
         "vrt": str(storage.path("mosaic.vrt")) if cogs else "(none: no data)",
-        "record": str(storage.path("build.json")),
+        "record": str(storage.path(RECORD_KEY)),
     })
     if cogs:
         summary.paths["stac"] = str(storage.path("stac/collection.json"))
@@ -267,12 +268,9 @@ def _frozen_scenes(query: Query, where: BBox, storage: Storage) -> tuple[list[Sc
     return scenes, search_args
 
 
-def _recorded_period(storage) -> str | None:
+def _recorded_period(storage: Storage) -> str | None:
     """The default period an earlier run of this output chose (None: no such run)."""
-    try:
-        record = json.loads(storage.read_bytes("build.json"))
-    except (FileNotFoundError, ValueError):
-        return None
+    record = read_record(storage) or {}
     return record.get("datetime") if "datetime" in (record.get("defaults") or ()) else None
 
 

@@ -19,9 +19,8 @@ which scene it came from). Colour maths: :mod:`basemap.qa.colour`.
 
 from __future__ import annotations
 
-import json
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +32,7 @@ from basemap.errors import ConfigError, InputError, WeightsError
 from basemap.grid import ORIGIN_SHIFT, Region, lonlat_to_px, resolution
 from basemap.mosaic import composite_region
 from basemap.output.layers import read_tileset
+from basemap.output.storage import LocalStorage
 from basemap.planning import BuildSettings
 from basemap.qa.colour import (
     MIN_OVERLAP_PX,
@@ -44,6 +44,7 @@ from basemap.qa.report import write_report
 from basemap.qa.seams import seam_excess
 from basemap.quality import HOT_HAZE, hot, required_padding
 from basemap.read import Observation, embed
+from basemap.record import RECORD_KEY, read_record, record_settings
 from basemap.render.base import RENDERER_NAMES, get_renderer
 from basemap.render.inference import check_weights
 from basemap.stac.manifest import read_manifest
@@ -87,19 +88,13 @@ def read_build(out: Path) -> BuildInfo:
         ConfigError: when either is missing or unreadable.
     """
     out = Path(out)
-    if not (out / "build.json").exists() and (out / "build" / "build.json").exists():
+    if not (out / RECORD_KEY).exists() and (out / "build" / RECORD_KEY).exists():
         out = out / "build"
-    path = out / "build.json"
-    try:
-        record = json.loads(path.read_text())
-        known = {f.name for f in fields(BuildSettings)}  # builds of older versions had more
-        settings = BuildSettings(**{k: v for k, v in record["settings"].items() if k in known})
-    except FileNotFoundError:
-        raise ConfigError(
-            f"{path} not found: evaluate needs the output folder of `basemap build`"
-        ) from None
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"{path} is not a basemap build record: {exc!r}") from exc
+    record = read_record(LocalStorage(str(out)))
+    if record is None:
+        raise ConfigError(f"{out / RECORD_KEY} not found: evaluate needs the output folder of "
+                          "`basemap build`")
+    settings = record_settings(record)
     return BuildInfo(out=out, settings=settings, bounds=read_tileset(out / "tilejson.json").bounds,
                      filled_fraction=record.get("filled_fraction"))
 
