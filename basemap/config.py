@@ -15,7 +15,7 @@ Environment variables (documented in the README, "Environment variables"):
 ``AWS_ENDPOINT_URL``       credentials themselves are read by botocore, never by this package
 ``AWS_REGION``,            the S3 region
 ``AWS_DEFAULT_REGION``
-``BASEMAP_SOURCES``, ...  the archives' variables (:mod:`basemap.access`, docs/sources.md):
+``BASEMAP_SOURCES``, ...  the archives' variables (:mod:`basemap.read.access`, docs/sources.md):
                            ``BASEMAP_PC_SAS_URL``, ``PC_SDK_SUBSCRIPTION_KEY``, ``CDSE_S3_*``,
                            ``BASEMAP_INPUT_S3_ENDPOINT``, ``BASEMAP_INPUT_S3_REQUESTER_PAYS``
 ``GDAL_*``, ``VSI_CACHE``  any key of :data:`GDAL_ENV` set in the environment overrides it
@@ -103,8 +103,8 @@ def weights_path(model: str | os.PathLike | None) -> Path:
 # ---- GDAL -----------------------------------------------------------------------------------
 
 #: GDAL configuration for every read, in one place (applied with ``rasterio.Env`` per block task
-#: and exported to the environment of each Dask worker by :mod:`basemap.graph`). Any of these
-#: set in the environment wins (see :func:`gdal_env`): e.g. ``GDAL_HTTP_TIMEOUT=5`` in tests.
+#: and exported to the environment of each Dask worker by :mod:`basemap.pipeline.graph`). Any of
+# these : set in the environment wins (see :func:`gdal_env`): e.g. ``GDAL_HTTP_TIMEOUT=5`` in tests.
 GDAL_ENV: dict[str, str | int] = {
     # Opening /vsicurl/ files: don't list the remote folder first (one request saved per file).
     "GDAL_DISABLE_READDIR_ON_OPEN": "EMPTY_DIR",

@@ -27,15 +27,15 @@ from common import header, write_json  # noqa: E402
 #: part -> (file suffix, function name) of the functions whose cumulative time is the part.
 PARTS = {
     "gdal_reproject": ("rasterio/warp.py", "reproject"),
-    "warp_sampling": ("basemap/warp.py", "sample_bilinear"),  # the coordinate mapping inside
+    "warp_sampling": ("basemap/read/warp.py", "sample_bilinear"),  # the coordinate mapping inside
     "transform_bounds": ("rasterio/warp.py", "transform_bounds"),
-    "read_dn": ("basemap/assets.py", "read_dn"),
+    "read_dn": ("basemap/read/assets.py", "read_dn"),
     "distance_edt": ("scipy/ndimage/_morphology.py", "distance_transform_edt"),
-    "distance_chamfer": ("basemap/distance.py", "_chamfer"),
+    "distance_chamfer": ("basemap/mosaic/distance.py", "_chamfer"),
     "reflectance": ("basemap/stac/radiometry.py", "to_reflectance"),
-    "quality": ("basemap/quality.py", "observation_quality"),
-    "composite_add": ("basemap/composite.py", "add"),
-    "composite_result": ("basemap/composite.py", "result"),
+    "quality": ("basemap/mosaic/observation_quality.py", "observation_quality"),
+    "composite_add": ("basemap/mosaic/composite.py", "add"),
+    "composite_result": ("basemap/mosaic/composite.py", "result"),
     "network": ("basemap/render/inference.py", "predict"),
     "windows": ("basemap/render/unet.py", "window_outputs"),
     "blend": ("basemap/render/unet.py", "blend_windows"),
@@ -48,7 +48,7 @@ def busiest_job(catalog: str, preset: str, weights: str | None, block_size: int,
     """(the BlockJobs of the preset's bbox, the index of the one with the most scenes)."""
     from basemap.grid import bbox_regions, plan_blocks
     from basemap.output.storage import open_storage
-    from basemap.planning import BlockJob, BuildSettings, assign_scenes, search_bbox
+    from basemap.pipeline.plan import BlockJob, BuildSettings, assign_scenes, search_bbox
     from basemap.stac.search import search
     from basemap.synth.tiles import world_bbox
 
@@ -85,8 +85,8 @@ def main(argv: list[str] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from basemap.block import build_block, render_part
-    from basemap.planning import window_owners
+    from basemap.pipeline.block_task import build_block, render_part
+    from basemap.pipeline.plan import window_owners
 
     with tempfile.TemporaryDirectory(prefix="bench-block-") as tmp:
         jobs, i = busiest_job(args.catalog, args.preset, args.weights, args.block_size,

@@ -11,9 +11,9 @@ of the SCL-accepted observations, no cloud buffer, no haze score, no fill). A co
 **contaminated** when a band differs from the truth (the mean over dates of the clean ground) by
 more than ``TOL_ABS + TOL_REL * truth`` reflectance; **holes** are covered pixels left without a
 value. One run measures all, so the ratios compare like with like. ``--old`` adds every method
-as another checkout composites (its ``basemap/composite.py`` loaded beside this one's, as in
+as another checkout composites (its ``basemap/mosaic/composite.py`` loaded beside this one's, as in
 ``composite_memory.py``); ``--dates N``: the preset with N dates (five days apart from 4 June)
-instead of its own, for more dates per pixel than ``basemap.candidates.MAX_CANDIDATES``.
+instead of its own, for more dates per pixel than ``basemap.mosaic.candidates.MAX_CANDIDATES``.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ import numpy as np
 from common import header, write_json
 from composite_memory import load_composite
 
-from basemap import composite as new_composite
-from basemap.composite import METHOD_NAMES, compositor
-from basemap.quality import accepted_mask, edge_score, observation_quality
+from basemap.mosaic import composite as new_composite
+from basemap.mosaic.composite import METHOD_NAMES, compositor
+from basemap.mosaic.observation_quality import accepted_mask, edge_score, observation_quality
 from basemap.synth.layout import PRESETS, layout
 from basemap.synth.tiles import raw_offset_in_dn, render_tile, tiles
 

@@ -7,11 +7,11 @@
 Each date is made just before it is added and dropped after (as ``composite_part`` reads one
 scene at a time): one smooth ground, per date a gain, clouds with shadows over about a third of
 the part (SCL 9 and 3: rejected, kept for the fill) and accepted/quality from
-:func:`basemap.quality.observation_quality`. Memory is what tracemalloc traces (numpy's arrays
-included) above what was allocated before the compositor: **held** after the last ``add``,
-**peak** over every ``add`` (the date being added included) and ``result()``; per pixel and for
-a 2048 px block part (:data:`PART_PX`: ~8 Mpx with its halo). ``--old`` is another checkout:
-its ``basemap/composite.py`` is loaded beside this one's (its other imports resolve here).
+:func:`basemap.mosaic.observation_quality.observation_quality`. Memory is what tracemalloc traces
+(numpy's arrays included) above what was allocated before the compositor: **held** after the last
+``add``, **peak** over every ``add`` (the date being added included) and ``result()``; per pixel
+and for a 2048 px block part (:data:`PART_PX`: ~8 Mpx with its halo). ``--old`` is another checkout:
+its ``basemap/mosaic/composite.py`` is loaded beside this one's (its other imports resolve here).
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 from common import header, write_json
 
-from basemap import composite as new_composite
-from basemap.quality import observation_quality
+from basemap.mosaic import composite as new_composite
+from basemap.mosaic.observation_quality import observation_quality
 
 #: Pixels of a 2048 px block part with its halo (the 3,584 px read region of BENCHMARKS.md §4
 #: is 12.8 Mpx; parts of a block with windows are 7-9 Mpx).
@@ -37,9 +37,9 @@ PART_PX = 8_000_000
 
 
 def load_composite(checkout: str | Path):
-    """``basemap/composite.py`` of another checkout, as a module beside this one's. Loaded from
-    a copy in a temporary folder: numba's cache, keyed by the file's path, then never mixes it
-    with the checkout's own ``basemap.composite``."""
+    """``basemap/mosaic/composite.py`` of another checkout, as a module beside this one's. Loaded
+    from a copy in a temporary folder: numba's cache, keyed by the file's path, then never mixes it
+    with the checkout's own ``basemap.mosaic.composite``."""
     path = Path(tempfile.mkdtemp(prefix="basemap-old-")) / "basemap_old_composite.py"
     shutil.copyfile(Path(checkout) / "basemap" / "composite.py", path)
     spec = importlib.util.spec_from_file_location(path.stem, path)

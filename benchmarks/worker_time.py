@@ -66,7 +66,7 @@ def measure(cmd: list[str], workers: int) -> dict:
     from distributed import Client, LocalCluster
 
     with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
-                          "distributed.scheduler.worker-saturation": 1.0}):  # as basemap.graph
+                          "distributed.scheduler.worker-saturation": 1.0}):  # as the build
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0")
     try:
         with Client(cluster) as client:

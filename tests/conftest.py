@@ -143,8 +143,8 @@ def xyz_build(tmp_path_factory):
 def small_build(synth_world, tmp_path_factory):
     """A clean, uninterrupted build of the test world (linear renderer, 512-px blocks, z12-14,
     PNG tiles, in-process). Returns (out_dir, BuildSettings, ZoomRange). Read-only: copy it."""
-    from basemap.build import build
-    from basemap.planning import BuildSettings
+    from basemap.pipeline.build import build
+    from basemap.pipeline.plan import BuildSettings
     from basemap.stac.query import Query
     from basemap.synth.tiles import world_bbox
     from basemap.types import ZoomRange

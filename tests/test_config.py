@@ -51,9 +51,9 @@ def test_the_shipped_weights_are_found_without_torch():
 def test_one_block_size_for_plan_build_and_tiles():
     import inspect
 
-    from basemap.planning import BuildSettings
+    from basemap.pipeline.plan import BuildSettings
+    from basemap.tools.tile_raster import make_tiles
     from basemap.world.plan import plan
-    from basemap.xyz import make_tiles
 
     assert BuildSettings().block_size == config.BLOCK_SIZE
     assert inspect.signature(plan).parameters["block_size"].default == config.BLOCK_SIZE

@@ -103,8 +103,8 @@ def test_the_import_graph_has_no_cycle():
 def test_the_graph_sees_the_pipeline():
     """The check above is not vacuous: the graph holds the edges the pipeline is made of."""
     graph = _graph()
-    assert "basemap.block" in graph["basemap.graph"]
-    assert "basemap.ledger" in graph["basemap.block"]
+    assert "basemap.pipeline.block_task" in graph["basemap.pipeline.graph"]
+    assert "basemap.pipeline.ledger" in graph["basemap.pipeline.block_task"]
     assert "basemap.grid" in graph["basemap.render.classic"]
     assert "basemap.render.windows" in graph["basemap.render.unet"]
     assert "basemap.render.base" not in graph["basemap.grid"]

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from basemap.build import build as run_build
 from basemap.cli.options import (
     BBOX,
     ZOOM,
@@ -17,6 +16,7 @@ from basemap.cli.options import (
     settings,
 )
 from basemap.errors import InputError
+from basemap.pipeline.build import build as run_build
 from basemap.progress import shown
 from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import click
 
-from basemap.colorize import colorize_file
 from basemap.model.training.pairs import make_pairs
 from basemap.progress import Bars
 from basemap.render.base import RENDERER_NAMES
+from basemap.tools.colorize_geotiff import colorize_file
 
 
 @click.command()

@@ -7,10 +7,10 @@ import warnings
 import click
 
 from basemap import config
-from basemap.composite import METHOD_NAMES
 from basemap.errors import BasemapWarning, PartialBuildError
+from basemap.mosaic.composite import METHOD_NAMES
 from basemap.output.media import TILE_FORMATS
-from basemap.planning import BuildSettings
+from basemap.pipeline.plan import BuildSettings
 from basemap.render.base import RENDERER_NAMES
 from basemap.stac.query import Query
 from basemap.stac.search import check_max_cloud, parse_datetime

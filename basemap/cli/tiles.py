@@ -13,7 +13,7 @@ from basemap.grid import check_block_size
 from basemap.output.layers import find_layers
 from basemap.output.pmtiles import write_pmtiles
 from basemap.progress import Bars, shown
-from basemap.xyz import RESAMPLINGS, make_tiles
+from basemap.tools.tile_raster import RESAMPLINGS, make_tiles
 
 
 @click.command()

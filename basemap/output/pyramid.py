@@ -2,9 +2,9 @@
 
 Inside a block, :func:`write_levels` halves the block's own array down to its root tile. Above the
 blocks, :func:`reduce_levels` walks zoom by zoom from a level of tiles (a dict ``(x, y) -> value``)
-to its parents: the build runs it with Dask futures as values (:mod:`basemap.graph`), `basemap
-tiles` and the world pyramid with RGBA arrays in this process (:func:`reduce_tiles`). A parent
-with a *broken* child (a failed block, an unfinished shard) is not built (never read as
+to its parents: the build runs it with Dask futures as values (:mod:`basemap.pipeline.graph`),
+`basemap tiles` and the world pyramid with RGBA arrays in this process (:func:`reduce_tiles`). A
+parent with a *broken* child (a failed block, an unfinished shard) is not built (never read as
 transparent) and is broken itself.
 """
 

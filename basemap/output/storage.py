@@ -163,7 +163,7 @@ class LocalStorage:
 
         The bytes go to a unique temporary file, then a hard link publishes them (atomic, and
         refused when ``key`` exists), so ``key`` is never seen empty or half-written. Used by the
-        run lease (basemap.lease.Lease); S3Storage does the same with If-None-Match.
+        run lease (basemap.pipeline.lease.Lease); S3Storage does the same with If-None-Match.
         """
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -5,9 +5,9 @@ block corner, so block, window and tile borders all cross it):
 
 - the **tiles as delivered** (decoded from OUT/tiles at max zoom);
 - each **renderer** (the build's and every ``--against`` one) rendering the same composite: the
-  region's scenes are re-read and composited exactly as a block does it (basemap.read +
-  basemap.composite, settings from OUT/build.json), then rendered with ``get_renderer(name)`` on
-  the build's window grid.
+  region's scenes are re-read and composited exactly as a block does it (basemap.read.scenes +
+  basemap.mosaic.composite, settings from OUT/build.json), then rendered with
+  ``get_renderer(name)`` on the build's window grid.
 
 Figures per rendering: seam excess at window, block and tile borders (basemap.qa.seams), clipped
 pixels (% of valid pixels with a channel at 0 or 255), colourfulness (Hasler & Suesstrunk 2003,
@@ -30,10 +30,12 @@ from PIL import Image
 from basemap.colour import clipped_pct
 from basemap.errors import ConfigError, InputError, WeightsError
 from basemap.grid import ORIGIN_SHIFT, Region, lonlat_to_px, resolution
-from basemap.mosaic import composite_region
+from basemap.mosaic.observation_quality import HOT_HAZE, hot, required_padding
+from basemap.mosaic.region import composite_region
 from basemap.output.layers import read_tileset
 from basemap.output.storage import LocalStorage
-from basemap.planning import BuildSettings
+from basemap.pipeline.plan import BuildSettings
+from basemap.pipeline.record import RECORD_KEY, read_record, record_settings
 from basemap.qa.colour import (
     MIN_OVERLAP_PX,
     colourfulness,
@@ -42,9 +44,7 @@ from basemap.qa.colour import (
 )
 from basemap.qa.report import write_report
 from basemap.qa.seams import seam_excess
-from basemap.quality import HOT_HAZE, hot, required_padding
-from basemap.read import Observation, embed
-from basemap.record import RECORD_KEY, read_record, record_settings
+from basemap.read.scenes import Observation, embed
 from basemap.render.base import RENDERER_NAMES, get_renderer
 from basemap.render.inference import check_weights
 from basemap.stac.manifest import read_manifest

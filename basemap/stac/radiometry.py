@@ -68,7 +68,7 @@ def offset_in_doubt(properties: dict) -> bool:
     """Whether an item's offset metadata is known to lie sometimes: Earth Search
     ``sentinel-2-l2a`` items of baseline >= 04.00 flagged ``earthsearch:boa_offset_applied``
     false, some of whose pixels are shifted all the same (Element84/earth-search issues 66, 71).
-    Their offset is decided from the pixels (:mod:`basemap.offset_evidence`)."""
+    Their offset is decided from the pixels (:mod:`basemap.read.offset_evidence`)."""
     flag = properties.get("earthsearch:boa_offset_applied")
     parsed = _baseline_tuple(processing_baseline(properties))
     return (flag is False or str(flag).strip().lower() == "false") and parsed is not None \

@@ -10,7 +10,7 @@ refused. docs/sources.md has the user's side: the command per archive and what t
 * ``earth-search``: Earth Search ``sentinel-2-l2a``; same keys; ``earthsearch:boa_offset_applied``
   (and the pixels, where it says false on a >= 04.00 product) decide the offset;
 * ``planetary-computer``: keys B04/B03/B02/SCL on Azure Blob; hrefs need a SAS token
-  (:mod:`basemap.access` signs them at read time);
+  (:mod:`basemap.read.access` signs them at read time);
 * ``cdse``: Copernicus Data Space; keys B04_10m/.../SCL_20m, JPEG 2000 in ``s3://eodata``
   read with CDSE S3 credentials; ``processing:version`` and ``raster:offset``;
 * ``generic``: anything else; either key family, hrefs read as given.

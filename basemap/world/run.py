@@ -9,13 +9,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from basemap.build import build
 from basemap.errors import InputError
-from basemap.ledger import Ledger
 from basemap.output.pyramid import reduce_tiles
 from basemap.output.storage import open_storage
 from basemap.output.tiles import TileOutput
-from basemap.planning import BuildSettings
+from basemap.pipeline.build import build
+from basemap.pipeline.ledger import Ledger
+from basemap.pipeline.plan import BuildSettings
 from basemap.progress import SILENT, Progress
 from basemap.stac.query import Query
 from basemap.types import BBox, ZoomRange
@@ -37,7 +37,7 @@ def run_shards(plan: Plan, out: str, settings: BuildSettings, query: Query,
         query: what every shard searches and reads.
         indices: which shards (default: all), e.g. a Kubernetes Job's completion index.
         pyramid: build zooms 0..shard_zoom-1 at the end (needs every shard finished).
-        workers, scheduler, progress: as :func:`basemap.build.build` takes them.
+        workers, scheduler, progress: as :func:`basemap.pipeline.build.build` takes them.
 
     Returns:
         Failed blocks and missing pyramid tiles, named (empty when everything is done).

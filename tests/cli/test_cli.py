@@ -5,7 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from basemap.cli import cli
-from basemap.composite import METHOD_NAMES
+from basemap.mosaic.composite import METHOD_NAMES
 from basemap.output.media import TILE_FORMATS
 from basemap.render.base import RENDERER_NAMES
 from tests.support.cli_runner import run_cli

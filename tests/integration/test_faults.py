@@ -6,7 +6,7 @@ from a real HTTP Range server with switchable faults and items from a real STAC 
 serve`), both on 127.0.0.1 and fresh for each test: GDAL caches remote files per process, so new
 URLs keep one test's cache out of the next. Worker deaths use real LocalCluster worker processes
 of a `basemap build` subprocess. GDAL's retries and timeouts are made short through the
-environment variables `basemap.read.gdal_env` honours (GDAL_HTTP_MAX_RETRY, ...).
+environment variables `basemap.read.scenes.gdal_env` honours (GDAL_HTTP_MAX_RETRY, ...).
 
 The faulty asset is the red band (B04) of item S2A_31THK_20200714_0_L2A, which touches block
 13/4232/2946 and not its neighbour 13/4231/2946.
@@ -25,9 +25,9 @@ from pathlib import Path
 
 import pytest
 
-from basemap.build import build
-from basemap.ledger import RESUMED
-from basemap.planning import BuildSettings
+from basemap.pipeline.build import build
+from basemap.pipeline.ledger import RESUMED
+from basemap.pipeline.plan import BuildSettings
 from basemap.stac.query import Query
 from basemap.types import BBox, ZoomRange
 from tests.support.cli_runner import EVERY_ITEM, run_cli
@@ -125,7 +125,7 @@ def test_asset_404_skips_the_item_and_marks_the_block_degraded(clean, world, tmp
         monkeypatch.setenv(k, v)
     srv = world.range_server
     srv.add_fault(FAULTY, "status", status=404)
-    with caplog.at_level("WARNING", logger="basemap.read"):
+    with caplog.at_level("WARNING", logger="basemap.read.scenes"):
         summary = build(BBOX, ZOOM, str(tmp_path), SETTINGS, Query(world.stac_api_url), workers=0)
     assert summary.blocks == {"ok": 1, "degraded": 1} and not summary.failed, summary.text()
     assert srv.count(FAULTY, "GET") == 0 and srv.count(FAULTY) == 1  # one HEAD, not retried
@@ -294,7 +294,7 @@ def test_worker_over_its_memory_limit_fails_the_block_after_allowed_failures(cle
     """Row 17: one block task grows its worker past BASEMAP_WORKER_MEMORY each time it runs;
     the nanny restarts the worker; after ALLOWED_FAILURES + 1 deaths the block fails
     (KilledWorker), the other block is built, the run exits 3 in bounded time."""
-    from basemap.graph import ALLOWED_FAILURES
+    from basemap.pipeline.graph import ALLOWED_FAILURES
 
     marker = tmp_path / "victim"
     env = {

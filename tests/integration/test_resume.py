@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from basemap.build import build
 from basemap.errors import LeaseHeldError
-from basemap.lease import LEASE_KEY, Lease, LeaseLostError
-from basemap.ledger import RESUMED
 from basemap.output.storage import LocalStorage
-from basemap.planning import BuildSettings
+from basemap.pipeline.build import build
+from basemap.pipeline.lease import LEASE_KEY, Lease, LeaseLostError
+from basemap.pipeline.ledger import RESUMED
+from basemap.pipeline.plan import BuildSettings
 from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from basemap.types import ZoomRange
@@ -215,7 +215,7 @@ def test_a_build_that_loses_its_lease_stops_writing(clean, tmp_path, synth_world
     and leaves the other run's lease in place."""
     out = tmp_path / "lost"
     entries = out / "ledger" / "blocks"
-    short_ttl = ("import sys, basemap.lease as lease; lease.LEASE_TTL_S = 0.6; "
+    short_ttl = ("import sys, basemap.pipeline.lease as lease; lease.LEASE_TTL_S = 0.6; "
                  "from basemap.cli import main; sys.argv[0] = 'basemap'; main()")
     proc = subprocess.Popen([sys.executable, "-c", short_ttl, *cli_args(synth_world, out)[1:]],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -257,14 +257,14 @@ def test_changed_catalog_uses_the_frozen_manifest_and_reports(clean, tmp_path, s
     # copy the output's frozen manifest under the key the new catalog path gives.
     frozen = next((out / "ledger" / "manifests").glob("*.json"))
     search = json.loads(frozen.read_text())["search"]
-    from basemap.ledger import fingerprint
+    from basemap.pipeline.ledger import fingerprint
 
     search["stac"] = str(world / "catalog.json")
     doc = json.loads(frozen.read_text())
     doc["search"] = search
     frozen.unlink()
     (frozen.parent / f"{fingerprint((), search)[:16]}.json").write_text(json.dumps(doc))
-    with caplog.at_level("WARNING", logger="basemap.ledger"):
+    with caplog.at_level("WARNING", logger="basemap.pipeline.ledger"):
         build(world_bbox("test"), ZOOM, str(out), SETTINGS, Query(str(world / "catalog.json")),
               workers=0)
     assert "catalog changed" in caplog.text and doc_id(items[0]) in caplog.text

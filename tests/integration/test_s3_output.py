@@ -21,12 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from basemap.build import build
 from basemap.errors import ConfigError, LeaseHeldError
-from basemap.lease import LEASE_KEY, Lease, LeaseLostError
-from basemap.ledger import RESUMED
 from basemap.output.ownership import MARKER, marker_bytes
 from basemap.output.s3 import S3Storage
+from basemap.pipeline.build import build
+from basemap.pipeline.lease import LEASE_KEY, Lease, LeaseLostError
+from basemap.pipeline.ledger import RESUMED
 from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from tests.support.lease_race import race, stale_lease

@@ -219,7 +219,7 @@ def test_cli_search_read_root(outside, tmp_path, monkeypatch, capsys):
 
 def test_search_box_of_a_bbox_wider_than_180_degrees():
     from basemap.grid import bbox_regions, plan_blocks
-    from basemap.planning import BuildSettings, search_bbox
+    from basemap.pipeline.plan import BuildSettings, search_bbox
 
     settings = BuildSettings(renderer="linear", block_size=256, tile_format="png", feather=32,
                              zmin=8, zmax=8)

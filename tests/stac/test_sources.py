@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from basemap.access import s3_options
 from basemap.errors import AuthError
+from basemap.read.access import s3_options
 from basemap.stac.scene import scene_from_item
 from basemap.stac.sources import one_collection, one_per_acquisition, profile_for, unsigned
 

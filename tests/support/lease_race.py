@@ -9,7 +9,7 @@ import threading
 import time
 
 from basemap.errors import LeaseHeldError
-from basemap.lease import Lease
+from basemap.pipeline.lease import Lease
 
 
 def stale_lease() -> bytes:

@@ -1,0 +1,273 @@
+"""The Dask side of the build: the cluster, per-worker setup, and the task graph.
+
+* Cluster: an existing one from ``--scheduler`` (or ``$BASEMAP_SCHEDULER``), else a LocalCluster
+  of ``workers`` processes with one thread each, started with ``spawn`` (GDAL and torch threads
+  must not be forked). ``workers=0`` runs one worker thread inside this process (debugging).
+  A worker that dies (killed, or over its memory limit: ``$BASEMAP_WORKER_MEMORY``, e.g. ``4GB``,
+  default Dask's share of RAM) is restarted by its nanny and its task runs again elsewhere; a
+  task that was running on :data:`ALLOWED_FAILURES` + 1 dying workers fails (``KilledWorker``),
+  its block is listed as failed (exit 3) and the run goes on. Each worker takes one task at a
+  time (``worker-saturation`` 1.0), so a dying worker takes no queued block down with it.
+* Failures: a failed block is recorded, the others go on; a full disk stops the run (the
+  remaining tasks are cancelled and the ``OSError`` is raised: exit 1 in the CLI).
+* Workers: :class:`WorkerSetup` exports :func:`basemap.config.gdal_env` and pins torch to one
+  thread per worker process, before any task runs.
+* Graph: for each block the ledger does not have finished, one
+  :func:`basemap.pipeline.block_task.render_part` task (composite, and the U-Net on the windows
+  that block owns: :func:`basemap.pipeline.plan.window_owners`, so each window runs once).
+  When the cluster's workers advertise the Dask resource ``GPU`` and the renderer is ``unet``, the
+  part is annotated ``GPU``; where the cluster has more threads than GPUs (CPU workers beside GPU
+  ones, or a GPU worker with several threads), it is two tasks instead:
+  :func:`basemap.pipeline.block_task.composite_part` (CPU, any thread) and
+  :func:`basemap.pipeline.block_task.infer_part` (annotated ``GPU``, ahead of new composites), so
+  the other threads composite while the GPU runs the network. Then one
+  :func:`basemap.pipeline.block_task.run_block` task per block, from its part and those of the
+  neighbours owning windows that touch it (blend, COG, tiles, ledger; prioritised over parts not
+  started, so parts are freed row by row); then :func:`basemap.output.pyramid.pyramid_tile` tasks
+  level by level above the blocks' root tiles (:func:`basemap.output.pyramid.reduce_levels`, the
+  one level loop). Keys are ``name-token`` with tokens from the frozen arguments'
+  ``__dask_tokenize__``, so the same work has the same key in every run.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+
+import dask
+from dask.base import tokenize
+from distributed import Client, LocalCluster, as_completed
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from basemap import config
+from basemap.output.pyramid import pyramid_tile, reduce_levels
+from basemap.output.tiles import TileOutput
+from basemap.pipeline.block_task import (
+    BlockResult,
+    composite_part,
+    infer_part,
+    render_part,
+    run_block,
+)
+from basemap.pipeline.ledger import Ledger
+from basemap.pipeline.plan import BlockJob, window_owners
+from basemap.progress import SILENT, Progress
+from basemap.render.inference import default_device
+
+log = logging.getLogger(__name__)
+
+#: Worker deaths a task may survive on the local cluster before it fails (docs/reliability.md 17;
+#: the container images set the same for external schedulers).
+ALLOWED_FAILURES = 2
+
+
+class QuietFailures(logging.Filter):
+    """Drops Dask's "Compute Failed" records (each with the worker's traceback): the client
+    reports each failed block itself, in one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Compute Failed")
+
+
+class WorkerSetup(WorkerPlugin):
+    """Per-worker-process setup: GDAL configuration, torch threads, and (unless ``verbose``) no
+    "Compute Failed" tracebacks from the worker."""
+
+    name = "basemap-worker-setup"
+
+    def __init__(self, gdal_env: dict, torch_threads: int = 1, verbose: bool = False) -> None:
+        self.gdal_env = {k: str(v) for k, v in gdal_env.items()}
+        self.torch_threads = torch_threads
+        self.verbose = verbose
+        self.quiet = QuietFailures()
+
+    def setup(self, worker) -> None:
+        """Export the GDAL settings and limit torch/OpenMP threads (before torch is imported)."""
+        config.export_env(self.gdal_env, threads=self.torch_threads)
+        if "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(self.torch_threads)
+        if not self.verbose:
+            logging.getLogger("distributed.worker").addFilter(self.quiet)
+
+    def teardown(self, worker) -> None:
+        """Remove the filter (a worker thread in this process: the process goes on)."""
+        logging.getLogger("distributed.worker").removeFilter(self.quiet)
+
+
+@contextmanager
+def dask_client(
+    workers: int | None = None, scheduler: str | None = None, want_gpu: bool = False
+) -> Iterator:
+    """A distributed Client for the build, closed (with its LocalCluster) on exit.
+
+    Args:
+        workers: LocalCluster worker processes (default: CPU count); 0 = one thread in-process.
+        scheduler: address of an existing scheduler (overrides ``$BASEMAP_SCHEDULER``).
+        want_gpu: give local workers a ``GPU`` resource when this machine has CUDA.
+    """
+    address = config.scheduler_address(scheduler)
+    cluster = None
+    dlog = logging.getLogger("distributed")
+    level = dlog.level
+    if not log.isEnabledFor(logging.INFO):  # Dask's INFO chatter only with -v
+        dlog.setLevel(logging.WARNING)
+    if address:
+        client = Client(address, timeout="30s")
+    else:
+        n = (os.cpu_count() or 1) if workers is None else workers
+        resources = {"GPU": 1} if want_gpu and default_device() != "cpu" else None
+        with dask.config.set({"distributed.worker.multiprocessing-method": "spawn",
+                              "distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                              "distributed.scheduler.worker-saturation": 1.0}):
+            cluster = LocalCluster(
+                n_workers=max(n, 1), threads_per_worker=1, processes=n > 0,
+                dashboard_address=":0", resources=resources, silence_logs=logging.ERROR,
+                memory_limit=config.worker_memory(),
+            )
+        client = Client(cluster)
+    try:
+        client.register_plugin(WorkerSetup(config.gdal_env(),
+                                           verbose=log.isEnabledFor(logging.INFO)))
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+        dlog.setLevel(level)
+
+
+def gpu_slots(client) -> tuple[float, int]:
+    """(the ``GPU`` resource the cluster's workers advertise in all, their threads in all)."""
+    workers = client.scheduler_info().get("workers", {}).values()
+    return (sum((w.get("resources") or {}).get("GPU", 0) for w in workers),
+            sum(w.get("nthreads", 1) for w in workers))  # fmt: skip
+
+
+def _key(prefix: str, *args) -> str:
+    return f"{prefix}-{tokenize(*args)}"
+
+
+def _finished(job) -> bool:
+    """Whether the ledger has the block finished (sizes checked; its task checks hashes and
+    builds the block itself, parts and all, when they differ)."""
+    return Ledger(job.storage).done(job.block.name, job.fingerprint(), verify=False) \
+        is not None
+
+
+def _record(result):
+    """Task: a block result without its pixels (what the client keeps)."""
+    return replace(result, rgba=None)
+
+
+def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict]:
+    """Submit one block task per job and the pyramid tasks above the blocks' root tiles.
+
+    Returns:
+        ({record future: job}, {pyramid "written" future: zoom}).
+    """
+    settings = jobs[0].settings
+    gpus, threads = gpu_slots(client)
+    wants_gpu = settings.make_renderer().wants_gpu
+    annotate = {"resources": {"GPU": 1}} if wants_gpu and gpus else {}
+    todo = [j for j in jobs if not _finished(j)]
+    windows, needs = window_owners(todo)
+    if annotate and gpus < threads:  # threads without a GPU composite, the GPU's run the network
+        parts = [client.submit(infer_part, job, ws,
+                               client.submit(composite_part, job, ws, pure=True,
+                                             key=_key("composite", job, ws)),
+                               key=_key("part", job, ws), pure=True, priority=1, **annotate)
+                 for job, ws in zip(todo, windows, strict=True)]  # fmt: skip
+    else:  # one task per part, where its composite is made (a GPU for every thread, or none)
+        parts = [client.submit(render_part, job, ws, key=_key("part", job, ws), pure=True,
+                               **annotate)
+                 for job, ws in zip(todo, windows, strict=True)]  # fmt: skip
+    deps = {id(job): [parts[i] for i in need] for job, need in zip(todo, needs, strict=True)}
+    level, records = {}, {}
+    for job in jobs:
+        # run_block: build_block from the parts, skipped when the ledger has the block (resume,
+        # exactly once); ahead of the parts not started yet, so parts are freed as they go
+        fut = client.submit(run_block, job, *deps.get(id(job), ()), key=_key("block", job),
+                            pure=True, priority=1)  # fmt: skip
+        level[(job.block.bx, job.block.by)] = fut
+        records[client.submit(_record, fut, key=_key("record", job), pure=True)] = job
+    written = {}
+
+    def parent(z, px, py, kids):
+        fut = client.submit(
+            pyramid_tile, z, px, py, kids, out,
+            key=_key(f"tile-{z}-{px}-{py}", tuple(k.key if k else None for k in kids), out),
+            pure=True,
+        )
+        written[client.submit(_is_some, fut, key=_key("written", fut.key), pure=True)] = z
+        return fut
+
+    # The pyramid above the blocks' root tiles, from child tiles across blocks.
+    reduce_levels(level, jobs[0].block.root[0], zmin, parent)
+    return records, written
+
+
+def run_graph(client: Client, jobs: list[BlockJob], out: TileOutput, zmin: int,
+              progress: Progress = SILENT):
+    """Submit the block tasks and the pyramid above them; wait, with progress bars.
+
+    Args:
+        client: a distributed Client.
+        jobs: the :class:`basemap.pipeline.plan.BlockJob` values, one per block.
+        out: the :class:`basemap.output.tiles.TileOutput`.
+        zmin: the lowest zoom to build.
+        progress: where the blocks and pyramid tiles done are reported.
+
+    Returns:
+        (block results in job order (failed ones included), {zoom: pyramid tiles written},
+        number of pyramid tiles not built because a child failed).
+    """
+    if not jobs:
+        return [], {}, 0
+    records, pyramid = submit_graph(client, jobs, out, zmin)
+    results = {}
+    bar = progress.stage("blocks", len(records), "block")
+    for fut in as_completed(list(records)):
+        job = records[fut]
+        if fut.status == "error":
+            exc = fut.exception()
+            _stop_if_disk_full(exc)
+            log.error("block %s failed: %s", job.block.name, exc)
+            message = f"{type(exc).__name__}: {exc}"
+            results[job.block] = BlockResult(job.block, "failed", message=message)
+        else:
+            results[job.block] = fut.result()
+        bar.advance()
+    bar.close()
+
+    written: dict[int, int] = {}
+    missing = 0
+    if pyramid:
+        bar = progress.stage("pyramid tiles", len(pyramid), "tile")
+        for fut in as_completed(list(pyramid)):
+            z = pyramid[fut]
+            if fut.status == "error":
+                _stop_if_disk_full(fut.exception())
+                missing += 1
+            else:
+                written[z] = written.get(z, 0) + fut.result()
+            bar.advance()
+        bar.close()
+    return [results[j.block] for j in jobs], written, missing
+
+
+def _stop_if_disk_full(exc: BaseException) -> None:
+    """A full disk fails every block after it: raise (docs/reliability.md, row 18); closing the
+    client on the way out (:func:`dask_client`) drops the other tasks. (Cancelling them first
+    trips an assertion in the scheduler, logged with tracebacks.)"""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise exc
+
+
+def _is_some(value) -> int:
+    """Task: 1 when a pyramid tile was written (its pixels stay on the worker)."""
+    return int(value is not None)
