@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -247,7 +248,7 @@ def cdse_s3() -> tuple[str, str | None, str | None]:
             os.environ.get(CDSE_KEY_ENV) or None, os.environ.get(CDSE_SECRET_ENV) or None)
 
 
-def environment_values(is_secret, min_length: int) -> list[str]:
+def environment_values(is_secret: Callable[[str], bool], min_length: int) -> list[str]:
     """Values (at least ``min_length`` long) of the variables whose names ``is_secret`` picks,
     longest first: what a log must never show."""
     values = {v for k, v in os.environ.items() if is_secret(k) and len(v) >= min_length}

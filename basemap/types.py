@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from basemap.errors import BasemapWarning, InputError
@@ -133,7 +134,7 @@ class ZoomRange:
             )
         return self
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[int]:
         return iter(range(self.min, self.max + 1))
 
     def __str__(self) -> str:

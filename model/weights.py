@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from basemap.model.unet import Normalization, ResUNet, UNetConfig
 
 from basemap.errors import WeightsError
+
+T = TypeVar("T")
 
 FORMAT = "basemap-resunet"
 VERSION = 1
@@ -52,7 +55,7 @@ def save_weights(
     return path
 
 
-def _dataclass_from(cls, data, path: Path, what: str):
+def _dataclass_from(cls: type[T], data: object, path: Path, what: str) -> T:
     names = {f.name for f in fields(cls)}
     if not isinstance(data, dict) or set(data) - names:
         raise WeightsError(

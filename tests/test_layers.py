@@ -174,6 +174,25 @@ def test_every_variable_config_reads_is_in_the_readme():
     assert not missing, f"README.md does not document {missing}"
 
 
+#: The share of function parameters (self and cls aside) that must carry a type annotation.
+MIN_TYPED_PARAMETERS = 0.90
+
+
+def test_parameters_are_typed():
+    """The data passed between stages says what it is: >= 90 % of parameters annotated."""
+    total = typed = 0
+    for path in MODULES.values():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                a = node.args
+                params = [*a.posonlyargs, *a.args, *a.kwonlyargs,
+                          *(p for p in (a.vararg, a.kwarg) if p is not None)]
+                params = [p for p in params if p.arg not in ("self", "cls")]
+                total += len(params)
+                typed += sum(p.annotation is not None for p in params)
+    assert typed / total >= MIN_TYPED_PARAMETERS, f"{typed} of {total} parameters typed"
+
+
 def test_modules_and_functions_stay_small():
     big = []
     for name, path in MODULES.items():

@@ -21,6 +21,7 @@ from basemap.progress import shown
 from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from basemap.synth.world import make_world
+from basemap.types import BBox, ZoomRange
 
 
 @click.command()
@@ -37,9 +38,11 @@ from basemap.synth.world import make_world
               "collection].")
 @selection_options
 @build_options()
-def build(bbox, zoom, out, source, collection, datetime_, max_cloud, max_items, months,
-          read_roots, renderer, model_path, tile_format, composite, feather, block_size, window,
-          overlap, workers, scheduler, quiet):
+def build(bbox: BBox, zoom: ZoomRange, out: str, source: str | None, collection: str | None,
+          datetime_: str | None, max_cloud: float | None, max_items: int | None,
+          months: str | None, read_roots: tuple[str, ...], renderer: str, model_path: str | None,
+          tile_format: str, composite: str, feather: int, block_size: int, window: int,
+          overlap: int, workers: int | None, scheduler: str | None, quiet: bool) -> None:
     """Build seamless 8-bit COGs and XYZ tiles for a bbox from Sentinel-2 L2A (a Dask graph).
 
     \b
@@ -67,8 +70,9 @@ def build(bbox, zoom, out, source, collection, datetime_, max_cloud, max_items, 
               help="Seed of the synthetic world.")
 @click.option("--zoom", type=ZOOM, default="0-14", show_default=True, help="MIN-MAX zoom levels.")
 @build_options()
-def demo(out, seed, zoom, renderer, model_path, tile_format, composite, feather, block_size,
-         window, overlap, workers, scheduler, quiet):
+def demo(out: str, seed: int, zoom: ZoomRange, renderer: str, model_path: str | None,
+         tile_format: str, composite: str, feather: int, block_size: int, window: int,
+         overlap: int, workers: int | None, scheduler: str | None, quiet: bool) -> None:
     """Offline demo: make the synthetic world in OUT/world (once), build it into OUT/build."""
     if not out.strip():
         raise InputError("OUT is empty: name a folder for the demo, e.g. out/demo")

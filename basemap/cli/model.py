@@ -17,7 +17,7 @@ from basemap.tools.colorize_geotiff import colorize_file
               help="How targets are made: `auto` grades each whole image like an editor.")
 @click.option("--dn-offset", type=float, default=0.0, show_default=True,
               help="DN offset of folder images (STAC items carry their own).")
-def pairs(source, out, grader, dn_offset):
+def pairs(source: str, out: str, grader: str, dn_offset: float) -> None:
     """Make training pairs OUT/<name>/{input,target}.tif from SOURCE.
 
     SOURCE is a STAC catalog / API (every item) or a folder of 3-band uint16 GeoTIFFs or of
@@ -63,8 +63,10 @@ def pairs(source, out, grader, dn_offset):
               help="Continue from a checkpoint (<out stem>.ckpt).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--threads", type=int, help="CPU threads for torch (default: torch's choice).")
-def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, atmosphere,
-          consistency, init, feature_crops, base, levels, tone_prior, resume, seed, threads):
+def train(pairs_dir: str, out: str, epochs: int, steps: int, batch: int, crop: int, lr: float,
+          lambdas: str, vgg_weights: str | None, atmosphere: bool, consistency: float,
+          init: str | None, feature_crops: int | None, base: int, levels: int,
+          tone_prior: bool, resume: str | None, seed: int, threads: int | None) -> None:
     """Train the colorization U-Net on pairs; writes weights, checkpoint and plots beside OUT."""
     # deferred on purpose: torch (and the training code, which imports it) is heavy and optional
     import torch
@@ -94,7 +96,8 @@ def train(pairs_dir, out, epochs, steps, batch, crop, lr, lambdas, vgg_weights, 
                f"plots {result['loss']}, {result['samples']}")
 
 
-def _parse_bands(ctx, param, value: str) -> tuple[int, int, int]:
+def _parse_bands(ctx: click.Context, param: click.Parameter,
+                 value: str) -> tuple[int, int, int]:
     """``--bands R,G,B`` -> three positive ints (a usage error otherwise)."""
     try:
         bands = tuple(int(v) for v in value.split(","))
@@ -110,14 +113,15 @@ def _parse_bands(ctx, param, value: str) -> tuple[int, int, int]:
 @click.argument("dst", type=click.Path(dir_okay=False))
 @click.option("--model", "model_path", type=click.Path(dir_okay=False),
               help="Weights for the unet renderer (default: the shipped model).")
-@click.option("--renderer", default="unet", show_default=True,
+@click.option("--renderer", default=RENDERER_NAMES[0], show_default=True,
               type=click.Choice(RENDERER_NAMES))
 @click.option("--dn-offset", type=float, default=0.0, show_default=True,
               help="Added to DN before /10000: -1000 for processing baseline >= 04.00.")
 @click.option("--bands", default="1,2,3", show_default=True, callback=_parse_bands,
               help="1-based indexes of the red, green, blue bands (B04, B03, B02) in SRC, e.g. "
                    "3,2,1 for a B02,B03,B04,B08 stack or 4,3,2 for B01..B12.")
-def colorize(src, dst, model_path, renderer, dn_offset, bands):
+def colorize(src: str, dst: str, model_path: str | None, renderer: str, dn_offset: float,
+             bands: tuple[int, int, int]) -> None:
     """Colorize the R, G, B bands of an integer L2A GeoTIFF into an 8-bit COG with a mask."""
     colorize_file(src, dst, model_path=model_path, renderer=renderer, dn_offset=dn_offset,
                   bands=bands, progress=Bars())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -10,6 +12,7 @@ from basemap import config
 from basemap.errors import BasemapWarning, PartialBuildError
 from basemap.mosaic.composite import METHOD_NAMES
 from basemap.output.media import TILE_FORMATS
+from basemap.pipeline.build import BuildSummary
 from basemap.pipeline.plan import BuildSettings
 from basemap.render.base import RENDERER_NAMES
 from basemap.stac.query import Query
@@ -17,13 +20,17 @@ from basemap.stac.search import check_max_cloud, parse_datetime
 from basemap.stac.select import DEFAULT_MAX_CLOUD, DEFAULT_MAX_ITEMS, Selection, with_defaults
 from basemap.types import BBox, ZoomRange
 
+#: A command callback being decorated with options (returned as it came).
+F = TypeVar("F", bound=Callable[..., Any])
+
 
 class BBoxParam(click.ParamType):
     """W,S,E,N in degrees, validated (exit 2 naming the field); clamping is said on stderr."""
 
     name = "W,S,E,N"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: str | BBox, param: click.Parameter | None,
+                ctx: click.Context | None) -> BBox:
         if isinstance(value, BBox):
             return value
         with warnings.catch_warnings(record=True) as caught:
@@ -39,7 +46,8 @@ class ZoomParam(click.ParamType):
 
     name = "MIN-MAX"
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: str | ZoomRange, param: click.Parameter | None,
+                ctx: click.Context | None) -> ZoomRange:
         if isinstance(value, ZoomRange):
             return value
         return ZoomRange.parse(value)
@@ -57,13 +65,13 @@ def default_source(source: str | None, collection: str | None) -> tuple[str, str
     return source, collection
 
 
-def tile_format_option(default: str, help: str):  # noqa: A002 (click's name)
+def tile_format_option(default: str, help: str) -> Callable[[F], F]:  # noqa: A002 (click's name)
     """--tile-format, choices from :data:`basemap.output.media.TILE_FORMATS`."""
     return click.option("--tile-format", type=click.Choice(tuple(TILE_FORMATS)), default=default,
                         show_default=True, help=help)
 
 
-def selection_options(f):
+def selection_options(f: F) -> F:
     """--datetime, --max-cloud, --max-items and --months: which items a build reads
     (:mod:`basemap.stac.select`; the defaults keep a run bounded)."""
     f = click.option("--months", default=None, metavar="M-M",
@@ -101,7 +109,7 @@ def read_query(source: str | None, collection: str | None, datetime: str | None,
                  tuple(read_roots), chosen.chosen)
 
 
-def build_options(block_size: bool = True):
+def build_options(block_size: bool = True) -> Callable[[F], F]:
     """Options shared by `build`, `demo` and `world run` (everything that decides the pixels).
 
     Args:
@@ -138,7 +146,7 @@ def build_options(block_size: bool = True):
             "--block-size", type=int, default=config.BLOCK_SIZE, show_default=True,
             help="Processing block side in max-zoom px (256 x a power of two)."))
 
-    def decorate(f):
+    def decorate(f: F) -> F:
         for option in reversed(options):
             f = option(f)
         return f
@@ -146,15 +154,15 @@ def build_options(block_size: bool = True):
     return decorate
 
 
-def settings(renderer, model_path, tile_format, composite, feather, block_size, window,
-             overlap) -> BuildSettings:
+def settings(renderer: str, model_path: str | None, tile_format: str, composite: str,
+             feather: int, block_size: int, window: int, overlap: int) -> BuildSettings:
     """The BuildSettings of the shared options."""
     return BuildSettings(renderer=renderer, model=model_path, tile_format=tile_format,
                          composite=composite, feather=feather, block_size=block_size,
                          window=window, overlap=overlap)
 
 
-def finish(summary) -> None:
+def finish(summary: BuildSummary) -> None:
     """Print a build's summary; exit 3 (PartialBuildError) when blocks failed."""
     click.echo(summary.text())
     if not summary.scenes:

@@ -24,7 +24,8 @@ from basemap.viewer.serve import serve as run_server
               "a block corner.")
 @click.option("--at", default=None, metavar="LON,LAT",
               help="Sample at the block corner nearest this point [default: the bounds' centre].")
-def evaluate(out, against, report, size, at):
+def evaluate(out: str, against: tuple[str, ...], report: str | None, size: int,
+             at: str | None) -> None:
     """Seam excess, clipped %, colourfulness, L*, cross-scene dE: a build vs other renderers."""
     for name in against:
         get_renderer(name)  # unknown names: exit 2 before any work
@@ -54,9 +55,9 @@ def evaluate(out, against, report, size, at):
 @click.argument("out", type=click.Path(file_okay=False))
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
               help="TCP port on 127.0.0.1 (0 picks a free one).")
-def serve(out, port):
+def serve(out: str, port: int) -> None:
     """Serve OUT's tiles and a web map page (Leaflet) on 127.0.0.1; one layer per tile set found."""
-    def ready(url):
+    def ready(url: str) -> None:
         click.echo(f"Serving {out} at {url} (Ctrl-C stops)")
         sys.stdout.flush()
 

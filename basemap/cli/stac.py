@@ -10,6 +10,7 @@ from basemap.cli.options import BBOX, default_source
 from basemap.redact import redact_url
 from basemap.stac.search import check_max_cloud, parse_datetime
 from basemap.stac.search import search as stac_search
+from basemap.types import BBox
 
 
 @click.command()
@@ -33,7 +34,8 @@ from basemap.stac.search import search as stac_search
               help="Allow the catalog's local hrefs under DIR too (repeatable; default: local "
               "files under a local catalog's own folder only).")
 @click.option("--json", "as_json", is_flag=True, help="Print the scenes as JSON instead.")
-def search(source, bbox, datetime_, max_cloud, collection, read_roots, as_json):
+def search(source: str | None, bbox: BBox, datetime_: str | None, max_cloud: float | None,
+           collection: str | None, read_roots: tuple[str, ...], as_json: bool) -> None:
     """List the Sentinel-2 L2A items a build would use (id, date, cloud, baseline, tile, EPSG)."""
     parse_datetime(datetime_)  # bad input: exit 2 before any network call
     check_max_cloud(max_cloud)

@@ -18,7 +18,7 @@ from basemap.synth.world import make_world
               help="World seed; the same seed writes the same bytes.")
 @click.option("--preset", type=click.Choice(tuple(PRESETS)), default="test", show_default=True,
               help="test: 4 tiles of 3 km, 2 dates (seconds); demo: 4 tiles of 18 km, 3 dates.")
-def synth(out, seed, preset):
+def synth(out: str, seed: int, preset: str) -> None:
     """Write a synthetic Sentinel-2 L2A world (COGs + static STAC catalog) into OUT.
 
     Prints the catalog path and a WGS84 bbox well inside the covered area.

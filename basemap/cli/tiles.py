@@ -14,6 +14,7 @@ from basemap.output.layers import find_layers
 from basemap.output.pmtiles import write_pmtiles
 from basemap.progress import Bars, shown
 from basemap.tools.tile_raster import RESAMPLINGS, make_tiles
+from basemap.types import ZoomRange
 
 
 @click.command()
@@ -29,7 +30,8 @@ from basemap.tools.tile_raster import RESAMPLINGS, make_tiles
               show_default=True,
               help="Warp kernel into the global grid.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def tiles(src, out, zoom, tile_format, workers, block_size, resampling, quiet):
+def tiles(src: str, out: str, zoom: ZoomRange, tile_format: str, workers: int | None,
+          block_size: int, resampling: str, quiet: bool) -> None:
     """XYZ tiles (OUT/tiles/{z}/{x}/{y}) of any 8-bit raster, with the build's pyramid code."""
     check_block_size(block_size)
     summary = make_tiles(src, out, zoom.min, zoom.max, tile_format, workers, block_size,
@@ -42,7 +44,7 @@ def tiles(src, out, zoom, tile_format, workers, block_size, resampling, quiet):
 @click.option("--output", type=click.Path(dir_okay=False), default=None,
               help="Archive to write (default: OUT/basemap.pmtiles, one per tile set: "
               "OUT/<folder>/basemap.pmtiles).")
-def pmtiles(out, output):
+def pmtiles(out: str, output: str | None) -> None:
     """Pack OUT's XYZ pyramid into one PMTiles archive (tiles copied byte for byte)."""
     tilesets, _ = find_layers(out)
     if output is not None and len(tilesets) > 1:

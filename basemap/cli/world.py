@@ -19,6 +19,7 @@ from basemap.cli.options import (
 )
 from basemap.errors import InputError, PartialBuildError
 from basemap.progress import shown
+from basemap.types import BBox
 from basemap.world import plan as world_plan
 from basemap.world.plan import Plan
 from basemap.world.run import run_shards
@@ -40,7 +41,8 @@ from basemap.world.worker import worker_command
               help="Skip shards without land (coarse 0.25-degree mask shipped in the package).")
 @click.option("--out", "out", type=click.Path(dir_okay=False), default=None,
               help="Write the shard list here as JSON (for `basemap world run`).")
-def plan(world, regions, zoom, block_size, shard_size, land_only, out):
+def plan(world: bool, regions: tuple[BBox, ...], zoom: int, block_size: int, shard_size: int,
+         land_only: bool, out: str | None) -> None:
     """Split the world (or regions) into shards of blocks, each one resumable build run."""
     if world == bool(regions):
         raise InputError("give either --world or one or more --bbox regions")
@@ -51,7 +53,7 @@ def plan(world, regions, zoom, block_size, shard_size, land_only, out):
     click.echo(json.dumps(world_plan.summary(p) | {"shard_zoom": p.shard_zoom}, indent=1))
 
 @click.group()
-def world():
+def world() -> None:
     """World-scale runs: a shard plan (`basemap plan`) built shard by shard, then the pyramid."""
 @world.command("run")
 @click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
@@ -67,9 +69,12 @@ def world():
               help="Build zooms 0..shard_zoom-1 at the end (needs every shard finished).")
 @selection_options
 @build_options(block_size=False)
-def world_run(plan_path, out, source, collection, datetime_, max_cloud, indices, pyramid,
-              max_items, months, read_roots, renderer, model_path, tile_format, composite,
-              feather, window, overlap, workers, scheduler, quiet):
+def world_run(plan_path: str, out: str, source: str | None, collection: str | None,
+              datetime_: str | None, max_cloud: float | None, indices: tuple[int, ...],
+              pyramid: bool, max_items: int | None, months: str | None,
+              read_roots: tuple[str, ...], renderer: str, model_path: str | None,
+              tile_format: str, composite: str, feather: int, window: int, overlap: int,
+              workers: int | None, scheduler: str | None, quiet: bool) -> None:
     """Build the shards of PLAN into one output (each a resumable build), then the pyramid.
 
     The block size is the plan's (`basemap plan --block-size`).
@@ -90,7 +95,7 @@ def world_run(plan_path, out, source, collection, datetime_, max_cloud, indices,
 @click.argument("plan_path", metavar="PLAN", type=click.Path(dir_okay=False))
 @click.option("--out", required=True, help="The output the shards were built into.")
 @tile_format_option("webp", "Tile format (the shards' own).")
-def world_pyramid(plan_path, out, tile_format):
+def world_pyramid(plan_path: str, out: str, tile_format: str) -> None:
     """Build zooms 0..shard_zoom-1 of a world run from its finished shards (exact 2x reduction)."""
     problems = build_pyramid(Plan.read(plan_path), out, tile_format)
     if problems:
@@ -108,7 +113,8 @@ def world_pyramid(plan_path, out, tile_format):
 @click.option("--memory-limit", default="auto", show_default=True,
               help="Memory per worker (e.g. 16GiB); over it the worker is restarted.")
 @click.option("--name", default=None, help="Worker name (default: Dask picks one).")
-def worker(scheduler, gpus, nthreads, memory_limit, name):
+def worker(scheduler: str, gpus: str, nthreads: int, memory_limit: str,
+           name: str | None) -> None:
     """Start a Dask worker for builds, connected to the scheduler at ADDRESS (tcp://host:8786)."""
     args = worker_command(scheduler, gpus, nthreads, memory_limit, name)
     os.execv(args[0], args)

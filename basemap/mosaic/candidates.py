@@ -22,9 +22,10 @@ import numpy as np
 from numba import njit
 
 #: Observations kept per pixel: the default selection reads the 8 clearest scenes per MGRS tile
-#: (:data:`basemap.stac.select.DEFAULT_MAX_ITEMS`), so a pixel of one tile keeps all its views,
-#: and where tiles and UTM zones overlap the demo's worst corner (12 views) keeps them all too.
-MAX_CANDIDATES = 12
+#: (:data:`basemap.stac.select.DEFAULT_MAX_ITEMS`), so a pixel of one tile keeps all its views;
+#: 12 would keep every view of the demo's worst corner (its bytes as the stack gave them) but
+#: holds 1.67x the 8-date peak at 64 dates, over the 1.3x goal (BENCHMARKS.md §4).
+MAX_CANDIDATES = 8
 #: Pixels per band (a few MB of slots: what a band's growth copies, and what is ranked at once).
 BAND_PX = 1 << 16
 
@@ -73,7 +74,7 @@ class Candidates:
             arrays[i] = np.zeros((*old.shape[:2], slots, *old.shape[3:]), old.dtype)
             arrays[i][:, :, : old.shape[2]] = old
 
-    def take(self, i: int, pixels: tuple | None = None):
+    def take(self, i: int, pixels: tuple | None = None) -> tuple[np.ndarray, ...]:
         """(values (C, 3, ...), quality (C, ...), mask (C, ...)) of band ``i``, or of its
         ``pixels`` (an index of the band's (h, W)), contiguous copies; ``mask``: where a slot
         holds a candidate."""
@@ -88,7 +89,8 @@ class Candidates:
 
 
 @njit(cache=True, nogil=True)
-def _offer(reflectance, offered, quality, dn, values, scores, kept):  # pragma: no cover
+def _offer(reflectance: np.ndarray, offered: np.ndarray, quality: np.ndarray,  # pragma: no cover
+           dn: bool, values: np.ndarray, scores: np.ndarray, kept: np.ndarray) -> None:
     """Each offered pixel into its slots, in place: appended while one is free, else the worst
     of the held ones and the new one (:func:`_worst`) is dropped and the later ones move up, so
     the slots stay in arrival order. Values are stored as they are, or (``dn``) as DN
@@ -121,7 +123,7 @@ def _offer(reflectance, offered, quality, dn, values, scores, kept):  # pragma: 
 
 
 @njit(cache=True, nogil=True)
-def _worst(quality, scores):  # pragma: no cover (compiled)
+def _worst(quality: float, scores: np.ndarray) -> int:  # pragma: no cover (compiled)
     """The slot to drop (``len(scores)`` for the new view of ``quality``): the lowest quality,
     of equals the earliest."""
     worst, worst_q = 0, scores[0]

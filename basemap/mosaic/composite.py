@@ -144,14 +144,15 @@ class Stacked(Compositor):
     :data:`~basemap.mosaic.candidates.MAX_CANDIDATES` (:class:`Candidates`) and combines them a band
     at a time (:meth:`_combine_band`)."""
 
-    def __init__(self, shape):
+    def __init__(self, shape: tuple[int, int]) -> None:
         super().__init__(shape)
         self.candidates = Candidates(shape, dn=False)
 
-    def _add(self, reflectance, accepted, quality, at):
+    def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray,
+             at: tuple[slice, slice]) -> None:
         self.candidates.add(reflectance, accepted, quality, at)
 
-    def _combine(self):
+    def _combine(self) -> tuple[np.ndarray, np.ndarray]:
         out = np.zeros((3, *self.shape), np.float32)
         got = np.zeros(self.shape, bool)
         for i, band in enumerate(self.candidates.bands):
@@ -170,17 +171,18 @@ class WeightedMean(Compositor):
 
     power = 1
 
-    def __init__(self, shape):
+    def __init__(self, shape: tuple[int, int]) -> None:
         super().__init__(shape)
         self.acc = np.zeros((3, *shape), np.float64)
         self.wsum = np.zeros(shape, np.float64)
 
-    def _add(self, reflectance, accepted, quality, at):
+    def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray,
+             at: tuple[slice, slice]) -> None:
         w = np.where(accepted, quality, 0.0) ** self.power
         self.acc[(slice(None), *at)] += reflectance * w
         self.wsum[at] += w
 
-    def _combine(self):
+    def _combine(self) -> tuple[np.ndarray, np.ndarray]:
         got = self.wsum > 0
         out = np.zeros((3, *self.shape), np.float32)
         np.divide(self.acc, self.wsum, out=out, where=got, casting="unsafe")
@@ -188,7 +190,9 @@ class WeightedMean(Compositor):
 
 
 @njit(cache=True, nogil=True)
-def _accumulate(reflectance, mask, power, ranks, acc, wsum):  # pragma: no cover (compiled)
+def _accumulate(reflectance: np.ndarray, mask: np.ndarray,  # pragma: no cover (compiled)
+                power: np.ndarray, ranks: np.ndarray, acc: np.ndarray,
+                wsum: np.ndarray) -> None:
     """Add one view to ``best``'s sums (in place): weight ``power`` (``quality ** BEST_POWER``)
     times each rank (floored at RANK_FLOOR) where accepted, in float64."""
     floor = np.float32(RANK_FLOOR)
@@ -204,7 +208,8 @@ def _accumulate(reflectance, mask, power, ranks, acc, wsum):  # pragma: no cover
             wsum[y, x] += w
 
 
-def _best_of(views: list[View], shape: tuple[int, int], rank_haze: bool):
+def _best_of(views: list[View], shape: tuple[int, int],
+             rank_haze: bool) -> tuple[np.ndarray, np.ndarray]:
     """(reflectance (3, H, W), got): mean weighted by quality ** BEST_POWER, agreement (and
     haze rank), each view accumulated on its own part, in order.
 
@@ -235,25 +240,27 @@ def _views(reflectance: np.ndarray, quality: np.ndarray, mask: np.ndarray) -> li
 class Best(Stacked):
     """The best observation that agrees with the others wins; near-ties blend (no steps)."""
 
-    def _combine_band(self, reflectance, quality, mask):
+    def _combine_band(self, reflectance: np.ndarray, quality: np.ndarray,
+                      mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _best_of(_views(reflectance, quality, mask), mask.shape[1:], rank_haze=True)
 
 
 class First(Compositor):
     """The first accepted observation in manifest order."""
 
-    def __init__(self, shape):
+    def __init__(self, shape: tuple[int, int]) -> None:
         super().__init__(shape)
         self.out = np.zeros((3, *shape), np.float32)
         self.got = np.zeros(shape, bool)
 
-    def _add(self, reflectance, accepted, quality, at):
+    def _add(self, reflectance: np.ndarray, accepted: np.ndarray, quality: np.ndarray,
+             at: tuple[slice, slice]) -> None:
         got, out = self.got[at], self.out[(slice(None), *at)]  # views
         take = accepted & ~got
         out[:, take] = reflectance[:, take]
         got |= take
 
-    def _combine(self):
+    def _combine(self) -> tuple[np.ndarray, np.ndarray]:
         return self.out, self.got
 
 
@@ -262,7 +269,8 @@ class Quantile(Stacked):
 
     q = 0.5
 
-    def _combine_band(self, reflectance, quality, mask):
+    def _combine_band(self, reflectance: np.ndarray, quality: np.ndarray,
+                      mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return _quantile(reflectance, mask, self.q), mask.any(axis=0)
 
 
@@ -275,7 +283,8 @@ class FirstQuartile(Quantile):
 class Medoid(Stacked):
     """The accepted observation with the least summed L1 distance to the others."""
 
-    def _combine_band(self, reflectance, quality, mask):
+    def _combine_band(self, reflectance: np.ndarray, quality: np.ndarray,
+                      mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         cost = np.zeros(mask.shape, np.float32)
         for i in range(len(mask)):
             for j in range(len(mask)):

@@ -20,7 +20,8 @@ from numba import njit
 
 
 @njit(cache=True, nogil=True)
-def _chamfer(inside, cap, diagonal):  # pragma: no cover (compiled)
+def _chamfer(inside: np.ndarray, cap: int,  # pragma: no cover (compiled)
+             diagonal: bool) -> np.ndarray:
     """Two raster scans over the array framed by ``cap`` (no outside pixel beyond the edges):
     each pixel the least of its scanned neighbours' distances + 1 (the four edge neighbours, and
     the corners when ``diagonal``), capped at ``cap``; 0 outside. Integer distances; the

@@ -103,8 +103,9 @@ def observation_quality(
 
 
 @njit(cache=True, nogil=True)
-def _scores(reflectance, valid, scl, has_scl, distance, edge, accepted,
-            quality):  # pragma: no cover (compiled)
+def _scores(reflectance: np.ndarray, valid: np.ndarray, scl: np.ndarray, has_scl: bool,
+            distance: np.ndarray, edge: np.ndarray, accepted: np.ndarray,
+            quality: np.ndarray) -> None:  # pragma: no cover (compiled)
     """The cloud and haze scores of the module docstring and the product with ``edge``, per
     pixel, in float32 with numpy's operations in numpy's order (the results are the same bits);
     ``accepted`` and ``quality`` are filled in place."""

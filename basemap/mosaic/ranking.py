@@ -30,7 +30,8 @@ class View(NamedTuple):
     at: tuple[slice, slice]
 
 
-def _overlap(a: tuple[slice, slice], b: tuple[slice, slice]):
+def _overlap(a: tuple[slice, slice],
+             b: tuple[slice, slice]) -> tuple[tuple[slice, slice], tuple[slice, slice]] | None:
     """The common pixels of two parts, as slices into each, or None."""
     (ar, ac), (br, bc) = a, b
     r0, r1 = max(ar.start, br.start), min(ar.stop, br.stop)
@@ -41,7 +42,8 @@ def _overlap(a: tuple[slice, slice], b: tuple[slice, slice]):
             (slice(r0 - br.start, r1 - br.start), slice(c0 - bc.start, c1 - bc.start)))
 
 
-def _excess_rank(scores: list[np.ndarray], views: list[View], shape, tau: float) -> list:
+def _excess_rank(scores: list[np.ndarray], views: list[View], shape: tuple[int, int],
+                 tau: float) -> list[np.ndarray]:
     """Per view, ``exp(-((score - min) / tau) ** 2)`` where accepted (0 elsewhere), ``min`` the
     pixel's smallest score over its accepted views."""
     least = np.full(shape, np.inf, np.float32)
@@ -56,7 +58,8 @@ def _excess_rank(scores: list[np.ndarray], views: list[View], shape, tau: float)
 
 
 @njit(cache=True, nogil=True)
-def _fold_least(score, mask, least):  # pragma: no cover (compiled)
+def _fold_least(score: np.ndarray, mask: np.ndarray,  # pragma: no cover (compiled)
+                least: np.ndarray) -> None:
     """``least`` lowered (in place) to ``score`` where accepted."""
     for y in range(mask.shape[0]):
         for x in range(mask.shape[1]):
@@ -65,7 +68,8 @@ def _fold_least(score, mask, least):  # pragma: no cover (compiled)
 
 
 @njit(cache=True, nogil=True)
-def _rank_exponent(score, mask, least, tau, out):  # pragma: no cover (compiled)
+def _rank_exponent(score: np.ndarray, mask: np.ndarray,  # pragma: no cover (compiled)
+                   least: np.ndarray, tau: float, out: np.ndarray) -> None:
     """``-(max(score - least, 0) / tau) ** 2`` where accepted, ``-inf`` elsewhere (float32)."""
     for y in range(mask.shape[0]):
         for x in range(mask.shape[1]):
@@ -96,7 +100,9 @@ def agreement(views: list[View], shape: tuple[int, int]) -> list[np.ndarray]:
 
 
 @njit(cache=True, nogil=True)
-def _pair_disagreement(log_i, log_j, mask_i, mask_j, dis_i, dis_j):  # pragma: no cover
+def _pair_disagreement(log_i: np.ndarray, log_j: np.ndarray,  # pragma: no cover
+                       mask_i: np.ndarray, mask_j: np.ndarray, dis_i: np.ndarray,
+                       dis_j: np.ndarray) -> None:
     """Where both views are accepted: their mean absolute log-ratio over the bands, folded into
     each one's smallest so far (``dis_i``, ``dis_j`` updated in place)."""
     bands = np.float32(log_i.shape[0])

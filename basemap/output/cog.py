@@ -8,13 +8,17 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from xml.sax.saxutils import escape
 
 import numpy as np
 
 from basemap.errors import InvalidCOGError
-from basemap.grid import TILE_SIZE, Region, region_transform
+from basemap.grid import TILE_SIZE, Block, Region, region_transform
 from basemap.output.storage import Storage
+
+if TYPE_CHECKING:
+    from rasterio.io import DatasetReader, MemoryFile
 
 #: Creation options of the block COGs: lossless (the pyramid and the VRT read these pixels back),
 #: 256-px internal tiles matching the XYZ grid, overviews down to one tile.
@@ -46,14 +50,14 @@ def cog_blocksize(width: int, height: int) -> int:
     return 512
 
 
-def cog_key(block) -> str:
+def cog_key(block: Block) -> str:
     """Storage key of a block's COG: ``cogs/{z}/{x}/{y}.tif`` of the block's root tile."""
     return f"cogs/{block.name}.tif"
 
 
-def write_cog(source, dst: str | os.PathLike, profile: dict, *, overview_level: int | None = None,
-              overview_resampling: str = "average", add_mask: bool = False,
-              in_memory: bool = True, name: str | None = None) -> None:
+def write_cog(source: str | os.PathLike | DatasetReader, dst: str | os.PathLike, profile: dict,
+              *, overview_level: int | None = None, overview_resampling: str = "average",
+              add_mask: bool = False, in_memory: bool = True, name: str | None = None) -> None:
     """THE COG writer: translate ``source`` into a COG at ``dst`` with rio-cogeo, then validate it.
 
     Args:
@@ -81,7 +85,7 @@ def write_cog(source, dst: str | os.PathLike, profile: dict, *, overview_level: 
                               f"{errors}")
 
 
-def array_dataset(mem, array: np.ndarray, **profile):
+def array_dataset(mem: MemoryFile, array: np.ndarray, **profile: Any) -> DatasetReader:
     """``array`` (bands, H, W) written into a MemoryFile ``mem`` as a GTiff; returns it, open."""
     count = array.shape[0]
     with mem.open(driver="GTiff", count=count, height=array.shape[1], width=array.shape[2],

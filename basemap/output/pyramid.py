@@ -64,7 +64,8 @@ def reduce_levels(
 
 def reduce_tiles(level: Mapping[tuple[int, int], np.ndarray], z: int, zmin: int,
                  out: TileOutput | None, broken: Collection[tuple[int, int]] = (),
-                 counts: dict[int, int] | None = None):
+                 counts: dict[int, int] | None = None
+                 ) -> tuple[dict[tuple[int, int], np.ndarray], set[tuple[int, int]]]:
     """:func:`reduce_levels` in this process on RGBA tiles, writing each parent to ``out``.
 
     Args:
@@ -74,7 +75,8 @@ def reduce_tiles(level: Mapping[tuple[int, int], np.ndarray], z: int, zmin: int,
     Returns:
         As :func:`reduce_levels`.
     """
-    def parent(pz, px, py, kids):
+    def parent(pz: int, px: int, py: int,
+               kids: tuple[np.ndarray | None, ...]) -> np.ndarray | None:
         tile = reduce2x(assemble(kids))
         if out is None:
             return tile

@@ -22,15 +22,19 @@ import uuid
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from basemap import config
 from basemap.errors import ConfigError, PreconditionFailed
 from basemap.output.media import media_type
 from basemap.output.ownership import claim
 
+if TYPE_CHECKING:
+    from s3fs import S3FileSystem
+
 
 @lru_cache(maxsize=4)
-def _filesystem(endpoint: str | None):
+def _filesystem(endpoint: str | None) -> S3FileSystem:
     """One s3fs filesystem per process and endpoint (botocore reads the credentials)."""
     import s3fs
 
@@ -78,7 +82,7 @@ class S3Storage:
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
 
     @property
-    def fs(self):
+    def fs(self) -> S3FileSystem:
         """This process's s3fs filesystem (endpoint from AWS_ENDPOINT_URL, if set)."""
         return _filesystem(config.s3_endpoint())
 
@@ -154,7 +158,7 @@ class S3Storage:
             return None
         return etag if data == expected else None
 
-    def _conditional(self, method: str, key: str, **kwargs) -> bool:
+    def _conditional(self, method: str, key: str, **kwargs: str | bytes) -> bool:
         """A conditional request: False when its condition failed (another writer won)."""
         try:
             self.fs.call_s3(method, Bucket=self.bucket, Key=self._key(key), **kwargs)
@@ -239,7 +243,7 @@ class S3Storage:
             ) from exc
 
 
-async def _get_with_etag(fs, bucket: str, key: str) -> tuple[bytes, str]:
+async def _get_with_etag(fs: S3FileSystem, bucket: str, key: str) -> tuple[bytes, str]:
     """(bytes, ETag) of one version of an object, read with one GET (FileNotFoundError when
     absent)."""
     resp = await fs._call_s3("get_object", Bucket=bucket, Key=key)

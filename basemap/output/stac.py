@@ -23,6 +23,7 @@ from basemap import __version__
 from basemap.grid import Region, region_lonlat_bounds, region_transform
 from basemap.output.media import media_type
 from basemap.output.storage import Storage
+from basemap.stac.scene import Scene
 
 STAC_VERSION = "1.0.0"
 COLLECTION_ID = "basemap"
@@ -54,7 +55,7 @@ class CogEntry:
     sources: tuple[str, ...]
 
 
-def source_items(scenes, stac: str, api: bool) -> list[SourceItem]:
+def source_items(scenes: Sequence[Scene], stac: str, api: bool) -> list[SourceItem]:
     """:class:`SourceItem` of each manifest scene: the item's URL on a STAC API, else its entry
     in ``manifest.json`` (a JSON pointer, relative to an item under ``stac/items/``)."""
     out = []

@@ -39,6 +39,7 @@ from basemap.output.stac import CogEntry, source_items, write_stac
 from basemap.output.storage import Storage, open_storage
 from basemap.output.tilejson import ATTRIBUTION, tilejson
 from basemap.output.tiles import TileOutput
+from basemap.pipeline.block_task import BlockResult
 from basemap.pipeline.graph import dask_client, run_graph
 from basemap.pipeline.lease import Lease
 from basemap.pipeline.ledger import clean_temp_files, freeze_manifest
@@ -274,7 +275,9 @@ def _recorded_period(storage: Storage) -> str | None:
     return record.get("datetime") if "datetime" in (record.get("defaults") or ()) else None
 
 
-def _write_stac(storage, jobs, results, scenes, stac, bbox, settings, tj) -> None:
+def _write_stac(storage: Storage, jobs: list[BlockJob], results: list[BlockResult],
+                scenes: list[Scene], stac: str, bbox: BBox, settings: BuildSettings,
+                tj: dict) -> None:
     """``OUT/stac/``: the build's COGs as a STAC Collection (:mod:`basemap.output.stac`)."""
     used = {j.block.name: tuple(s.id for s in j.scenes) for j in jobs}
     entries = [CogEntry(r.cog, r.block.region, used.get(r.block.name, ())) for r in results
@@ -283,7 +286,7 @@ def _write_stac(storage, jobs, results, scenes, stac, bbox, settings, tj) -> Non
                source_items(scenes, stac, is_api(stac)), tj)
 
 
-def _count(summary: BuildSummary, results, pyramid: dict, missing: int,
+def _count(summary: BuildSummary, results: list[BlockResult], pyramid: dict, missing: int,
            settings: BuildSettings) -> None:
     """Add the blocks' and the pyramid's counts to the summary."""
     for r in results:

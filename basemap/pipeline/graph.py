@@ -40,8 +40,9 @@ from contextlib import contextmanager
 from dataclasses import replace
 
 import dask
+import numpy as np
 from dask.base import tokenize
-from distributed import Client, LocalCluster, as_completed
+from distributed import Client, Future, LocalCluster, Worker, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from basemap import config
@@ -86,7 +87,7 @@ class WorkerSetup(WorkerPlugin):
         self.verbose = verbose
         self.quiet = QuietFailures()
 
-    def setup(self, worker) -> None:
+    def setup(self, worker: Worker) -> None:
         """Export the GDAL settings and limit torch/OpenMP threads (before torch is imported)."""
         config.export_env(self.gdal_env, threads=self.torch_threads)
         if "torch" in sys.modules:
@@ -94,7 +95,7 @@ class WorkerSetup(WorkerPlugin):
         if not self.verbose:
             logging.getLogger("distributed.worker").addFilter(self.quiet)
 
-    def teardown(self, worker) -> None:
+    def teardown(self, worker: Worker) -> None:
         """Remove the filter (a worker thread in this process: the process goes on)."""
         logging.getLogger("distributed.worker").removeFilter(self.quiet)
 
@@ -141,30 +142,31 @@ def dask_client(
         dlog.setLevel(level)
 
 
-def gpu_slots(client) -> tuple[float, int]:
+def gpu_slots(client: Client) -> tuple[float, int]:
     """(the ``GPU`` resource the cluster's workers advertise in all, their threads in all)."""
     workers = client.scheduler_info().get("workers", {}).values()
     return (sum((w.get("resources") or {}).get("GPU", 0) for w in workers),
             sum(w.get("nthreads", 1) for w in workers))  # fmt: skip
 
 
-def _key(prefix: str, *args) -> str:
+def _key(prefix: str, *args: object) -> str:
     return f"{prefix}-{tokenize(*args)}"
 
 
-def _finished(job) -> bool:
+def _finished(job: BlockJob) -> bool:
     """Whether the ledger has the block finished (sizes checked; its task checks hashes and
     builds the block itself, parts and all, when they differ)."""
     return Ledger(job.storage).done(job.block.name, job.fingerprint(), verify=False) \
         is not None
 
 
-def _record(result):
+def _record(result: BlockResult) -> BlockResult:
     """Task: a block result without its pixels (what the client keeps)."""
     return replace(result, rgba=None)
 
 
-def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict]:
+def submit_graph(client: Client, jobs: list[BlockJob], out: TileOutput,
+                 zmin: int) -> tuple[dict, dict]:
     """Submit one block task per job and the pyramid tasks above the blocks' root tiles.
 
     Returns:
@@ -197,7 +199,7 @@ def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict]:
         records[client.submit(_record, fut, key=_key("record", job), pure=True)] = job
     written = {}
 
-    def parent(z, px, py, kids):
+    def parent(z: int, px: int, py: int, kids: tuple[Future | None, ...]) -> Future:
         fut = client.submit(
             pyramid_tile, z, px, py, kids, out,
             key=_key(f"tile-{z}-{px}-{py}", tuple(k.key if k else None for k in kids), out),
@@ -212,7 +214,7 @@ def submit_graph(client, jobs, out, zmin: int) -> tuple[dict, dict]:
 
 
 def run_graph(client: Client, jobs: list[BlockJob], out: TileOutput, zmin: int,
-              progress: Progress = SILENT):
+              progress: Progress = SILENT) -> tuple[list[BlockResult], dict[int, int], int]:
     """Submit the block tasks and the pyramid above them; wait, with progress bars.
 
     Args:
@@ -268,6 +270,6 @@ def _stop_if_disk_full(exc: BaseException) -> None:
         raise exc
 
 
-def _is_some(value) -> int:
+def _is_some(value: np.ndarray | None) -> int:
     """Task: 1 when a pyramid tile was written (its pixels stay on the worker)."""
     return int(value is not None)

@@ -140,7 +140,7 @@ class Lease:
         self.acquire()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         try:
             self.release()
         except KeyboardInterrupt:  # the heartbeat's interruption, arriving late

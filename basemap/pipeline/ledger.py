@@ -25,10 +25,12 @@ import hashlib
 import io
 import json
 import logging
+import os
 import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -202,7 +204,7 @@ class RecordingStorage:
         self._storage = storage
         self.written: dict[str, tuple[int, str]] = {}
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self._storage, name)
 
     def write_bytes(self, key: str, data: bytes) -> None:
@@ -210,7 +212,7 @@ class RecordingStorage:
         self._storage.write_bytes(key, data)
         self.written[key] = (len(data), sha256(data))
 
-    def put_file(self, key: str, local_path) -> None:
+    def put_file(self, key: str, local_path: str | os.PathLike) -> None:
         """Publish a local file and record it."""
         with open(local_path, "rb") as fh:
             data = fh.read()

@@ -55,7 +55,7 @@ class BuildSettings:
 
     zmin: int = 0
     zmax: int = 14
-    renderer: str = "unet"
+    renderer: str = RENDERER_NAMES[0]
     model: str | None = None
     window: int = config.WINDOW
     overlap: int = config.OVERLAP

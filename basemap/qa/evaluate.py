@@ -45,7 +45,7 @@ from basemap.qa.colour import (
 from basemap.qa.report import write_report
 from basemap.qa.seams import seam_excess
 from basemap.read.scenes import Observation, embed
-from basemap.render.base import RENDERER_NAMES, get_renderer
+from basemap.render.base import RENDERER_NAMES, Renderer, get_renderer
 from basemap.render.inference import check_weights
 from basemap.stac.manifest import read_manifest
 
@@ -214,7 +214,7 @@ def read_mosaic(build: BuildInfo) -> tuple[np.ndarray, Region]:
 # ---- the whole evaluation ----------------------------------------------------------------------
 
 
-def _usable(renderer) -> bool:
+def _usable(renderer: Renderer) -> bool:
     """Whether a renderer's weights (if it has any) exist and load."""
     if renderer.weights is None:
         return True
@@ -296,7 +296,8 @@ def composite_figures(build: BuildInfo, inputs: SampleInputs, region: Region) ->
     }
 
 
-def _measure(build: BuildInfo, renderers: dict, inputs: SampleInputs, region: Region):
+def _measure(build: BuildInfo, renderers: dict, inputs: SampleInputs, region: Region
+             ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], dict[str, dict]]:
     """The tiles as built and every renderer on the sample: (images, figures) by rendering."""
     rows, cols = region.slices(inputs.origin)
     valid = inputs.valid[rows, cols]

@@ -138,7 +138,7 @@ def composite_line(c: dict) -> str:
             f"(whole build: {build}), haze/cloud leak proxy {c['leak_proxy_pct']:.2f} %")
 
 
-def _json_safe(value):
+def _json_safe(value: object) -> object:
     """NaN -> None (JSON has no NaN), recursively."""
     if isinstance(value, dict):
         return {k: _json_safe(v) for k, v in value.items()}

@@ -21,15 +21,19 @@ import ctypes
 import functools
 import logging
 import re
+from collections.abc import Iterable
 
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
 
 from basemap.config import is_remote, open_env
 from basemap.errors import AssetError, AuthError, MissingAssetError, UnusableAssetError
 from basemap.read.access import forget_token, readable_href, s3_options
 from basemap.stac.hrefs import check_openable, open_raster
+from basemap.stac.scene import Scene
 from basemap.stac.sources import profile_named
 
 __all__ = ["asset_error", "check_asset", "check_assets", "forget", "open_asset",
@@ -157,7 +161,7 @@ def _wrapping_format(href: str) -> UnusableAssetError | None:
 
 
 def open_asset(href: str, scene_id: str, key: str, source: str = "generic",
-               collection: str = ""):  # fmt: skip
+               collection: str = "") -> DatasetReader:  # fmt: skip
     """Open an asset: a local file as GDAL opens it (sidecars honoured), a remote one with the
     remote-only settings (:func:`basemap.config.open_env`), signed or with its archive's S3
     settings (:mod:`basemap.read.access`)."""
@@ -176,12 +180,12 @@ def open_asset(href: str, scene_id: str, key: str, source: str = "generic",
     raise error
 
 
-def open_scene_asset(scene, key: str):
+def open_scene_asset(scene: Scene, key: str) -> DatasetReader:
     """:func:`open_asset` of a scene's canonical asset ``key``."""
     return open_asset(scene.href(key), scene.id, key, scene.source, scene.collection)
 
 
-def check_asset(ds, href: str, scene_id: str, key: str) -> None:
+def check_asset(ds: DatasetReader, href: str, scene_id: str, key: str) -> None:
     """Raise :class:`UnusableAssetError` naming ``href`` and the fix when an open asset can't be
     used: no CRS or geotransform, not one band, not integer DN (reflectance) or classes (SCL)."""
     where = f"asset {key} of scene {scene_id} ({href})"
@@ -206,7 +210,7 @@ def check_asset(ds, href: str, scene_id: str, key: str) -> None:
         )
 
 
-def check_assets(scenes) -> None:
+def check_assets(scenes: Iterable[Scene]) -> None:
     """Preflight (before any block runs): open the local assets of ``scenes`` and check each
     (:func:`check_asset`), and open one remote asset per source (archive profile, collection
     and host), so that an unusable asset or a refusing archive fails the run with exit 2 instead
@@ -232,7 +236,7 @@ def check_assets(scenes) -> None:
                 check_asset(ds, href, scene.id, key)
 
 
-def read_dn(ds, window) -> np.ndarray:
+def read_dn(ds: DatasetReader, window: Window) -> np.ndarray:
     """Band 1 of ``ds`` in ``window`` with every nodata value as 0 (the pipeline's nodata): the
     file's own nodata (e.g. -32768 of an int16 asset) and negative values."""
     data = ds.read(1, window=window)

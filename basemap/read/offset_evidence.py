@@ -23,6 +23,7 @@ from rasterio.errors import RasterioIOError
 
 from basemap.errors import AssetError, AuthError
 from basemap.read.assets import open_scene_asset
+from basemap.stac.scene import Scene
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def shifted_fraction(dn: np.ndarray, vegetation: np.ndarray) -> float | None:
     return float((valid < 1000).mean()) if valid.size >= MIN_VEGETATION_PX else None
 
 
-def decide_offset(scene):
+def decide_offset(scene: Scene) -> Scene:
     """``scene`` with its DN offset decided from its pixels when its metadata is in doubt
     (unchanged otherwise, or when the blue band can't be read: the blocks will say why)."""
     if not scene.offset_in_doubt or not any(k == "scl" for k, _ in scene.assets):
@@ -67,7 +68,7 @@ def decide_offset(scene):
     return replace(scene, offset_in_doubt=False)
 
 
-def _overview(scene, key: str) -> np.ndarray:
+def _overview(scene: Scene, key: str) -> np.ndarray:
     """A scene's asset read whole at about :data:`SAMPLE_SIDE` px (from its overviews; nearest,
     so SCL classes stay classes), the nodata value as 0."""
     with open_scene_asset(scene, key) as ds:

@@ -21,11 +21,14 @@ block, one that can't be used as given (no CRS, ...) fails the run with exit 2.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
+from rasterio.crs import CRS
 from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader
 
 from basemap import config
 from basemap.errors import AssetError, AuthError, MissingAssetError
@@ -48,6 +51,7 @@ from basemap.read.warp import (
     sample_nearest,
 )
 from basemap.stac.radiometry import to_reflectance
+from basemap.stac.scene import Scene
 from basemap.stac.sources import profile_named
 
 log = logging.getLogger(__name__)
@@ -96,7 +100,7 @@ def _bbox_overlaps(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
 
 
-def _lattice(lattices: dict, region: Region, zoom: int, crs) -> Lattice:
+def _lattice(lattices: dict, region: Region, zoom: int, crs: CRS) -> Lattice:
     """The region's coordinate mapping into ``crs``, made once per (region, CRS)."""
     key = (region, zoom, crs.to_wkt())
     if key not in lattices:
@@ -104,7 +108,8 @@ def _lattice(lattices: dict, region: Region, zoom: int, crs) -> Lattice:
     return lattices[key]
 
 
-def _pixels(ds, region: Region, settings: ReadSettings, lattices: dict):
+def _pixels(ds: DatasetReader, region: Region, settings: ReadSettings,
+            lattices: dict) -> tuple[Lattice, SourcePixels]:
     """(lattice, :class:`SourcePixels`) of a dataset's grid for ``region``."""
     lattice = _lattice(lattices, region, settings.zoom, ds.crs)
     return lattice, SourcePixels.of(lattice, ds.transform, (ds.height, ds.width))
@@ -122,7 +127,8 @@ def _crop(parts: list[Region | None], region: Region) -> Region | None:
                   min(grown.x1, region.x1), min(grown.y1, region.y1))
 
 
-def _warp_asset(datasets, lattice, pixels, crop: Region, bilinear: bool, dtype):
+def _warp_asset(datasets: list[DatasetReader], lattice: Lattice, pixels: SourcePixels,
+                crop: Region, bilinear: bool, dtype: str) -> tuple[np.ndarray, bool]:
     """Sample bands (one dataset per band, same grid) onto ``crop``: one read of the window
     the pixels fall in, one coordinate mapping and one set of taps for all bands."""
     from rasterio.windows import Window
@@ -146,7 +152,8 @@ def _warp_asset(datasets, lattice, pixels, crop: Region, bilinear: bool, dtype):
     return out, bool(out.any())
 
 
-def _warp_bands(datasets, region, settings, lattices):
+def _warp_bands(datasets: list[DatasetReader], region: Region, settings: ReadSettings,
+                lattices: dict) -> tuple[Region | None, np.ndarray | None, bool]:
     """(crop, DN on it, touched): the reflectance bands sampled onto the crop of ``region``, in
     one pass when they share a grid, else band by band (real catalogs mix them: one band
     georeferenced by a sidecar, another not)."""
@@ -166,7 +173,7 @@ def embed(array: np.ndarray, crop: Region, region: Region) -> np.ndarray:
     return paste(array, crop.slices((region.x0, region.y0)), (region.height, region.width))
 
 
-def read_scene(scene, region: Region, settings: ReadSettings,
+def read_scene(scene: Scene, region: Region, settings: ReadSettings,
                lattices: dict | None = None) -> SceneStack | None:  # fmt: skip
     """Warp a scene's red/green/blue DN and SCL onto a chunk-aligned region of the global grid.
 
@@ -197,7 +204,7 @@ def read_scene(scene, region: Region, settings: ReadSettings,
         return _read_scene(scene, region, settings, lattices)
 
 
-def _read_scene(scene, region: Region, settings: ReadSettings,
+def _read_scene(scene: Scene, region: Region, settings: ReadSettings,
                 lattices: dict | None) -> SceneStack | None:  # fmt: skip
     """:func:`read_scene`, one attempt."""
     if region != chunk_aligned(region, settings.chunk):
@@ -228,7 +235,7 @@ def _read_scene(scene, region: Region, settings: ReadSettings,
     return SceneStack(dn=dn, scl=scl, region=crop)
 
 
-def _read_scl(scene, crop: Region, region: Region, settings: ReadSettings,
+def _read_scl(scene: Scene, crop: Region, region: Region, settings: ReadSettings,
               lattices: dict) -> np.ndarray:  # fmt: skip
     """The scene's SCL classes warped onto ``crop`` of ``region`` (nearest), (H, W) uint8."""
     error = None
@@ -247,7 +254,7 @@ def _read_scl(scene, crop: Region, region: Region, settings: ReadSettings,
     return scl[0]
 
 
-def _diagnosed(scene, error: AssetError, keys) -> AssetError:
+def _diagnosed(scene: Scene, error: AssetError, keys: tuple[str, ...]) -> AssetError:
     """The error of a failed read, made precise: GDAL says only "Read failed" when a server
     refuses a range request, so the assets are opened again, and a refusal (or a 404) there
     is the error to report."""
@@ -264,7 +271,7 @@ def _diagnosed(scene, error: AssetError, keys) -> AssetError:
     return error
 
 
-def _forget(scene, error: Exception, keys) -> None:
+def _forget(scene: Scene, error: Exception, keys: tuple[str, ...]) -> None:
     """After a failed read: drop GDAL's cached state of the hrefs, and a refused token."""
     for key in keys:
         forget(scene.href(key))
@@ -286,8 +293,8 @@ class Observation(NamedTuple):
     region: Region
 
 
-def observations(scenes, region: Region, settings: ReadSettings, feather: int,
-                 skipped: list[str] | None = None):  # fmt: skip
+def observations(scenes: Iterable[Scene], region: Region, settings: ReadSettings, feather: int,
+                 skipped: list[str] | None = None) -> Iterator[Observation]:  # fmt: skip
     """Yield an :class:`Observation` for each scene with data in `region`, in manifest order.
 
     The one recipe shared by the build and `basemap evaluate`: warp, DN to reflectance by the

@@ -27,9 +27,11 @@ below 14); this sampler does not (a point sample).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from affine import Affine
 from numba import njit
 from rasterio.warp import transform
 
@@ -74,7 +76,8 @@ class Lattice:
 
 
 @njit(cache=True, nogil=True)
-def _columns(kx0, x0, width):  # pragma: no cover (compiled)
+def _columns(kx0: int, x0: int,  # pragma: no cover (compiled)
+             width: int) -> tuple[np.ndarray, np.ndarray]:
     """Per destination column x of a part starting at global column ``x0``: the lattice column
     left of it (relative to ``kx0``) and its fraction of the way to the next node."""
     jx = np.empty(width, np.int64)
@@ -87,7 +90,8 @@ def _columns(kx0, x0, width):  # pragma: no cover (compiled)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _row_nodes(nodes, ky0, gy, out):  # pragma: no cover (compiled)
+def _row_nodes(nodes: np.ndarray, ky0: int, gy: int,  # pragma: no cover (compiled)
+               out: np.ndarray) -> None:
     """The per-node quantity interpolated to global row ``gy`` at every lattice column, into
     ``out``: the first of the two bilinear steps, once per row."""
     ky = gy // LATTICE
@@ -98,13 +102,15 @@ def _row_nodes(nodes, ky0, gy, out):  # pragma: no cover (compiled)
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _along_row(row, jx, tx, x):  # pragma: no cover (compiled)
+def _along_row(row: np.ndarray, jx: np.ndarray, tx: np.ndarray,  # pragma: no cover (compiled)
+               x: int) -> float:
     """The second bilinear step: the quantity at column x of the row from its two nodes."""
     return row[jx[x]] * (1.0 - tx[x]) + row[jx[x] + 1] * tx[x]
 
 
 @njit(cache=True, nogil=True)
-def _node_values(nodes, kx0, ky0, x0, y0, out):  # pragma: no cover (compiled)
+def _node_values(nodes: np.ndarray, kx0: int, ky0: int, x0: int,  # pragma: no cover (compiled)
+                 y0: int, out: np.ndarray) -> np.ndarray:
     jx, tx = _columns(kx0, x0, out.shape[1])
     row = np.empty(nodes.shape[1], np.float64)
     for y in range(out.shape[0]):
@@ -142,7 +148,7 @@ class SourcePixels:
     shape: tuple[int, int]
 
     @classmethod
-    def of(cls, lattice: Lattice, transform, shape: tuple[int, int]) -> SourcePixels:
+    def of(cls, lattice: Lattice, transform: Affine, shape: tuple[int, int]) -> SourcePixels:
         """The pixels of ``lattice`` in a raster of ``transform`` (affine) and (height, width)."""
         inv = ~transform
         u = inv.a * lattice.xs + inv.b * lattice.ys + inv.c
@@ -169,7 +175,7 @@ class SourcePixels:
         return cls(part, u, v, (r0, r1, c0, c1), shape)
 
 
-def padded(srcs) -> np.ndarray:
+def padded(srcs: Sequence[np.ndarray]) -> np.ndarray:
     """Source windows of one grid (bands, each (h, w)) as one float32 (bands, h + 2, w + 2)
     array with a 1-px nodata border (the outside of the raster)."""
     h, w = srcs[0].shape
@@ -180,7 +186,9 @@ def padded(srcs) -> np.ndarray:
 
 
 @njit(cache=True, nogil=True, inline="always")
-def _source_position(row_u, row_v, jx, tx, x, height, width):  # pragma: no cover (compiled)
+def _source_position(row_u: np.ndarray, row_v: np.ndarray,  # pragma: no cover (compiled)
+                     jx: np.ndarray, tx: np.ndarray, x: int, height: int,
+                     width: int) -> tuple[float, float, bool]:
     """(column, row, whether the centre is inside the raster) of column x of the current row,
     from the rows' interpolated nodes (:func:`_row_nodes`)."""
     uu, vv = _along_row(row_u, jx, tx, x), _along_row(row_v, jx, tx, x)
@@ -206,7 +214,8 @@ def sample_bilinear(sources: np.ndarray, pixels: SourcePixels, lattice: Lattice,
 
 
 @njit(cache=True, nogil=True)
-def _bilinear_kernel(sources, nodes_u, nodes_v, geometry, out):  # pragma: no cover (compiled)
+def _bilinear_kernel(sources: np.ndarray, nodes_u: np.ndarray,  # pragma: no cover (compiled)
+                     nodes_v: np.ndarray, geometry: np.ndarray, out: np.ndarray) -> None:
     """:func:`sample_bilinear`, per pixel: its source position and taps once, then every band
     (float32 throughout, in the order GDAL sums)."""
     kx0, ky0, x0, y0, r0, r1, c0, c1, height, width = geometry
@@ -266,7 +275,8 @@ def sample_nearest(src: np.ndarray, pixels: SourcePixels, lattice: Lattice,
 
 
 @njit(cache=True, nogil=True)
-def _nearest_kernel(src, nodes_u, nodes_v, geometry, out):  # pragma: no cover (compiled)
+def _nearest_kernel(src: np.ndarray, nodes_u: np.ndarray,  # pragma: no cover (compiled)
+                    nodes_v: np.ndarray, geometry: np.ndarray, out: np.ndarray) -> None:
     kx0, ky0, x0, y0, r0, _, c0, _, height, width = geometry
     jx, tx = _columns(kx0, x0, out.shape[1])
     row_u, row_v = np.empty(nodes_u.shape[1]), np.empty(nodes_v.shape[1])

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import rasterio
+from rasterio.io import DatasetReader
 
 from basemap import config
 from basemap.errors import ConfigError, UnusableAssetError
@@ -161,7 +162,7 @@ def allowed_drivers() -> tuple[str, ...]:
     return ALLOWED_DRIVERS + (("VRT",) if config.allow_vrt() else ())
 
 
-def open_raster(href: str):
+def open_raster(href: str) -> DatasetReader:
     """``rasterio.open(href)`` with GDAL restricted to the driver its suffix names (JPEG 2000 for
     ``.jp2``/``.j2k``, GeoTIFF for anything else: COGs are GeoTIFFs), so a VRT or any other
     wrapping format does not open whatever it is named; any driver with ``BASEMAP_ALLOW_VRT=1``.

@@ -182,7 +182,7 @@ def _geometry_bbox(geometry: dict | None) -> list[float] | None:
     xs: list[float] = []
     ys: list[float] = []
 
-    def walk(c):
+    def walk(c: list) -> None:
         if c and isinstance(c[0], (int, float)):
             xs.append(c[0])
             ys.append(c[1])

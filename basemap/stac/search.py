@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from datetime import datetime as _dt
 from datetime import timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from basemap import config
 from basemap.errors import ConfigError, InputError, StacError
@@ -38,6 +39,9 @@ from basemap.stac.radiometry import parse_instant
 from basemap.stac.scene import Scene, scene_from_item
 from basemap.stac.validate import item_problem
 from basemap.types import BBox
+
+if TYPE_CHECKING:
+    from pystac_client import Client, ItemSearch
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +103,7 @@ def check_max_cloud(value: float | None) -> float | None:
 def _intersects(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     """True when two W,S,E,N boxes overlap; either may cross the antimeridian (west > east)."""
 
-    def parts(box):
+    def parts(box: tuple[float, ...]) -> list[tuple[float, ...]]:
         w, s, e, n = box
         return [(w, s, 180.0, n), (-180.0, s, e, n)] if w > e else [(w, s, e, n)]
 
@@ -110,7 +114,8 @@ def _intersects(a: tuple[float, ...], b: tuple[float, ...]) -> bool:
     )
 
 
-def _keep(scene: Scene, bbox: BBox, interval, max_cloud: float | None) -> bool:
+def _keep(scene: Scene, bbox: BBox, interval: tuple[_dt | None, _dt | None] | None,
+          max_cloud: float | None) -> bool:
     if not _intersects(scene.bbox, bbox.as_tuple()):
         return False
     if interval is not None:
@@ -215,7 +220,7 @@ def _sort_time(text: str) -> _dt:
     return parse_instant(text) or _dt.min.replace(tzinfo=timezone.utc)
 
 
-def _open_client(url: str, timeout: float, retries: int, backoff_factor: float):
+def _open_client(url: str, timeout: float, retries: int, backoff_factor: float) -> Client:
     from pystac_client import Client
     from pystac_client.stac_api_io import StacApiIO
     from urllib3.util.retry import Retry
@@ -233,7 +238,9 @@ def _open_client(url: str, timeout: float, retries: int, backoff_factor: float):
         raise StacError(f"cannot open the STAC API {redact_url(url)}: {exc}") from exc
 
 
-def _search_api(url, bbox, datetime, max_cloud, collection, timeout, retries, backoff):
+def _search_api(url: str, bbox: BBox, datetime: str | None, max_cloud: float | None,
+                collection: str | None, timeout: float, retries: int,
+                backoff: float) -> Iterator[Scene]:
     from pystac_client.conformance import ConformanceClasses
 
     client = _open_client(url, timeout, retries, backoff)
@@ -258,7 +265,7 @@ def _search_api(url, bbox, datetime, max_cloud, collection, timeout, retries, ba
                     yield scene
 
 
-def _result_pages(client, kwargs: dict, shown: str) -> Iterator[dict]:
+def _result_pages(client: Client, kwargs: dict, shown: str) -> Iterator[dict]:
     """The pages of one search; any failure to get one is a StacError (what is done with a page
     is not: a malformed item is the caller's to skip)."""
     try:
@@ -269,7 +276,7 @@ def _result_pages(client, kwargs: dict, shown: str) -> Iterator[dict]:
         raise StacError(f"STAC search at {shown} failed: {exc}") from exc
 
 
-def _pages(item_search, url: str) -> Iterator[dict]:
+def _pages(item_search: ItemSearch, url: str) -> Iterator[dict]:
     """Result pages, raising StacError when a ``next`` link repeats (a pagination loop)."""
     seen: set[str] = set()
     for n, page in enumerate(item_search.pages_as_dicts()):
@@ -376,7 +383,7 @@ def _check_link(href: str, what: str, policy: ReadPolicy) -> None:
             raise ConfigError(f"{what}: {problem}")
 
 
-def _read_json(href: str):
+def _read_json(href: str) -> dict:
     import pystac
 
     try:

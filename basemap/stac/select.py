@@ -103,7 +103,7 @@ def within(scenes: list[Scene], period: str) -> list[Scene]:
     return [s for s in scenes if first <= s.datetime[:10] <= last]
 
 
-def clearest(scenes, n: int) -> list:
+def clearest(scenes: list[Scene], n: int) -> list[Scene]:
     """The ``n`` least cloudy of ``scenes`` (no cloud cover last, ties to the most recent), in
     their original order."""
     newest_first = sorted(scenes, key=lambda s: s.datetime, reverse=True)

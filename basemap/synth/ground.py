@@ -50,7 +50,7 @@ class Ground:
     reflectance: np.ndarray
     shade: np.ndarray
 
-def _elevation(wx, wy, lay: Layout, seed: int) -> np.ndarray:
+def _elevation(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int) -> np.ndarray:
     """Elevation in [0, ~1.2]: a ridge along the north of the world plus rolling hills."""
     u, v = wx / lay.half_x, wy / lay.half_y
     ridge_v = 0.62 + 0.12 * np.sin(2.2 * u + 0.5)
@@ -69,7 +69,8 @@ def ground(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int, coarse: dict)
     return _texture(wx, wy, seed, coarse, lc, pid, edge, refl)
 
 
-def _landcover(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int, coarse: dict):
+def _landcover(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int,
+               coarse: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(land cover codes, parcel id hash, distance to the parcel border in metres)."""
     u, v = wx / lay.half_x, wy / lay.half_y
     warp_u = u + 0.12 * (coarse["warp_a"] - 0.5)
@@ -109,7 +110,8 @@ def _landcover(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int, coarse: d
     return lc, pid, edge
 
 
-def _texture(wx, wy, seed: int, coarse: dict, lc, pid, edge, refl) -> Ground:
+def _texture(wx: np.ndarray, wy: np.ndarray, seed: int, coarse: dict, lc: np.ndarray,
+             pid: np.ndarray, edge: np.ndarray, refl: np.ndarray) -> Ground:
     """Per-parcel and per-class variation, multi-scale texture and hillshade on the base
     reflectance of each class."""
     t_fine = fbm(wx, wy, 60.0, 3, seed * 31 + 7)

@@ -26,7 +26,7 @@ def _footprint(tile: Tile, lay: Layout, k: int) -> list[list[float]]:
     lon, lat = transformer(tile.epsg, 4326).transform(xs, ys)
     pts = list(zip((lon - LON0) * KX, (lat - LAT0) * KY, strict=True))
     if k == 0:  # clip by the swath edge: inside is wx <= half_x * (0.8 + 0.25 * wy / half_y)
-        def inside(p):
+        def inside(p: tuple[float, float]) -> float:
             return p[0] - lay.half_x * (0.80 + 0.25 * p[1] / lay.half_y)
 
         clipped = []

@@ -47,7 +47,8 @@ def smoothstep(e0: float, e1: float, x: np.ndarray) -> np.ndarray:
     t = np.clip((x - e0) / (e1 - e0), 0, 1)
     return t * t * (3 - 2 * t)
 
-def voronoi(wx: np.ndarray, wy: np.ndarray, cell: float, salt: int):
+def voronoi(wx: np.ndarray, wy: np.ndarray, cell: float,
+            salt: int) -> tuple[np.ndarray, np.ndarray]:
     """Jittered-grid Voronoi: (cell id hash in [0,1), distance to the cell border in metres)."""
     gx, gy = np.floor(wx / cell).astype(np.int64), np.floor(wy / cell).astype(np.int64)
     best = np.full(np.shape(wx), np.inf, np.float32)

@@ -20,28 +20,29 @@ class Sky:
     cirrus: np.ndarray  # thin cirrus opacity 0..~0.3
     haze: np.ndarray  # additive path reflectance in blue
 
-def _cloud_density(wx, wy, lay: Layout, seed: int, k: int) -> np.ndarray:
+def _cloud_density(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int, k: int) -> np.ndarray:
     f = fbm(wx, wy, lay.cloud_scale_m, 5, seed * 101 + 17 * k + 1)
     thr = (0.60, 0.63, 0.57)[k % 3]
     return smoothstep(thr, thr + 0.07, f)
 
-def swath_outside(wx, wy, lay: Layout, k: int) -> np.ndarray:
+def swath_outside(wx: np.ndarray, wy: np.ndarray, lay: Layout, k: int) -> np.ndarray:
     """The east edge of the swath of date 0 (a diagonal line); other dates cover everything."""
     if k != 0:
         return np.zeros(np.shape(wx), bool)
     return wx > lay.half_x * (0.80 + 0.25 * (wy / lay.half_y))
 
-def _cirrus(wx, wy, lay: Layout, seed: int, k: int) -> np.ndarray:
+def _cirrus(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int, k: int) -> np.ndarray:
     f = fbm(wx * 0.6, wy * 2.0, lay.cloud_scale_m * 1.5, 3, seed * 101 + 17 * k + 2)
     return 0.25 * smoothstep(0.62, 0.75, f)
 
-def _obstructed(wx, wy, raw_cloud, lay: Layout, seed: int, k: int) -> np.ndarray:
+def _obstructed(wx: np.ndarray, wy: np.ndarray, raw_cloud: np.ndarray, lay: Layout, seed: int,
+                k: int) -> np.ndarray:
     """0..1: how much date k hides the ground at (wx, wy): cloud, cirrus or outside the swath."""
     cirrus = _cirrus(wx, wy, lay, seed, k) * 4
     outside = swath_outside(wx, wy, lay, k).astype(np.float32)
     return smoothstep(0.02, 0.2, np.maximum(np.maximum(raw_cloud, cirrus), outside))
 
-def skies(wx, wy, lay: Layout, seed: int) -> list[Sky]:
+def skies(wx: np.ndarray, wy: np.ndarray, lay: Layout, seed: int) -> list[Sky]:
     """The sky of every date at world metres.
 
     A date's clouds are thinned where every earlier date was cloudy, so the union of the dates

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.ndimage import binary_erosion
@@ -12,6 +13,9 @@ from basemap.synth.layout import KX, KY, LAT0, LON0, Layout, Preset, layout
 from basemap.synth.noise import fbm, hash01
 from basemap.synth.sky import skies, swath_outside
 from basemap.types import BBox
+
+if TYPE_CHECKING:
+    from pyproj import Transformer
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ def _grid_code(zone: int, x: float, y: float, shift: int) -> str:
     row = _MGRS_ROWS[(int(y // 100000) + (5 if zone % 2 == 0 else 0)) % 20]
     return f"{zone}T{col}{row}"
 
-def transformer(src: int, dst: int):
+def transformer(src: int, dst: int) -> Transformer:
     from pyproj import Transformer
 
     return Transformer.from_crs(src, dst, always_xy=True)
@@ -81,7 +85,7 @@ def world_bbox(preset: Preset = "test") -> BBox:
 
 def upsample(c: np.ndarray, step: int, h: int, w: int) -> np.ndarray:
     """Bilinear upsampling of lattice values (nodes every `step` px) to an (h, w) grid."""
-    def axis(n: int, m: int):
+    def axis(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
         r = np.arange(n) / step
         i0 = np.minimum(r.astype(np.int64), m - 2)
         return i0, (r - i0).astype(np.float32)
@@ -91,7 +95,7 @@ def upsample(c: np.ndarray, step: int, h: int, w: int) -> np.ndarray:
     rows = c[i0] * (1 - ti)[:, None] + c[i0 + 1] * ti[:, None]
     return (rows[:, j0] * (1 - tj) + rows[:, j0 + 1] * tj).astype(np.float32)
 
-def world_coords(tile: Tile, step: int):
+def world_coords(tile: Tile, step: int) -> tuple[np.ndarray, np.ndarray]:
     """World metres of the lattice nodes (every `step` px) of a tile's pixel centres."""
     n = -(-(tile.size - 1) // step) + 1
     cols = tile.x0 + (np.arange(n) * step + 0.5) * 10.0
@@ -134,7 +138,8 @@ def raw_offset_in_dn(tile: Tile, lay: Layout, k: int) -> bool:
     """
     return float(lay.dates[k][1]) >= 4.0 and tile.zone == 31
 
-def _scl(scl_ground, cloud, shadow, cirrus, outside, lies: bool, snow: np.ndarray) -> np.ndarray:
+def _scl(scl_ground: np.ndarray, cloud: np.ndarray, shadow: np.ndarray, cirrus: np.ndarray,
+         outside: np.ndarray, lies: bool, snow: np.ndarray) -> np.ndarray:
     """The 10 m SCL of one date: exact thresholds, or (``lies``) SCL's known errors: thin cloud
     (opacity < 0.35) and haze left unflagged, cloud edges under-detected by 3 px, shadows
     flagged only where dark (> 0.55), and a third of the snow flagged as cloud."""

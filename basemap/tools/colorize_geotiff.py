@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioIOError
+from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.windows import Window
 from rio_cogeo.profiles import cog_profiles
 
@@ -15,7 +16,7 @@ from basemap.errors import ConfigError, InputError
 from basemap.grid import Region
 from basemap.output.cog import cog_blocksize, write_cog
 from basemap.progress import SILENT, Progress
-from basemap.render.base import get_renderer
+from basemap.render.base import RENDERER_NAMES, Renderer, get_renderer
 from basemap.stac.radiometry import to_reflectance
 
 
@@ -23,7 +24,7 @@ def colorize_file(
     src: str | Path,
     dst: str | Path,
     model_path: str | Path | None = None,
-    renderer: str = "unet",
+    renderer: str = RENDERER_NAMES[0],
     dn_offset: float = 0.0,
     bands: tuple[int, int, int] = (1, 2, 3),
     chunk: int = 1792,
@@ -91,7 +92,7 @@ def _check_paths(src: Path, dst: Path) -> None:
         raise ConfigError(f"output folder {dst.parent} does not exist")
 
 
-def _open_source(src: Path, bands: tuple[int, int, int]):
+def _open_source(src: Path, bands: tuple[int, int, int]) -> DatasetReader:
     """``src`` opened, once checked to hold integer `bands` (InputError naming it and the fix)."""
     try:
         ds = rasterio.open(src)
@@ -116,8 +117,8 @@ def _open_source(src: Path, bands: tuple[int, int, int]):
     return ds
 
 
-def _render_region(ds, out, rend, region: Region, dn_offset: float,
-                   bands: tuple[int, int, int]) -> None:
+def _render_region(ds: DatasetReader, out: DatasetWriter, rend: Renderer, region: Region,
+                   dn_offset: float, bands: tuple[int, int, int]) -> None:
     """Read exactly the input ``rend`` needs for ``region`` (boundless, 0 = nodata), render it
     and write it with its mask."""
     need = rend.input_region(region)

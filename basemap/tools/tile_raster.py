@@ -96,7 +96,7 @@ def source_region(src: str, zmax: int) -> tuple[Region, tuple[float, float, floa
     return region, (west, south, east, north)
 
 
-def _warped(job: TilesJob):
+def _warped(job: TilesJob) -> WarpedVRT:
     """(dataset, world-wide WarpedVRT in EPSG:3857 at zmax) for this process, opened once."""
     key = (job.src, job.zmax, job.resampling)
     if _OPEN.get("key") != key:
@@ -129,7 +129,7 @@ def read_rgba(job: TilesJob, region: Region) -> np.ndarray:
     return out
 
 
-def _has_alpha(vrt) -> bool:
+def _has_alpha(vrt: WarpedVRT) -> bool:
     return vrt.colorinterp[-1] == ColorInterp.alpha
 
 

@@ -56,7 +56,7 @@ def basemap_kind(parts: tuple[str, ...], tile_dirs: frozenset[tuple[str, ...]]) 
 class BadPath(Exception):
     """A request path refused before any file lookup; carries the 4xx status to answer."""
 
-    def __init__(self, status: HTTPStatus):
+    def __init__(self, status: HTTPStatus) -> None:
         super().__init__(status)
         self.status = status
 

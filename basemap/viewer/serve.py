@@ -37,6 +37,7 @@ from functools import partial
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from basemap.errors import ConfigError
 from basemap.output.layers import find_layers
@@ -122,7 +123,7 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "basemap-serve"
     protocol_version = "HTTP/1.1"
 
-    def __init__(self, *args, out: Path, layers: list[dict], **kwargs):
+    def __init__(self, *args: Any, out: Path, layers: list[dict], **kwargs: Any) -> None:
         self.out = out
         self.layers = layers
         self.tile_dirs = frozenset(la["tiles_dir"] for la in layers if la["kind"] == "xyz")
@@ -133,7 +134,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.timeout = self.server.idle_timeout  # applied to the socket by StreamRequestHandler
         super().setup()
 
-    def log_message(self, format: str, *args) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
         log.debug("%s %s", self.address_string(), format % args)
 
     def end_headers(self) -> None:
@@ -234,7 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         with f:
             self._send_open_file(f, path.name, os.fstat(f.fileno()), body)
 
-    def _send_open_file(self, f, name: str, stat: os.stat_result, body: bool) -> None:
+    def _send_open_file(self, f: BinaryIO, name: str, stat: os.stat_result, body: bool) -> None:
         size = stat.st_size
         etag = f'"{stat.st_mtime_ns:x}-{size:x}"'
         start, end = 0, size - 1
@@ -290,7 +291,7 @@ class _Server(ThreadingHTTPServer):
     idle_timeout = IDLE_TIMEOUT_S
 
 
-def _host_port(server) -> str:
+def _host_port(server: ThreadingHTTPServer) -> str:
     """'host:port' a server listens on."""
     host, port = server.server_address[:2]
     return f"{host}:{port}"
@@ -311,7 +312,8 @@ def make_server(out: Path, port: int = 8000, host: str = "127.0.0.1") -> Threadi
         raise ConfigError(f"cannot listen on {host}:{port} ({exc}); pick another --port") from exc
 
 
-def serve(out: Path, port: int = 8000, host: str = "127.0.0.1", ready=None) -> None:
+def serve(out: Path, port: int = 8000, host: str = "127.0.0.1",
+          ready: Callable[[str], None] | None = None) -> None:
     """Serve OUT until interrupted (Ctrl-C).
 
     Args:

@@ -109,7 +109,8 @@ def world_pyramid(plan: Plan, out: str, tile_format: str = "webp") -> list[str]:
     return problems
 
 
-def _reduce_square(roots, x0, y0, n):
+def _reduce_square(roots: dict[tuple[int, int], np.ndarray | None], x0: int, y0: int,
+                   n: int) -> np.ndarray | None:
     """The one tile an n x n square of root tiles (dict (x, y) -> RGBA or None) reduces to."""
     level = {(x - x0, y - y0): t for (x, y), t in roots.items() if t is not None}
     top, _ = reduce_tiles(level, int(math.log2(n)), 0, None)

@@ -51,7 +51,8 @@ class Atmosphere:
         lam = np.asarray(WAVELENGTHS_NM)
         return self.haze * (WAVELENGTHS_NM[2] / lam) ** self.exponent
 
-    def apply(self, reflectance: np.ndarray, valid: np.ndarray, rng=None) -> np.ndarray:
+    def apply(self, reflectance: np.ndarray, valid: np.ndarray,
+              rng: np.random.Generator | None = None) -> np.ndarray:
         """Reflectance (3, H, W) as seen through this atmosphere (invalid pixels stay 0)."""
         r = reflectance.astype(np.float32)
         t = 1.0 - TRANSMISSION_LOSS * self.haze

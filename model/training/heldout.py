@@ -45,7 +45,8 @@ BRIGHT_MIN_L = 60.0
 SAMPLE = 100_000
 
 
-def render(name: str, reflectance: np.ndarray, valid: np.ndarray, model=None) -> np.ndarray:
+def render(name: str, reflectance: np.ndarray, valid: np.ndarray,
+           model: str | None = None) -> np.ndarray:
     """Render a whole image (padding it with nodata to whatever context the renderer needs)."""
     h, w = valid.shape
     region = Region(0, 0, w, h)

@@ -110,7 +110,7 @@ def feature_network(vgg_weights: str | Path | None) -> tuple[torch.nn.Module, st
 
 
 def build_loss(lambdas: tuple[float, float, float], vgg_weights: str | Path | None, device: str,
-               feature_crops: int | None = None):  # fmt: skip
+               feature_crops: int | None = None) -> ColorizationLoss:  # fmt: skip
     """The loss; lambda_f > 0 takes the network of :func:`feature_network`.
 
     Raises:

@@ -75,7 +75,7 @@ def _sources_from_folder(folder: Path, dn_offset: float) -> Iterator[SourceImage
                     yield SourceImage(p.stem, (str(p),), dn_offset)
 
 
-def read_source(src: SourceImage):
+def read_source(src: SourceImage) -> tuple[np.ndarray, dict, np.ndarray | None]:
     """Read an image: (uint16 DN (3, H, W), profile, clear mask or None)."""
     import rasterio
     from rasterio.enums import Resampling

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-from basemap.model.unet import Normalization
+from basemap.model.unet import Normalization, ResUNet
 
 
 def plot_history(history: list[dict], path: Path) -> None:
@@ -29,7 +29,8 @@ def plot_history(history: list[dict], path: Path) -> None:
 
 
 @torch.no_grad()
-def plot_samples(model, val, normalization: Normalization, path: Path, n: int = 4) -> None:
+def plot_samples(model: ResUNet, val: tuple[torch.Tensor, ...], normalization: Normalization,
+                 path: Path, n: int = 4) -> None:
     """A grid of validation crops: input (asinh-scaled) / target / output -> PNG."""
     import matplotlib
 

@@ -146,8 +146,8 @@ def _data(root: Path, config: TrainConfig, rng: np.random.Generator) -> tuple:
     return pairs, val_pairs, sampler, val_sampler.batch(config.val_crops, augment=False)
 
 
-def _model_to_train(config: TrainConfig, init, resume, rng: np.random.Generator,
-                    device: str) -> tuple:
+def _model_to_train(config: TrainConfig, init: str | Path | None, resume: str | Path | None,
+                    rng: np.random.Generator, device: str) -> tuple:
     """The model and optimizer to train: new, from the weights `init`, or where the checkpoint
     `resume` stopped; (model, optimizer, epochs done, history, elapsed seconds)."""
     model = ResUNet(config.arch, config.normalization).to(device)
@@ -159,8 +159,9 @@ def _model_to_train(config: TrainConfig, init, resume, rng: np.random.Generator,
     return model, opt, *_resume(resume, config, model, opt, rng, device)
 
 
-def _provenance(config: TrainConfig, pairs: list, val_pairs: list, loss_fn, history: list[dict],
-                init, wall: float, device: str) -> dict:  # fmt: skip
+def _provenance(config: TrainConfig, pairs: list, val_pairs: list, loss_fn: ColorizationLoss,
+                history: list[dict], init: str | Path | None, wall: float,
+                device: str) -> dict:  # fmt: skip
     """The weights' meta: configuration, pairs, feature network, history, start and time."""
     return {
         "trained_with": config.to_dict(),
@@ -175,7 +176,8 @@ def _provenance(config: TrainConfig, pairs: list, val_pairs: list, loss_fn, hist
     }
 
 
-def _checkpoint(path: Path, config: TrainConfig, model, opt, history: list[dict], elapsed: float,
+def _checkpoint(path: Path, config: TrainConfig, model: ResUNet, opt: torch.optim.Optimizer,
+                history: list[dict], elapsed: float,
                 rng: np.random.Generator) -> None:  # fmt: skip
     """Write the state a ``--resume`` continues from: after the last epoch of `history`."""
     torch.save({
@@ -185,7 +187,8 @@ def _checkpoint(path: Path, config: TrainConfig, model, opt, history: list[dict]
     }, path)  # fmt: skip
 
 
-def _resume(resume, config: TrainConfig, model, opt, rng, device: str) -> tuple:
+def _resume(resume: str | Path, config: TrainConfig, model: ResUNet, opt: torch.optim.Optimizer,
+            rng: np.random.Generator, device: str) -> tuple:
     """Load a checkpoint into the model, optimizer and random generators; (epochs done,
     history, elapsed seconds).
 
@@ -214,8 +217,9 @@ def _check(config: TrainConfig) -> None:
                          f"--batch >= 2 (two views of each crop), got {config.batch}")  # fmt: skip
 
 
-def _epoch(model, opt, sampler: CropSampler, loss_fn, config: TrainConfig, epoch: int,
-           device: str, progress: bool) -> dict[str, float]:  # fmt: skip
+def _epoch(model: ResUNet, opt: torch.optim.Optimizer, sampler: CropSampler,
+           loss_fn: ColorizationLoss, config: TrainConfig, epoch: int, device: str,
+           progress: bool) -> dict[str, float]:  # fmt: skip
     """One epoch of steps (learning rate from the schedule); the summed loss terms."""
     from tqdm import tqdm
 
@@ -261,7 +265,8 @@ def _start_weights(init: str | Path, config: TrainConfig) -> dict:
 
 
 @torch.no_grad()
-def evaluate(model, loss_fn, val, normalization: Normalization, device: str) -> dict[str, float]:
+def evaluate(model: ResUNet, loss_fn: ColorizationLoss, val: tuple[torch.Tensor, ...],
+             normalization: Normalization, device: str) -> dict[str, float]:
     """Loss terms and MAE in 8-bit DN on the fixed validation crops (eval mode)."""
     was_training = model.training
     model.eval()
