@@ -21,6 +21,10 @@ import time
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
 from basemap import config
 from basemap.errors import AuthError
 from basemap.stac.sources import SourceProfile, profile_named, unsigned
@@ -51,13 +55,14 @@ def pc_token(collection: str) -> str:
 
 
 def _fetch_token(collection: str) -> tuple[str, float]:
-    import requests
-
     url = f"{config.pc_sas_url()}/{collection}"
     key = config.pc_subscription_key()
     headers = {"Ocp-Apim-Subscription-Key": key} if key else {}
+    session = requests.Session()  # a busy token API (429, 5xx) is asked again, 3 times at most
+    session.mount(url.split("/")[0] + "//", HTTPAdapter(max_retries=Retry(
+        total=3, connect=1, backoff_factor=1, status_forcelist=[429, 500, 502, 503, 504])))
     try:
-        r = requests.get(url, headers=headers, timeout=30)
+        r = session.get(url, headers=headers, timeout=30)
         r.raise_for_status()
         doc = r.json()
         expiry = datetime.fromisoformat(doc["msft:expiry"].replace("Z", "+00:00"))

@@ -283,6 +283,7 @@ class TokenServer(ThreadingHTTPServer):
         url: ``http://127.0.0.1:PORT/api/sas/v1/token`` (what ``BASEMAP_PC_SAS_URL`` takes).
         lifetime: seconds a token is valid (its ``se`` is rounded up to a whole second).
         issued: the tokens handed out, as ``(collection, token, expiry)``.
+        busy: the next this many requests are answered 503 (a token API under load).
     """
 
     daemon_threads = True
@@ -293,6 +294,7 @@ class TokenServer(ThreadingHTTPServer):
         self.url = f"http://127.0.0.1:{self.server_address[1]}/api/sas/v1/token"
         self.lifetime = lifetime
         self.issued: list[tuple[str, str, str]] = []
+        self.busy = 0
         self._key = secrets.token_bytes(32)
         self._skoid = str(uuid.uuid4())
         self._lock = threading.Lock()
@@ -361,7 +363,10 @@ class _TokenHandler(BaseHTTPRequestHandler):
 
     def do_GET(self):
         m = re.fullmatch(r"/api/sas/v1/token/([A-Za-z0-9._-]+)", urlsplit(self.path).path)
-        if m:
+        if m and self.server.busy > 0:
+            self.server.busy -= 1
+            status, body = 503, b'{"detail": "busy"}'
+        elif m:
             status, body = 200, json.dumps(self.server.issue(m.group(1))).encode()
         else:
             status, body = 404, b'{"detail": "Not Found"}'
