@@ -10,6 +10,7 @@ from basemap.cli.options import BBOX, default_source
 from basemap.redact import redact_url
 from basemap.stac.search import check_max_cloud, parse_datetime
 from basemap.stac.search import search as stac_search
+from basemap.stac.sources import one_collection, one_per_acquisition
 from basemap.types import BBox
 
 
@@ -20,7 +21,7 @@ from basemap.types import BBox
     default=None,
     metavar="SOURCE",
     help="STAC API URL, or a static catalog / ItemCollection / item JSON. "
-    "Default: Earth Search v1 (https://earth-search.aws.element84.com/v1, sentinel-2-l2a).",
+    "Default: Earth Search v1 (https://earth-search.aws.element84.com/v1, sentinel-2-c1-l2a).",
 )
 @click.option("--bbox", type=BBOX, required=True, help="W,S,E,N in degrees (W > E crosses 180).")
 @click.option("--datetime", "datetime_", default=None, metavar="A/B",
@@ -28,7 +29,8 @@ from basemap.types import BBox
 @click.option("--max-cloud", type=float, default=None, metavar="P",
               help="Keep items with eo:cloud_cover <= P percent.")
 @click.option("--collection", default=None,
-              help="Collection id (default: sentinel-2-l2a with the default source, else all).")
+              help="Collection id (default: sentinel-2-c1-l2a with the default source; else the "
+              "Sentinel-2 L2A items of one collection).")
 @click.option("--read-root", "read_roots", multiple=True, metavar="DIR",
               type=click.Path(file_okay=False),
               help="Allow the catalog's local hrefs under DIR too (repeatable; default: local "
@@ -36,12 +38,15 @@ from basemap.types import BBox
 @click.option("--json", "as_json", is_flag=True, help="Print the scenes as JSON instead.")
 def search(source: str | None, bbox: BBox, datetime_: str | None, max_cloud: float | None,
            collection: str | None, read_roots: tuple[str, ...], as_json: bool) -> None:
-    """List the Sentinel-2 L2A items a build would use (id, date, cloud, baseline, tile, EPSG)."""
+    """List the Sentinel-2 L2A items a build would choose from (id, date, cloud, baseline, tile,
+    EPSG): of one collection, one per acquisition. A build then reads the clearest N per MGRS
+    tile of its period (docs/sources.md)."""
     parse_datetime(datetime_)  # bad input: exit 2 before any network call
     check_max_cloud(max_cloud)
     source, collection = default_source(source, collection)
-    scenes = stac_search(source, bbox, datetime_, max_cloud, collection,
-                         read_roots=tuple(read_roots))
+    found = stac_search(source, bbox, datetime_, max_cloud, collection,
+                        read_roots=tuple(read_roots))
+    scenes = one_per_acquisition(found if collection else one_collection(found))
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in scenes], indent=1))
         return
