@@ -20,10 +20,11 @@ Users add profiles with a JSON file named by ``$BASEMAP_SOURCES`` (see docs/sour
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from basemap import config
@@ -58,6 +59,7 @@ class SourceProfile:
         auth_hint: what to set when the archive answers 401/403/409.
         collections: collection ids (regular expressions) that pick this profile.
         properties: property-name prefixes that pick it (with its keys present).
+        links: host names in the item's links that pick it (with its keys present).
     """
 
     name: str
@@ -68,7 +70,7 @@ class SourceProfile:
     auth_hint: str = ""
     collections: tuple[str, ...] = ()
     properties: tuple[str, ...] = ()
-    links: tuple[str, ...] = field(default=())
+    links: tuple[str, ...] = ()
 
     def matches(self, item: dict) -> bool:
         """Whether ``item`` was published by this archive (by its metadata)."""
@@ -119,19 +121,17 @@ GENERIC = SourceProfile(
 
 #: Built-in profiles, in the order they are tried (the first that matches wins).
 BUILTIN = (EARTH_SEARCH_C1, CDSE, PLANETARY_COMPUTER, EARTH_SEARCH)
-_USER: list[SourceProfile] = []
 
 
 def profiles() -> tuple[SourceProfile, ...]:
     """Every profile tried for an item: the user's ($BASEMAP_SOURCES) first, then the built-in
     ones; :data:`GENERIC` is the fallback."""
     path = config.sources_file()
-    if path and not _USER:
-        _USER.extend(load_profiles(path))
-    return (*_USER, *BUILTIN)
+    return (*load_profiles(path), *BUILTIN) if path else BUILTIN
 
 
-def load_profiles(path: str) -> list[SourceProfile]:
+@functools.cache
+def load_profiles(path: str) -> tuple[SourceProfile, ...]:
     """Profiles from a JSON file: a list of {"name", "title", "collections", "keys", "s3"}.
 
     Raises:
@@ -140,13 +140,13 @@ def load_profiles(path: str) -> list[SourceProfile]:
     try:
         with open(path) as fh:
             docs = json.load(fh)
-        return [SourceProfile(
+        return tuple(SourceProfile(
             name=str(d["name"]), title=str(d.get("title") or d["name"]),
             keys={k: tuple(v) if isinstance(v, list) else (str(v),)
                   for k, v in d["keys"].items()},
             s3=str(d.get("s3", "default")), collections=tuple(d.get("collections", ())),
             properties=tuple(d.get("properties", ())), auth_hint=str(d.get("auth_hint", "")),
-        ) for d in docs]
+        ) for d in docs)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"{config.SOURCES_ENV}={path}: not a list of source profiles ({exc}); "
                           "see docs/sources.md") from exc

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from basemap.errors import AuthError
+from basemap.errors import AuthError, ConfigError
 from basemap.read.access import s3_options
 from basemap.stac.scene import scene_from_item
 from basemap.stac.sources import one_collection, one_per_acquisition, profile_for, unsigned
@@ -88,3 +88,22 @@ def test_signed_hrefs_are_never_frozen():
     pc = item("pc_old_")
     pc["assets"]["B04"]["href"] += "?st=2026&se=2026&sp=rl&sig=abc%3D"
     assert "sig=" not in scene_from_item(pc).href("red")
+
+
+def test_a_users_archive_is_read_by_the_profile_named_in_basemap_sources(tmp_path, monkeypatch):
+    """An archive of one's own: its keys from the JSON file $BASEMAP_SOURCES names."""
+    mine = item("es_c1_")
+    mine["collection"] = "my-s2-l2a"
+    mine["assets"] = {"B4": mine["assets"]["red"], "B3": mine["assets"]["green"],
+                      "B2": mine["assets"]["blue"]}
+    assert scene_from_item(mine) is None  # no key the built-in profiles know
+    path = tmp_path / "sources.json"
+    path.write_text(json.dumps([{"name": "mine", "collections": ["my-s2-l2a"],
+                                 "keys": {"red": ["B4"], "green": ["B3"], "blue": ["B2"]}}]))
+    monkeypatch.setenv("BASEMAP_SOURCES", str(path))
+    scene = scene_from_item(mine)
+    assert scene.source == "mine" and scene.href("red").endswith("/B04.tif")
+    path.write_text("{")
+    monkeypatch.setenv("BASEMAP_SOURCES", str(tmp_path / "broken.json"))
+    with pytest.raises(ConfigError, match="BASEMAP_SOURCES"):
+        scene_from_item(mine)
