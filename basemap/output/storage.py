@@ -16,12 +16,13 @@ import fcntl
 import functools
 import os
 import re
+import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from basemap.errors import ConfigError
 from basemap.output.ownership import claim
@@ -121,16 +122,7 @@ class LocalStorage:
     def write_bytes(self, key: str, data: bytes) -> None:
         """Publish ``data`` under ``key`` atomically (temp file + rename)."""
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            os.fchmod(fd, file_mode())
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _replace(_temp_file(target, lambda fh: fh.write(data)), target)
 
     def put_file(self, key: str, local_path: str | os.PathLike) -> None:
         """Publish a finished local file under ``key``; the file is moved (renamed) there.
@@ -146,16 +138,9 @@ class LocalStorage:
             return
         except OSError:  # another filesystem: copy, then rename
             pass
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-        try:
-            os.fchmod(fd, file_mode())
-            with os.fdopen(fd, "wb") as dst, open(local_path, "rb") as src:
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with open(local_path, "rb") as src:
+            tmp = _temp_file(target, lambda dst: shutil.copyfileobj(src, dst, 1 << 20))
+        _replace(tmp, target)
         Path(local_path).unlink()
 
     def create_only(self, key: str, data: bytes) -> None:
@@ -166,12 +151,8 @@ class LocalStorage:
         run lease (basemap.pipeline.lease.Lease); S3Storage does the same with If-None-Match.
         """
         target = self.path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp = _temp_file(target, lambda fh: fh.write(data))
         try:
-            os.fchmod(fd, file_mode())
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
             os.link(tmp, target)
         finally:
             os.unlink(tmp)
@@ -278,3 +259,27 @@ def _read_or_none(path: Path) -> bytes | None:
         return path.read_bytes()
     except FileNotFoundError:
         return None
+
+
+def _temp_file(target: Path, write: Callable[[BinaryIO], object]) -> str:
+    """A temporary file beside ``target`` (the tool's temporary name, the umask's mode) holding
+    what ``write`` wrote to it; removed again when writing fails."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        os.fchmod(fd, file_mode())
+        with os.fdopen(fd, "wb") as fh:
+            write(fh)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return tmp
+
+
+def _replace(tmp: str, target: Path) -> None:
+    """Publish the finished ``tmp`` as ``target`` (a rename); ``tmp`` removed if that fails."""
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
