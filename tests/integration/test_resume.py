@@ -24,14 +24,14 @@ import pytest
 from basemap.errors import LeaseHeldError
 from basemap.output.storage import LocalStorage
 from basemap.pipeline.build import build
-from basemap.pipeline.lease import LEASE_KEY, Lease, LeaseLostError
+from basemap.pipeline.lease import LEASE_KEY, Lease
 from basemap.pipeline.ledger import RESUMED
 from basemap.pipeline.plan import BuildSettings
 from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from basemap.types import ZoomRange
 from tests.support.cli_runner import EVERY_ITEM
-from tests.support.lease_race import race, stale_lease
+from tests.support.lease_race import lose_the_lease, race, stale_lease, thief_lease
 
 ZOOM = ZoomRange(12, 14)
 SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
@@ -188,25 +188,10 @@ def test_of_runs_racing_for_a_stale_lease_exactly_one_wins(tmp_path):
         assert storage.size(LEASE_KEY) is None
 
 
-def thief_lease() -> bytes:
-    """The lease of a run that broke this one's (as stale) and holds it now, alive."""
-    return json.dumps({"token": "thief", "host": "another-host", "pid": 1,
-                       "expires": time.time() + 3600}).encode()
-
-
 def test_a_run_whose_lease_was_taken_over_stops_with_a_clear_error(tmp_path):
     """Issue row 7: the heartbeat finds another run's lease: the run is interrupted, the `with`
     raises LeaseLostError, and the other run's lease is left alone."""
-    storage = LocalStorage(str(tmp_path))
-    thief = thief_lease()
-    start = time.monotonic()
-    with pytest.raises(LeaseLostError, match="another run took over the lease"):
-        with Lease(storage, ttl=0.3):
-            storage.write_bytes(LEASE_KEY, thief)
-            while time.monotonic() - start < 10:
-                time.sleep(0.02)
-    assert time.monotonic() - start < 5
-    assert storage.read_bytes(LEASE_KEY) == thief
+    lose_the_lease(LocalStorage(str(tmp_path)))
 
 
 def test_a_build_that_loses_its_lease_stops_writing(clean, tmp_path, synth_world):

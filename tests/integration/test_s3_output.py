@@ -25,11 +25,11 @@ from basemap.errors import ConfigError, LeaseHeldError
 from basemap.output.ownership import MARKER, marker_bytes
 from basemap.output.s3 import S3Storage
 from basemap.pipeline.build import build
-from basemap.pipeline.lease import LEASE_KEY, Lease, LeaseLostError
+from basemap.pipeline.lease import LEASE_KEY, Lease
 from basemap.pipeline.ledger import RESUMED
 from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
-from tests.support.lease_race import race, stale_lease
+from tests.support.lease_race import lose_the_lease, race, stale_lease
 
 
 def local_tree(root: Path) -> dict[str, str]:
@@ -154,17 +154,7 @@ def test_of_runs_racing_for_a_stale_s3_lease_exactly_one_wins(s3_server, s3_out)
 def test_an_s3_run_whose_lease_was_taken_over_stops(s3_server, s3_out):
     """Issue row 7 on S3: the heartbeat's renewal is conditional on this run's ETag; it fails
     once another run holds the lease: LeaseLostError, the other run's lease left alone."""
-    storage = S3Storage.from_url(s3_out)
-    thief = json.dumps({"token": "thief", "host": "another-host", "pid": 1,
-                        "expires": time.time() + 3600}).encode()
-    start = time.monotonic()
-    with pytest.raises(LeaseLostError, match="another run took over the lease"):
-        with Lease(storage, ttl=0.3):
-            storage.write_bytes(LEASE_KEY, thief)
-            while time.monotonic() - start < 10:
-                time.sleep(0.02)
-    assert time.monotonic() - start < 5
-    assert storage.read_bytes(LEASE_KEY) == thief
+    lose_the_lease(S3Storage.from_url(s3_out))
 
 
 def test_s3_prefix_that_is_not_a_basemap_output_is_refused(s3_server, s3_out):

@@ -8,14 +8,37 @@ import random
 import threading
 import time
 
+import pytest
+
 from basemap.errors import LeaseHeldError
-from basemap.pipeline.lease import Lease
+from basemap.pipeline.lease import LEASE_KEY, Lease, LeaseLostError
 
 
 def stale_lease() -> bytes:
     """A lease whose holder's heartbeat stopped (expired): any run may break it."""
     return json.dumps({"token": "stale", "host": "another-host", "pid": 1,
                        "expires": time.time() - 1}).encode()
+
+
+def thief_lease() -> bytes:
+    """The lease of a run that broke this one's (as stale) and holds it now, alive."""
+    return json.dumps({"token": "thief", "host": "another-host", "pid": 1,
+                       "expires": time.time() + 3600}).encode()
+
+
+def lose_the_lease(storage) -> None:
+    """Hold the lease of ``storage`` while another run takes it over: the heartbeat (every 0.1 s
+    at a 0.3 s TTL) must stop this run with LeaseLostError within 5 s, and leave the other run's
+    lease alone."""
+    thief = thief_lease()
+    start = time.monotonic()
+    with pytest.raises(LeaseLostError, match="another run took over the lease"):
+        with Lease(storage, ttl=0.3):
+            storage.write_bytes(LEASE_KEY, thief)
+            while time.monotonic() - start < 10:
+                time.sleep(0.02)
+    assert time.monotonic() - start < 5
+    assert storage.read_bytes(LEASE_KEY) == thief
 
 
 def race(storage, contenders: int, spread: float = 0.0, timeout: float = 60.0) -> list[Lease]:
