@@ -99,8 +99,8 @@ def world_pyramid(plan_path: str, out: str, tile_format: str) -> None:
     """Build zooms 0..shard_zoom-1 of a world run from its finished shards (exact 2x reduction)."""
     problems = build_pyramid(Plan.read(plan_path), out, tile_format)
     if problems:
-        raise PartialBuildError(f"{len(problems)} shard(s) unfinished, their ancestors not "
-                                "built: " + "; ".join(problems[:20]))
+        raise PartialBuildError(f"{len(problems)} shard(s) unfinished or without their root "
+                                "tiles, their ancestors not built: " + "; ".join(problems[:20]))
     click.echo(f"Pyramid z0-{Plan.read(plan_path).shard_zoom - 1} written to {out}.")
 
 

@@ -175,7 +175,7 @@ def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:
     rz = block.root[0]
     return BlockResult(
         block, status, own.used, tuple(sorted(counts.items(), reverse=True)), key, message,
-        time.perf_counter() - start, rgba=root if min(counts) == rz and rz > s.zmin else None,
+        time.perf_counter() - start, rgba=root if min(counts) == rz else None,
         filled=round(float(own.filled.sum() / alpha.sum()), 6), pixels=int(alpha.sum()),
     )
 

@@ -4,6 +4,7 @@ then the zooms above the shards."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import replace
 
@@ -20,6 +21,8 @@ from basemap.progress import SILENT, Progress
 from basemap.stac.query import Query
 from basemap.types import BBox, ZoomRange
 from basemap.world.plan import Plan, Shard
+
+log = logging.getLogger(__name__)
 
 SHARDS_PREFIX = "ledger/shards"
 
@@ -45,9 +48,17 @@ def run_shards(plan: Plan, out: str, settings: BuildSettings, query: Query,
     settings = replace(settings, block_size=plan.block_size)
     zoom = ZoomRange(plan.shard_zoom, plan.zoom)
     storage = open_storage(out)
+    storage.check_writable()  # this tool's output (each build checks it too) before any forget
+    ledger = Ledger(storage)
     chosen = plan.shards if indices is None else [_shard_at(plan, i) for i in indices]
     failed: list[str] = []
     for shard in chosen:
+        for name in _rootless(ledger, shard, _root_zoom(plan)):
+            # an entry without the root tile the pyramid needs (e.g. a one-block shard built
+            # before issue 32 was fixed): forgotten, so this build redoes the block and keeps it
+            log.warning("block %s of shard %s has no lossless root tile in the ledger: "
+                        "rebuilding it", name, shard.id)
+            ledger.forget(name)
         summary = build(BBox(*shard.bbox), zoom, out, settings, query, workers=workers,
                         scheduler=scheduler, progress=progress)
         failed += [f"{shard.id}: {f}" for f in summary.failed]
@@ -69,8 +80,9 @@ def world_pyramid(plan: Plan, out: str, tile_format: str = "webp") -> list[str]:
 
     Each shard's tile at shard_zoom is rebuilt losslessly from its blocks' root tiles kept in the
     ledger (never from lossy encoded tiles), then reduced level by level. A shard that has not
-    finished (no record, or failed blocks) is a hole: its ancestors are NOT built (never read as
-    transparent) and are reported. Memory: one RGBA tile per finished shard with data.
+    finished (no record, or failed blocks), or whose block with pixels has no root tile in the
+    ledger, is a hole: its ancestors are NOT built (never read as transparent) and are reported.
+    Memory: one RGBA tile per finished shard with data.
 
     Returns:
         The tiles that could not be built, named, with the reason.
@@ -82,12 +94,11 @@ def world_pyramid(plan: Plan, out: str, tile_format: str = "webp") -> list[str]:
     storage.check_writable()
     ledger = Ledger(storage)
     tiles = TileOutput(storage, tile_format)
-    levels = int(math.log2(plan.shard_size))
-    rz = plan.shard_zoom + levels  # the blocks' root zoom
+    rz = _root_zoom(plan)
     level: dict[tuple[int, int], np.ndarray | None] = {}
     broken: set[tuple[int, int]] = set()
     problems: list[str] = []
-    for shard in plan.shards:
+    for index, shard in enumerate(plan.shards):
         sx, sy = shard.blocks[0] // plan.shard_size, shard.blocks[1] // plan.shard_size
         try:
             record = json.loads(storage.read_bytes(f"{SHARDS_PREFIX}/{shard.id}.json"))
@@ -101,12 +112,48 @@ def world_pyramid(plan: Plan, out: str, tile_format: str = "webp") -> list[str]:
         for by in range(shard.blocks[1], shard.blocks[3]):
             for bx in range(shard.blocks[0], shard.blocks[2]):
                 roots[(bx, by)] = ledger.root(f"{rz}/{bx}/{by}")
+        missing = _rootless(ledger, shard, rz, roots)
+        if missing:
+            broken.add((sx, sy))
+            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            problems.append(
+                f"shard {shard.id} (--index {index}) is recorded finished but its block(s) "
+                f"{', '.join(missing[:3])}{more} with pixels have no lossless root tile in the "
+                f"ledger (e.g. {Ledger.root_key(missing[0])}): its ancestor tiles are not built; "
+                f"run `basemap world run PLAN --index {index}` again to rebuild them")
+            continue
         tile = _reduce_square(roots, shard.blocks[0], shard.blocks[1], plan.shard_size)
         if tile is not None:
             level[(sx, sy)] = tile
     # Above the shards: the one level loop, not building over an unfinished shard.
     reduce_tiles(level, plan.shard_zoom, 0, tiles, broken)
     return problems
+
+
+def _root_zoom(plan: Plan) -> int:
+    """The zoom of the blocks' root tiles: the shard zoom plus the levels inside a shard."""
+    return plan.shard_zoom + int(math.log2(plan.shard_size))
+
+
+def _rootless(ledger: Ledger, shard: Shard, rz: int,
+              roots: dict[tuple[int, int], np.ndarray | None] | None = None) -> list[str]:
+    """The shard's blocks that the ledger has with pixels (a COG) but without their lossless
+    root tile (none kept, or its PNG gone): the world pyramid cannot be built over them.
+    ``roots``: the root tiles already read, (bx, by) -> RGBA or None (else read here)."""
+    names = []
+    for by in range(shard.blocks[1], shard.blocks[3]):
+        for bx in range(shard.blocks[0], shard.blocks[2]):
+            name = f"{rz}/{bx}/{by}"
+            root = roots[(bx, by)] if roots is not None else None
+            if root is not None:
+                continue
+            rec = ledger.read(name)  # None: not built (no item touches it)
+            if rec is None or not any(k.startswith("cogs/") for k, _, _ in rec.outputs):
+                continue  # no pixels (empty): no root tile to keep
+            if roots is None and rec.root and ledger.storage.size(ledger.root_key(name)):
+                continue
+            names.append(name)
+    return names
 
 
 def _reduce_square(roots: dict[tuple[int, int], np.ndarray | None], x0: int, y0: int,

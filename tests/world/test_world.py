@@ -89,28 +89,48 @@ def test_plan_cli_writes_a_plan_that_reads_back(tmp_path):
     assert r.exit_code != 0
 
 
+def _world_run(synth_world, out, plan_args: list[str], *run_args: str):
+    """`basemap plan PLAN_ARGS` (512-px blocks) then `basemap world run` of the test world into
+    ``out`` (linear renderer, PNG tiles); returns the plan."""
+    plan_path = out.parent / f"{out.name}-plan.json"
+    r = CliRunner().invoke(cli, ["plan", *plan_args, "--block-size", "512", "--out",
+                                 str(plan_path)])
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["world", "run", str(plan_path), "--out", str(out), "--stac",
+                                 str(synth_world), "--renderer", "linear", "--tile-format", "png",
+                                 "--feather", "32", "--workers", "0", "--quiet", *EVERY_ITEM,
+                                 *run_args])
+    assert r.exit_code == 0, r.output
+    return world.Plan.read(plan_path)
+
+
+def _tiles(out) -> dict[str, bytes]:
+    """Every tile of an output: "z/x/y.png" -> bytes."""
+    return {p.relative_to(out / "tiles").as_posix(): p.read_bytes()
+            for p in (out / "tiles").rglob("*.png")}
+
+
+@pytest.fixture(scope="module")
+def shards_of_2(synth_world, tmp_path_factory):
+    """A world run of the test world in shards of 2x2 blocks: (plan, output folder)."""
+    from basemap.synth.tiles import world_bbox
+
+    out = tmp_path_factory.mktemp("world") / "s2"
+    p = _world_run(synth_world, out, ["--bbox", str(world_bbox("test")), "--shard-size", "2"])
+    return p, out
+
+
 @pytest.mark.slow
-def test_world_run_builds_shards_then_an_exact_low_zoom_pyramid(small_build, synth_world,
-                                                                tmp_path):
+def test_world_run_builds_shards_then_an_exact_low_zoom_pyramid(small_build, shards_of_2):
     """`basemap world run` over a plan of the test world: shard tiles match a plain build's
     max-zoom pixels; every low zoom is the exact 2x reduction of its children (PNG: lossless)."""
     from PIL import Image
 
     from basemap.output.tiles import assemble, reduce2x
-    from basemap.synth.tiles import world_bbox
 
     reference, settings, _ = small_build
-    plan_path = tmp_path / "plan.json"
-    r = CliRunner().invoke(cli, ["plan", "--bbox", str(world_bbox("test")), "--block-size",
-                                 "512", "--shard-size", "2", "--out", str(plan_path)])
-    assert r.exit_code == 0, r.output
-    p = world.Plan.read(plan_path)
+    p, out = shards_of_2
     assert p.shard_zoom == 12 and 1 <= len(p.shards) <= 6
-    out = tmp_path / "out"
-    r = CliRunner().invoke(cli, ["world", "run", str(plan_path), "--out", str(out), "--stac",
-                                 str(synth_world), "--renderer", "linear", "--tile-format", "png",
-                                 "--feather", "32", "--workers", "0", "--quiet", *EVERY_ITEM])
-    assert r.exit_code == 0, r.output
     for z in (14, 13):  # the blocks' own tiles: the same bytes as the plain build's
         for ref in (reference / "tiles" / str(z)).rglob("*.png"):
             got = out / ref.relative_to(reference)
@@ -130,6 +150,81 @@ def test_world_run_builds_shards_then_an_exact_low_zoom_pyramid(small_build, syn
                     k = out / "tiles" / str(z + 1) / str(2 * x + dx) / f"{2 * y + dy}.png"
                     kids.append(rgba(k) if k.is_file() else None)
             assert np.array_equal(rgba(tile), reduce2x(assemble(tuple(kids)))), tile
+
+
+@pytest.mark.slow
+def test_world_run_of_one_block_shards_builds_every_zoom_as_larger_shards_do(
+        shards_of_2, synth_world, tmp_path):
+    """Issue 32: with `--shard-size 1` the shard zoom is the blocks' root zoom; the world
+    pyramid still builds every zoom below it, the same tiles, byte for byte, as shards of 2x2
+    blocks over the same blocks (each shard's bbox planned again in one-block shards)."""
+    p2, out2 = shards_of_2
+    out = tmp_path / "s1"
+    regions = [a for sh in p2.shards for a in ("--bbox", sh.bbox_arg())]
+    p1 = _world_run(synth_world, out, [*regions, "--shard-size", "1"])
+    assert p1.shard_zoom == 13 and len(p1.shards) == 4 * len(p2.shards)
+    tiles, expected = _tiles(out), _tiles(out2)
+    assert {int(k.split("/")[0]) for k in tiles} == set(range(15))  # z0..z14, z0..z12 included
+    assert sorted(tiles) == sorted(expected)
+    assert all(tiles[k] == expected[k] for k in expected)
+
+    # An output of a run before the fix: entries without root tiles. The pyramid names the shard
+    # (exit 3); `world run --index` of that shard rebuilds the block, and then the pyramid.
+    from dataclasses import replace
+
+    from basemap.output.storage import open_storage
+    from basemap.pipeline.ledger import Ledger
+
+    ledger = Ledger(open_storage(str(out)))
+    index, shard = next((i, sh) for i, sh in enumerate(p1.shards)
+                        if ledger.root(f"13/{sh.blocks[0]}/{sh.blocks[1]}") is not None)
+    name = f"13/{shard.blocks[0]}/{shard.blocks[1]}"
+    ledger.record(replace(ledger.read(name), root=False), None)
+    ledger.storage.delete(Ledger.root_key(name))
+    plan_path = str(tmp_path / "s1-plan.json")
+    r = CliRunner().invoke(cli, ["world", "pyramid", plan_path, "--out", str(out),
+                                 "--tile-format", "png"])
+    assert isinstance(r.exception, PartialBuildError) and r.exception.exit_code == 3
+    assert shard.id in str(r.exception) and f"--index {index}" in str(r.exception)
+    r = CliRunner().invoke(cli, ["world", "run", plan_path, "--out", str(out), "--stac",
+                                 str(synth_world), "--renderer", "linear", "--tile-format", "png",
+                                 "--feather", "32", "--workers", "0", "--quiet", *EVERY_ITEM,
+                                 "--index", str(index)])
+    assert r.exit_code == 0, r.output
+    assert ledger.read(name).root and ledger.root(name) is not None
+    assert _tiles(out) == expected
+
+
+def test_world_pyramid_reports_a_finished_shard_without_its_root_tile(tmp_path):
+    """A shard recorded finished whose block has pixels but no lossless root tile in the ledger
+    (an entry without one, or its PNG gone) is a hole named in the error, exit 3: its ancestors
+    are not built from the other shards' tiles as if it were transparent."""
+    from basemap.output.storage import open_storage
+    from basemap.pipeline.ledger import BlockRecord, Ledger
+    from basemap.world.run import SHARDS_PREFIX
+
+    plan_path = tmp_path / "plan.json"
+    p = world.plan(14, 512, 1, True, [BBox.parse("5.96,44.99,6.03,45.01")])
+    p.write(plan_path)
+    assert p.shard_zoom == 13 and len(p.shards) >= 2
+    storage = open_storage(str(tmp_path / "out"))
+    storage.check_writable()
+    for sh in p.shards:
+        storage.write_bytes(f"{SHARDS_PREFIX}/{sh.id}.json", json.dumps(
+            {"shard": sh.id, "failed": [], "blocks": {"ok": 1}}).encode())
+    ledger = Ledger(storage)
+    for sh, kept in zip(p.shards[:2], (False, True), strict=True):
+        name = f"13/{sh.blocks[0]}/{sh.blocks[1]}"
+        ledger.record(BlockRecord(name, "fp", "ok", ((f"cogs/{name}.tif", 1, "0"),), root=kept),
+                      np.zeros((4, 256, 256), np.uint8))
+        if kept:  # its PNG deleted since
+            storage.delete(Ledger.root_key(name))
+    r = CliRunner().invoke(cli, ["world", "pyramid", str(plan_path), "--out",
+                                 str(tmp_path / "out")])
+    assert isinstance(r.exception, PartialBuildError) and r.exception.exit_code == 3
+    for sh in p.shards[:2]:
+        assert sh.id in str(r.exception) and "root tile" in str(r.exception)
+    assert not (tmp_path / "out" / "tiles").exists()
 
 
 def test_world_pyramid_does_not_build_over_an_unfinished_shard(tmp_path):
