@@ -130,6 +130,13 @@ GDAL_ENV: dict[str, str | int] = {
 }
 
 
+def count_network_reads() -> None:
+    """Have GDAL count the requests and bytes of each remote file (:mod:`basemap.read.traffic`):
+    ``CPL_VSIL_NETWORK_STATS_ENABLED``, which GDAL reads once, at the first network access of
+    the process, so it is set in the environment (a user's value wins)."""
+    os.environ.setdefault("CPL_VSIL_NETWORK_STATS_ENABLED", "YES")
+
+
 def gdal_env() -> dict[str, str | int]:
     """:data:`GDAL_ENV`, each value overridden by an environment variable of the same name."""
     return {k: type(v)(os.environ[k]) if k in os.environ else v for k, v in GDAL_ENV.items()}

@@ -8,7 +8,7 @@ import click
 
 from basemap.errors import InputError
 from basemap.qa.evaluate import evaluate as run_evaluate
-from basemap.qa.report import composite_line
+from basemap.qa.report import composite_line, reads_line
 from basemap.render.base import get_renderer
 from basemap.viewer.serve import serve as run_server
 
@@ -48,6 +48,7 @@ def evaluate(out: str, against: tuple[str, ...], report: str | None, size: int,
     for name, fig in result["figures"].items():
         click.echo(f"{name:<18}" + "".join(f"{fig.get(k, float('nan')):>11.3f}" for k in columns))
     click.echo(f"composite: {composite_line(result['composite'])}")
+    click.echo(f"reads: {reads_line(result['reads'])}")
     click.echo(f"Report: {result['report']}")
 
 

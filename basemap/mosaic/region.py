@@ -6,19 +6,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import rasterio
-
-from basemap import config
 from basemap.grid import Region
 from basemap.mosaic.composite import Composite, compositor
 from basemap.read.scenes import Observation, ReadSettings, observations
+from basemap.read.traffic import Traffic
 from basemap.stac.scene import Scene
 
 
 def composite_region(scenes: tuple[Scene, ...] | list[Scene], region: Region,
                      read_settings: ReadSettings, method: str, feather: int,
                      skipped: list[str] | None = None,
-                     seen: Callable[[Observation], None] | None = None) -> tuple[Composite, int]:
+                     seen: Callable[[Observation], None] | None = None,
+                     traffic: Traffic | None = None) -> tuple[Composite, int]:
     """(the composite of ``region``, the number of scenes with data in it).
 
     Args:
@@ -29,14 +28,14 @@ def composite_region(scenes: tuple[Scene, ...] | list[Scene], region: Region,
         feather: footprint-edge ramp of the observations' quality (px).
         skipped: when given, scenes with a missing asset are skipped and their ids appended.
         seen: called with each observation once it is composited.
+        traffic: when given, what the reads cost is added to it.
     """
     comp = compositor(method, (region.height, region.width))
     used = 0
-    with rasterio.Env(**config.gdal_env()):
-        for obs in observations(scenes, region, read_settings, feather, skipped):
-            comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality,
-                     obs.region.slices((region.x0, region.y0)))
-            if seen is not None:
-                seen(obs)
-            used += 1
+    for obs in observations(scenes, region, read_settings, feather, skipped, traffic):
+        comp.add(obs.reflectance, obs.valid, obs.accepted, obs.quality,
+                 obs.region.slices((region.x0, region.y0)))
+        if seen is not None:
+            seen(obs)
+        used += 1
     return comp.result(), used

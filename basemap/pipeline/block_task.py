@@ -24,6 +24,7 @@ from basemap.output.pyramid import write_levels
 from basemap.output.tiles import TileOutput
 from basemap.pipeline.ledger import RESUMED, BlockRecord, Ledger, RecordingStorage
 from basemap.pipeline.plan import BlockJob, input_region, padded_region
+from basemap.read.traffic import Traffic
 from basemap.render.base import windowed
 from basemap.render.windows import Window
 
@@ -49,6 +50,7 @@ class BlockResult:
     rgba: np.ndarray | None = field(default=None, compare=False, repr=False)
     filled: float = 0.0  # fraction of the block's valid pixels filled from rejected observations
     pixels: int = 0  # the block's valid (delivered) pixels
+    reads: Traffic | None = None  # what its own part's reads cost (None: resumed)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class Part:
     used: int = 0
     skipped: tuple[str, ...] = ()
     seconds: float = 0.0
+    reads: Traffic = field(default_factory=Traffic)
 
 
 @dataclass(frozen=True)
@@ -80,6 +83,7 @@ class PartComposite:
     used: int = 0
     skipped: tuple[str, ...] = ()
     seconds: float = 0.0
+    reads: Traffic = field(default_factory=Traffic)
 
 
 def composite_part(job: BlockJob, windows: tuple[Window, ...] = ()) -> PartComposite:
@@ -94,9 +98,10 @@ def composite_part(job: BlockJob, windows: tuple[Window, ...] = ()) -> PartCompo
         need = union([block.region, *(renderer.grid.extent(w) for w in windows)])
     region = padded_region(need, s)
     skipped: list[str] = []
+    reads = Traffic()
     made, used = composite_region(job.scenes, region, s.read_settings(), s.composite, s.feather,
-                                  skipped)
-    return PartComposite(region, made, used, tuple(skipped), time.perf_counter() - start)
+                                  skipped, traffic=reads)
+    return PartComposite(region, made, used, tuple(skipped), time.perf_counter() - start, reads)
 
 
 def infer_part(job: BlockJob, windows: tuple[Window, ...], pc: PartComposite) -> Part:
@@ -120,7 +125,7 @@ def infer_part(job: BlockJob, windows: tuple[Window, ...], pc: PartComposite) ->
                               (need.x0, need.y0), block.region)  # fmt: skip
     return Part(block, frozenset(windows), outputs, rgb, valid, made.count[rows, cols],
                 made.filled[rows, cols], pc.used, pc.skipped,
-                pc.seconds + time.perf_counter() - start)  # fmt: skip
+                pc.seconds + time.perf_counter() - start, pc.reads)  # fmt: skip
 
 
 def render_part(job: BlockJob, windows: tuple[Window, ...] = ()) -> Part:
@@ -150,12 +155,16 @@ def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:
         parts.append(render_part(job, [w for w in touching if w not in asked]))
         own = own or parts[-1]
     skipped = sorted(set().union(*(p.skipped for p in parts)))
+    reads = Traffic()  # the block's own part(s): a neighbour's part is its block's
+    for p in parts:
+        if p.block == block:
+            reads.add(p.reads)
     status = "degraded" if skipped else "ok"
     message = f"missing assets of {', '.join(skipped)}" if skipped else ""
     alpha = own.valid
     if not alpha.any():  # no scene has data here: nothing is written
         return BlockResult(block, "degraded" if skipped else "empty", own.used, message=message,
-                           seconds=time.perf_counter() - start)
+                           seconds=time.perf_counter() - start, reads=reads)
     if runner is not None:
         outputs = {w: p.outputs[w] for p in parts for w in p.asked if w in p.outputs}
         rgb = runner.blend(outputs, alpha, (block.region.x0, block.region.y0), block.region)
@@ -177,6 +186,7 @@ def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:
         block, status, own.used, tuple(sorted(counts.items(), reverse=True)), key, message,
         time.perf_counter() - start, rgba=root if min(counts) == rz else None,
         filled=round(float(own.filled.sum() / alpha.sum()), 6), pixels=int(alpha.sum()),
+        reads=reads,
     )
 
 

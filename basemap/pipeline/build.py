@@ -55,6 +55,7 @@ from basemap.progress import SILENT, Progress
 from basemap.read.assets import check_assets
 from basemap.read.offset_evidence import decide_offset
 from basemap.read.scenes import RESAMPLING
+from basemap.read.traffic import Traffic
 from basemap.redact import redact_url
 from basemap.render.base import Renderer
 from basemap.render.inference import check_weights, weights_sha256
@@ -120,6 +121,7 @@ class BuildSummary:
     megapixels: float = 0.0
     area_km2: float = 0.0
     paths: dict[str, str] = field(default_factory=dict)
+    reads: Traffic = field(default_factory=Traffic)
 
     def text(self) -> str:
         """Human-readable summary."""
@@ -131,6 +133,8 @@ class BuildSummary:
                             or "none"),
             f"time      {self.seconds:.1f} s, {self.megapixels / max(self.seconds, 1e-9):.2f} "
             f"Mpx/s ({self.megapixels:.1f} Mpx at max zoom)",
+            f"reads     {self.reads.requests} HTTP requests, {self.reads.bytes / 1e6:.1f} MB; "
+            f"{self.reads.wait_s:.1f} s waited for reads",
         ]
         if self.tiles_missing:
             lines.append(f"missing   {self.tiles_missing} pyramid tiles (a child block failed)")
@@ -291,6 +295,8 @@ def _count(summary: BuildSummary, results: list[BlockResult], pyramid: dict, mis
     """Add the blocks' and the pyramid's counts to the summary."""
     for r in results:
         summary.blocks[r.status] = summary.blocks.get(r.status, 0) + 1
+        if r.reads is not None:
+            summary.reads.add(r.reads)
         for z, n in r.tiles:
             summary.tiles[z] = summary.tiles.get(z, 0) + n
     for z, n in pyramid.items():
@@ -328,7 +334,9 @@ def build_record(bbox: BBox, settings: BuildSettings, search_args: dict, scenes:
         "blocks": [{"block": r.block.name, "status": r.status, "scenes": r.scenes,
                     "cog": r.cog, "tiles": dict(r.tiles), "message": r.message,
                     "filled": r.filled, "pixels": r.pixels,
-                    "seconds": round(r.seconds, 3)} for r in results],
+                    "seconds": round(r.seconds, 3),
+                    **({"reads": r.reads.record()} if r.reads is not None else {})}
+                   for r in results],
         "filled_fraction": round(sum(r.filled * r.pixels for r in results if r.cog)
                                  / max(1, sum(r.pixels for r in results if r.cog)), 6),
         "tiles_written": {str(z): n for z, n in sorted(summary.tiles.items())},

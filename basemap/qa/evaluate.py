@@ -62,6 +62,7 @@ class BuildInfo:
     settings: BuildSettings
     bounds: tuple[float, float, float, float]
     filled_fraction: float | None = None  # build.json's share of pixels filled from rejected obs
+    reads: dict | None = None  # what the blocks' reads cost (:func:`reads_figures`)
 
     @property
     def zoom(self) -> int:
@@ -96,7 +97,23 @@ def read_build(out: Path) -> BuildInfo:
                           "`basemap build`")
     settings = record_settings(record)
     return BuildInfo(out=out, settings=settings, bounds=read_tileset(out / "tilejson.json").bounds,
-                     filled_fraction=record.get("filled_fraction"))
+                     filled_fraction=record.get("filled_fraction"),
+                     reads=reads_figures(record))
+
+
+def reads_figures(record: dict) -> dict | None:
+    """What the reads of a build's computed blocks cost, from build.json: totals, the median
+    block, and the bytes downloaded over the bytes of the COG tiles the reads touched (None when
+    no block was computed in the run that wrote it)."""
+    reads = [b["reads"] for b in record.get("blocks", []) if isinstance(b.get("reads"), dict)]
+    if not reads:
+        return None
+    keys = ("requests", "bytes", "tile_bytes", "read_s", "wait_s")
+    totals = {k: sum(r.get(k, 0) for r in reads) for k in keys}
+    return {"blocks": len(reads), **{k: round(v, 3) for k, v in totals.items()},
+            "median_block": {k: float(np.median([r.get(k, 0) for r in reads])) for k in keys},
+            "bytes_over_tile_bytes": round(totals["bytes"] / totals["tile_bytes"], 3)
+            if totals["tile_bytes"] and totals["bytes"] else None}
 
 
 # ---- measures ----------------------------------------------------------------------------------
@@ -268,6 +285,7 @@ def evaluate(out: Path, against: tuple[str, ...] | None = None, report: Path | N
                     "block": settings.block_size, "tile": TILE},
         "scenes": [sid for sid, _, _ in inputs.scenes],
         "composite": composite_figures(build, inputs, region),
+        "reads": build.reads,
         "figures": figures,
     }
     folder = Path(report) if report else build.out / "report"

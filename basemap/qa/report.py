@@ -116,6 +116,7 @@ at zoom {result["zoom"]} ({x1 - x0} x {y1 - y0} px, centred on a block corner),
 {b["block"]} px, tiles every {b["tile"]} px. Seam excess: about 1 or less means no visible
 seam.</p>
 <p>Composite: {composite_line(result.get("composite", {}))}.</p>
+<p>Reads: {html.escape(reads_line(result.get("reads")))}.</p>
 <table><tr><th></th>{head}</tr>
 {chr(10).join(rows)}
 </table>
@@ -126,6 +127,19 @@ seam.</p>
 <p>Numbers: <a href="report.json">report.json</a>.</p>
 </body></html>
 """
+
+
+def reads_line(r: dict | None) -> str:
+    """What a build's reads cost, in one line (report and CLI)."""
+    if not r:
+        return "not recorded (no block computed in the run that wrote build.json)"
+    m = r["median_block"]
+    ratio = r.get("bytes_over_tile_bytes")
+    over = "" if ratio is None else f", {ratio:.2f}x the COG tiles touched"
+    return (f"{r['blocks']} blocks, {r['requests']} requests, {r['bytes'] / 1e6:.1f} MB "
+            f"downloaded{over}; per block (median) {m['requests']:.0f} requests, "
+            f"{m['bytes'] / 1e6:.1f} MB, {m['read_s']:.2f} s reading, {m['wait_s']:.2f} s "
+            "waited by the compositing")
 
 
 def composite_line(c: dict) -> str:

@@ -18,7 +18,6 @@ Hrefs are made readable (signed, S3 settings) by :mod:`basemap.read.access` at o
 from __future__ import annotations
 
 import ctypes
-import functools
 import logging
 import re
 from collections.abc import Iterable
@@ -32,6 +31,7 @@ from rasterio.windows import Window
 from basemap.config import is_remote, open_env
 from basemap.errors import AssetError, AuthError, MissingAssetError, UnusableAssetError
 from basemap.read.access import forget_token, readable_href, s3_options
+from basemap.read.gdal_lib import gdal_function, vsi_path
 from basemap.stac.hrefs import check_openable, open_raster
 from basemap.stac.scene import Scene
 from basemap.stac.sources import profile_named
@@ -55,16 +55,9 @@ def forget(href: str) -> None:
     process and replayed, as "does not exist", to every later open of the URL)."""
     if "://" not in href:
         return
-    fn = _gdal_function("VSICurlPartialClearCache", (ctypes.c_char_p,))
+    fn = gdal_function("VSICurlPartialClearCache", (ctypes.c_char_p,))
     if fn is not None:
-        fn(_vsi_path(href).encode())
-
-
-def _vsi_path(href: str) -> str:
-    """GDAL's name of a remote href (``s3://b/k`` -> ``/vsis3/b/k``, URLs -> ``/vsicurl/...``)."""
-    if href.startswith("s3://"):
-        return "/vsis3/" + href[len("s3://"):]
-    return href if href.startswith("/vsi") else "/vsicurl/" + href
+        fn(vsi_path(href).encode())
 
 
 _path_options: set[tuple] = set()
@@ -74,35 +67,19 @@ def _use_s3_options(href: str, options: dict[str, str]) -> None:
     """Give GDAL an archive's S3 settings for the bucket of ``href`` only (path-specific
     options: credentials never enter the process environment, where the output's S3 client
     would find them)."""
-    bucket = _vsi_path(href).split("/")[2]
+    bucket = vsi_path(href).split("/")[2]
     prefix = f"/vsis3/{bucket}/"
     if (prefix, tuple(sorted(options.items()))) in _path_options:
         return
-    fn = _gdal_function("VSISetPathSpecificOption", (ctypes.c_char_p,) * 3)
+    fn = gdal_function("VSISetPathSpecificOption", (ctypes.c_char_p,) * 3)
     if fn is None:
         raise AuthError(f"this GDAL cannot take per-bucket S3 settings for {href}: install a "
                         "rasterio built with GDAL >= 3.6")
-    clear = _gdal_function("VSIClearPathSpecificOptions", (ctypes.c_char_p,))
+    clear = gdal_function("VSIClearPathSpecificOptions", (ctypes.c_char_p,))
     clear(prefix.encode())
     for key, value in options.items():
         fn(prefix.encode(), key.encode(), value.encode())
     _path_options.add((prefix, tuple(sorted(options.items()))))
-
-
-@functools.cache
-def _gdal_function(name: str, argtypes: tuple):
-    """A function of the libgdal rasterio loaded (None if not found: not Linux, or older)."""
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted({ln.split()[-1] for ln in fh if "libgdal" in ln.rsplit("/", 1)[-1]})
-        if paths:
-            fn = getattr(ctypes.CDLL(paths[0]), name)
-            fn.argtypes, fn.restype = list(argtypes), None
-            return fn
-    except (OSError, AttributeError):
-        pass
-    log.debug("%s not available in this GDAL", name)
-    return None
 
 
 def asset_error(exc: Exception, href: str, scene_id: str, key: str, doing: str,

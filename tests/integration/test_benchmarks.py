@@ -215,3 +215,28 @@ def test_overlap_seams_smoke(tmp_path):
     for row in r["rows"]:
         assert positive(row["cost"]) and positive(row["s_per_mpx"])
         assert positive(row["excess_max"])
+
+
+def test_network_benchmark_smoke(tmp_path):
+    """Local and HTTP builds through the slow range server: same tiles, reads reported."""
+    r = run_script("network.py", "--preset", "test", "--renderer", "linear", "--latency-ms", "5",
+                   "--mbps", "200", "--work", str(tmp_path / "work"), tmp_path=tmp_path,
+                   timeout=300)
+    assert r["tiles"] > 0 and r["tile_mismatches"] == []
+    assert positive(r["local_s"]) and positive(r["http_s"]) and positive(r["http_over_local"])
+    assert r["server"]["requests"] > 0 and r["server"]["bytes"] > 0
+    reads = [b for b in r["blocks"] if b["requests"] is not None]
+    # the blocks' reads are what the server sent, but for the driver's preflight open
+    assert reads and 0.9 * r["server"]["bytes"] <= sum(b["bytes"] for b in reads) \
+        <= r["server"]["bytes"]
+    assert all(b["tile_bytes"] > 0 for b in reads)
+
+
+def test_block_memory_benchmark_smoke(tmp_path):
+    """One block from catalogs of 2 and 40 overlapping items: at most 32 composited."""
+    r = run_script("block_memory.py", "--preset", "test", "--items", "2,40", "--block-size", "256",
+                   "--work", str(tmp_path / "work"), tmp_path=tmp_path, timeout=300)
+    small, large = r["rows"]
+    assert (small["items"], large["items"]) == (2, 40)
+    assert small["scenes_per_block"] == 2 and large["scenes_per_block"] == 32
+    assert positive(small["peak_rss_gb"]) and positive(large["peak_over_first"])

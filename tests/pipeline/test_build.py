@@ -189,6 +189,15 @@ def test_build_over_http_matches_local(full, served_world, tmp_path):
     local = _tiles(out, 14)
     remote = _tiles(tmp_path, 14)
     assert remote and all(local[k] == v for k, v in remote.items())
+    # what each block's reads cost is recorded: the server sent those bytes (and a few more,
+    # for the preflight's open of one asset per source, which is not a block's)
+    blocks = json.loads((tmp_path / "build.json").read_text())["blocks"]
+    sent = sum(r.sent for r in served_world.range_server.log if r.path.endswith(".tif"))
+    got = sum(b["reads"]["bytes"] for b in blocks)
+    assert 0 < got <= sent and got == summary.reads.bytes
+    assert all(b["reads"]["requests"] > 0 and b["reads"]["tile_bytes"] > 0 for b in blocks
+               if b["status"] == "ok")
+    assert "HTTP requests" in summary.text()
 
 
 def test_tokens_are_deterministic(full, synth_world):

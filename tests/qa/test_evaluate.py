@@ -109,6 +109,14 @@ def test_evaluate_report(eval_build, tmp_path):
     assert 0.0 <= c["filled_pct"] <= 100.0 and 0.0 <= c["leak_proxy_pct"] <= 100.0
     assert c["build_filled_fraction"] is not None
     assert "leak proxy" in run.stdout and "holes" in (report / "index.html").read_text()
+    # What the reads cost, from build.json: local files, so no request, but tiles and time
+    r = doc["reads"]
+    record = json.loads((eval_build / "build.json").read_text())
+    assert r["blocks"] == len(record["blocks"]) > 0
+    assert r["requests"] == r["bytes"] == 0 and r["bytes_over_tile_bytes"] is None
+    assert r["tile_bytes"] == sum(b["reads"]["tile_bytes"] for b in record["blocks"]) > 0
+    assert r["read_s"] > 0 and r["median_block"]["read_s"] > 0
+    assert "reads: " in run.stdout and "Reads: " in (report / "index.html").read_text()
 
 
 def test_evaluate_errors(tmp_path, eval_build):

@@ -98,6 +98,7 @@ class RequestRecord:
     range: str | None
     status: int | None
     port: int | None = None
+    sent: int = 0  # body bytes sent
 
 
 @dataclass
@@ -116,6 +117,8 @@ class RangeServer(ThreadingHTTPServer):
         root: the directory served.
         url: base URL, e.g. ``http://127.0.0.1:PORT``.
         log: every request as a :class:`RequestRecord`, in arrival order.
+        latency: seconds waited before answering each request (a distant server).
+        peak_in_flight: the most requests it was answering at once.
     """
 
     daemon_threads = True
@@ -132,6 +135,9 @@ class RangeServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
+        self.latency = 0.0
+        self.peak_in_flight = 0
+        self._in_flight = 0
 
     # -- lifecycle
     def start(self) -> RangeServer:
@@ -225,6 +231,11 @@ class RangeServer(ThreadingHTTPServer):
         with self._lock:
             self.log.append(rec)
 
+    def _arrived(self, delta: int) -> None:
+        with self._lock:
+            self._in_flight += delta
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+
 
 class _RangeHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -247,7 +258,7 @@ class _RangeHandler(BaseHTTPRequestHandler):
 
     def _send(self, status, headers, body=b"", head=False, path=""):
         self.server._record(RequestRecord(self.command, path, self.headers.get("Range"), status,
-                                          self.client_address[1]))
+                                          self.client_address[1], 0 if head else len(body)))
         self.send_response(status)
         for k, v in headers.items():
             self.send_header(k, v)
@@ -256,6 +267,15 @@ class _RangeHandler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def _serve(self, head: bool):
+        self.server._arrived(1)
+        try:
+            if self.server.latency:
+                time.sleep(self.server.latency)
+            self._answer(head)
+        finally:
+            self.server._arrived(-1)
+
+    def _answer(self, head: bool):
         path = unquote(urlsplit(self.path).path)
         fault = self.server._take_fault(path)
         if fault is not None and fault.kind == "stall":
