@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from basemap import config
+from basemap import __version__, config
 from basemap.cli.options import (
     BBOX,
     build_options,
@@ -17,7 +17,8 @@ from basemap.cli.options import (
     settings,
     tile_format_option,
 )
-from basemap.errors import InputError, PartialBuildError
+from basemap.errors import ConfigError, InputError, PartialBuildError
+from basemap.pipeline.graph import worker_problems
 from basemap.progress import shown
 from basemap.types import BBox
 from basemap.world import plan as world_plan
@@ -115,6 +116,14 @@ def world_pyramid(plan_path: str, out: str, tile_format: str) -> None:
 @click.option("--name", default=None, help="Worker name (default: Dask picks one).")
 def worker(scheduler: str, gpus: str, nthreads: int, memory_limit: str,
            name: str | None) -> None:
-    """Start a Dask worker for builds, connected to the scheduler at ADDRESS (tcp://host:8786)."""
+    """Start a Dask worker for builds, connected to the scheduler at ADDRESS (tcp://host:8786).
+
+    It needs the same basemap version as the driver, the output's S3 variables (AWS_*) and
+    network access to the catalog and the archive; no path of the driver's (workflows/README.md,
+    "Run it on your cluster"). The driver hands it the model weights.
+    """
+    problems = worker_problems(__version__)  # this machine's GDAL, before joining the cluster
+    if problems:
+        raise ConfigError("this machine cannot run a build worker: " + "; ".join(problems))
     args = worker_command(scheduler, gpus, nthreads, memory_limit, name)
     os.execv(args[0], args)

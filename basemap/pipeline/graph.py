@@ -10,8 +10,13 @@
   time (``worker-saturation`` 1.0), so a dying worker takes no queued block down with it.
 * Failures: a failed block is recorded, the others go on; a full disk stops the run (the
   remaining tasks are cancelled and the ``OSError`` is raised: exit 1 in the CLI).
-* Workers: :class:`WorkerSetup` exports :func:`basemap.config.gdal_env` and pins torch to one
-  thread per worker process, before any task runs.
+* Workers: :class:`WorkerSetup` checks that the worker can build (:func:`worker_problems`: the
+  driver's basemap version, GDAL's drivers), exports :func:`basemap.config.gdal_env` and pins
+  torch to one thread per worker process, before any task runs. A renderer's weights travel with
+  the build, not as a path: the driver reads them once, pins their sha256 in the jobs
+  (:func:`pin_weights`) and hands their bytes to every worker, those that join later included
+  (:class:`WeightsPlugin`), which keeps them in its ``BASEMAP_CACHE``; a worker needs no path,
+  folder or file of the driver's (the output is an ``s3://`` bucket on a cluster).
 * Graph: for each block the ledger does not have finished, one
   :func:`basemap.pipeline.block_task.render_part` task (composite, and the U-Net on the windows
   that block owns: :func:`basemap.pipeline.plan.window_owners`, so each window runs once).
@@ -32,20 +37,24 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 
 import dask
 import numpy as np
+import rasterio
 from dask.base import tokenize
 from distributed import Client, Future, LocalCluster, Worker, as_completed
 from distributed.diagnostics.plugin import WorkerPlugin
 
-from basemap import config
+from basemap import __version__, config
+from basemap.errors import ConfigError, WeightsError
 from basemap.output.pyramid import pyramid_tile, reduce_levels
 from basemap.output.tiles import TileOutput
 from basemap.pipeline.block_task import (
@@ -59,12 +68,17 @@ from basemap.pipeline.ledger import Ledger
 from basemap.pipeline.plan import BlockJob, window_owners
 from basemap.progress import SILENT, Progress
 from basemap.render.inference import default_device
+from basemap.render.unet import keep_weights
 
 log = logging.getLogger(__name__)
 
 #: Worker deaths a task may survive on the local cluster before it fails (docs/reliability.md 17;
 #: the container images set the same for external schedulers).
 ALLOWED_FAILURES = 2
+#: GDAL drivers every worker needs: GTiff reads and writes the COGs; HTTP is there when GDAL has
+#: curl, which its /vsicurl/ reads of remote assets need.
+GDAL_DRIVERS = {"GTiff": "reading and writing COGs",
+                "HTTP": "GDAL built with curl, to read remote assets"}
 
 
 class QuietFailures(logging.Filter):
@@ -75,20 +89,48 @@ class QuietFailures(logging.Filter):
         return not str(record.msg).startswith("Compute Failed")
 
 
+def worker_problems(version: str) -> list[str]:
+    """What this process lacks to run a build's tasks for a driver running basemap ``version``:
+    another basemap version (its pixels and fingerprints could differ), a GDAL driver of
+    :data:`GDAL_DRIVERS` missing. Empty: nothing."""
+    problems = []
+    if version != __version__:
+        problems.append(f"basemap {__version__} is installed here but the driver runs {version} "
+                        "(install the same version on the driver and every worker)")
+    with rasterio.Env() as env:
+        have = env.drivers()
+    problems += [f"GDAL has no {name} driver ({why})" for name, why in GDAL_DRIVERS.items()
+                 if name not in have]  # fmt: skip
+    return problems
+
+
 class WorkerSetup(WorkerPlugin):
-    """Per-worker-process setup: GDAL configuration, torch threads, and (unless ``verbose``) no
-    "Compute Failed" tracebacks from the worker."""
+    """Per-worker-process setup: what the worker needs checked (:func:`worker_problems`), GDAL
+    configuration, torch threads, and (unless ``verbose``) no "Compute Failed" tracebacks from
+    the worker."""
 
     name = "basemap-worker-setup"
 
-    def __init__(self, gdal_env: dict, torch_threads: int = 1, verbose: bool = False) -> None:
+    def __init__(self, gdal_env: dict, torch_threads: int = 1, verbose: bool = False,
+                 version: str = __version__) -> None:
         self.gdal_env = {k: str(v) for k, v in gdal_env.items()}
         self.torch_threads = torch_threads
         self.verbose = verbose
+        self.version = version
         self.quiet = QuietFailures()
 
     def setup(self, worker: Worker) -> None:
-        """Export the GDAL settings and limit torch/OpenMP threads (before torch is imported)."""
+        """Check the worker, export the GDAL settings and limit torch/OpenMP threads (before
+        torch is imported).
+
+        Raises:
+            ConfigError: the worker lacks something (named); the driver's ``dask_client`` raises
+                it (exit 2) for the workers there when it starts, a worker joining later logs it.
+        """
+        problems = worker_problems(self.version)
+        if problems:
+            raise ConfigError(f"worker {worker.address if worker else ''} cannot build: "
+                              + "; ".join(problems))
         config.export_env(self.gdal_env, threads=self.torch_threads)
         if "torch" in sys.modules:
             sys.modules["torch"].set_num_threads(self.torch_threads)
@@ -98,6 +140,63 @@ class WorkerSetup(WorkerPlugin):
     def teardown(self, worker: Worker) -> None:
         """Remove the filter (a worker thread in this process: the process goes on)."""
         logging.getLogger("distributed.worker").removeFilter(self.quiet)
+
+
+class WeightsPlugin(WorkerPlugin):
+    """A renderer's weights, handed by a build's driver to every worker of the cluster (the
+    scheduler keeps the plugin: workers that join later, e.g. replacements of lost ones, get it
+    too) and kept there under their sha256 (:func:`basemap.render.unet.keep_weights`), where
+    the tasks of jobs pinned by :func:`pin_weights` find them."""
+
+    idempotent = True  # registered once per scheduler and weights, however many builds
+
+    def __init__(self, data: bytes, sha256: str) -> None:
+        self.data = data
+        self.sha256 = sha256
+        self.name = f"basemap-weights-{sha256[:16]}"
+
+    def setup(self, worker: Worker) -> None:
+        """Keep the weights on this machine (checked against their sha256).
+
+        Raises:
+            WeightsError: damaged on the way, or no writable place to keep them.
+        """
+        keep_weights(self.data, self.sha256)
+
+
+def pin_weights(client: Client, jobs: list[BlockJob]) -> list[BlockJob]:
+    """The jobs with their renderer's weights pinned by sha256 (``model_sha256``), the weights
+    read once here and handed to every worker (:class:`WeightsPlugin`); unchanged when the
+    renderer has no weights. The fingerprints stay the same (they hold that hash either way).
+
+    Raises:
+        WeightsError: the weights cannot be read here, or a worker cannot keep them.
+    """
+    settings = jobs[0].settings if jobs else None
+    weights = settings.make_renderer().weights if settings else None
+    if weights is None or settings.model_sha256:
+        return jobs
+    try:
+        data = weights.read_bytes()
+    except OSError as exc:
+        raise WeightsError(f"U-Net weights {weights}: {exc.strerror or exc}") from None
+    sha256 = hashlib.sha256(data).hexdigest()
+    _register(client, WeightsPlugin(data, sha256))
+    return [replace(j, settings=replace(j.settings, model_sha256=sha256)) for j in jobs]
+
+
+def _register(client: Client, plugin: WorkerPlugin, tries: int = 3) -> None:
+    """Register a worker plugin, asked again when a worker went away while it was sent to it
+    (the scheduler keeps the plugin for the workers it has then and those that join)."""
+    for attempt in range(tries):
+        try:
+            client.register_plugin(plugin)
+            return
+        except OSError as exc:  # CommClosedError included: a worker lost mid-broadcast
+            if attempt == tries - 1:
+                raise
+            log.warning("registering %s again: %s", plugin.name, exc)
+            time.sleep(1.0)
 
 
 @contextmanager
@@ -132,8 +231,7 @@ def dask_client(
             )
         client = Client(cluster)
     try:
-        client.register_plugin(WorkerSetup(config.gdal_env(),
-                                           verbose=log.isEnabledFor(logging.INFO)))
+        _register(client, WorkerSetup(config.gdal_env(), verbose=log.isEnabledFor(logging.INFO)))
         yield client
     finally:
         client.close()
@@ -230,6 +328,7 @@ def run_graph(client: Client, jobs: list[BlockJob], out: TileOutput, zmin: int,
     """
     if not jobs:
         return [], {}, 0
+    jobs = pin_weights(client, jobs)
     records, pyramid = submit_graph(client, jobs, out, zmin)
     results = {}
     bar = progress.stage("blocks", len(records), "block")

@@ -45,6 +45,10 @@ class BuildSettings:
         zmin, zmax: zoom range; the global pixel grid is the one of ``zmax``.
         renderer: renderer name (:data:`basemap.render.base.RENDERER_NAMES`).
         model: U-Net weights file (None: the shipped default).
+        model_sha256: the sha256 of those weights, pinned by the driver in the jobs it sends
+            (:func:`basemap.pipeline.graph.pin_weights`), so that a worker loads the same weights
+            whatever its paths (None: not pinned). Not part of the fingerprint (which holds the
+            weights' hash either way).
         window, overlap: the U-Net's window grid (global pixels).
         block_size: processing block side in pixels (256 times a power of two).
         composite: compositing method (:data:`basemap.mosaic.composite.METHODS`).
@@ -57,6 +61,7 @@ class BuildSettings:
     zmax: int = 14
     renderer: str = RENDERER_NAMES[0]
     model: str | None = None
+    model_sha256: str | None = None
     window: int = config.WINDOW
     overlap: int = config.OVERLAP
     block_size: int = config.BLOCK_SIZE
@@ -89,7 +94,7 @@ class BuildSettings:
     def make_renderer(self) -> Renderer:
         """The renderer (cheap: the U-Net's weights load lazily, once per process)."""
         return get_renderer(self.renderer, model=self.model, window=self.window,
-                            overlap=self.overlap)
+                            overlap=self.overlap, model_sha256=self.model_sha256)
 
     def read_settings(self) -> ReadSettings:
         """The warp settings."""
@@ -129,10 +134,12 @@ class BlockJob:
 
     def fingerprint(self) -> str:
         """The block's inputs fingerprint (what the ledger keys a finished block by): items and
-        update times, settings (the model path replaced by the weights' hash), block, version."""
+        update times, settings (the model path replaced by the weights' hash: the pinned one, on
+        a worker that may not have the path), block, version."""
         settings = asdict(self.settings)
+        pinned = settings.pop("model_sha256")
         weights = self.settings.make_renderer().weights
-        settings["model"] = None if weights is None else weights_sha256(weights)
+        settings["model"] = None if weights is None else pinned or weights_sha256(weights)
         settings["block"] = [self.block.bx, self.block.by, self.block.size, self.block.z]
         settings["version"] = __version__
         return fingerprint(((s.id, s.updated) for s in self.scenes), settings)

@@ -38,8 +38,9 @@ class Renderer(Protocol):
     #: The global window grid of a renderer that runs windows (a :class:`WindowedRenderer`),
     #: else None.
     grid: WindowGrid | None
-    #: The weights file the renderer uses (None: it has none); its hash is part of every block's
-    #: inputs fingerprint and of build.json.
+    #: The weights file the renderer was given (None: it has none); its hash is part of every
+    #: block's inputs fingerprint and of build.json. On a build's workers the weights are found
+    #: by the hash the driver pinned (:func:`basemap.render.unet.find_weights`), not this path.
     weights: Path | None
     #: Whether its work belongs on a GPU when the cluster has one.
     wants_gpu: bool
@@ -74,14 +75,14 @@ def windowed(renderer: Renderer) -> WindowedRenderer | None:
     return renderer if renderer.grid is not None else None  # type: ignore[return-value]
 
 
-#: name -> factory(model, window, overlap) for every renderer, the default first; the CLI's
-#: choices come from here. Only the U-Net has weights and a window grid.
-_REGISTRY: dict[str, Callable[[str | None, int, int], Renderer]] = {
+#: name -> factory(model, window, overlap, model_sha256) for every renderer, the default first;
+#: the CLI's choices come from here. Only the U-Net has weights and a window grid.
+_REGISTRY: dict[str, Callable[[str | None, int, int, str | None], Renderer]] = {
     UNetRenderer.name: UNetRenderer,
-    LinearRenderer.name: lambda model, window, overlap: LinearRenderer(),
-    SentinelHubL2AOptimized.name: lambda model, window, overlap: SentinelHubL2AOptimized(),
-    StretchClahe.name: lambda model, window, overlap: StretchClahe(),
-    PerTileStretch.name: lambda model, window, overlap: PerTileStretch(),
+    LinearRenderer.name: lambda model, window, overlap, sha256: LinearRenderer(),
+    SentinelHubL2AOptimized.name: lambda model, window, overlap, sha256: SentinelHubL2AOptimized(),
+    StretchClahe.name: lambda model, window, overlap, sha256: StretchClahe(),
+    PerTileStretch.name: lambda model, window, overlap, sha256: PerTileStretch(),
 }
 
 
@@ -90,13 +91,15 @@ RENDERER_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
 def get_renderer(name: str, model: str | None = None, window: int = config.WINDOW,
-                 overlap: int = config.OVERLAP) -> Renderer:
+                 overlap: int = config.OVERLAP, model_sha256: str | None = None) -> Renderer:
     """Build the renderer called `name` (cheap: the U-Net's weights load lazily, once a process).
 
     Args:
         name: one of :data:`RENDERER_NAMES`.
         model: U-Net weights file (None: the shipped default); ignored by the classic renderers.
         window, overlap: the U-Net's window grid (global pixels); ignored by the others.
+        model_sha256: the sha256 the U-Net's weights must have (pinned by a build's driver: a
+            worker loads the file with that hash wherever it has it); None: ``model`` as it is.
 
     Raises:
         InputError: for an unknown name, listing the known ones, or a bad window grid.
@@ -107,4 +110,4 @@ def get_renderer(name: str, model: str | None = None, window: int = config.WINDO
         raise InputError(
             f"unknown renderer {name!r}; choose one of: {', '.join(RENDERER_NAMES)}"
         ) from None
-    return factory(model, window, overlap)
+    return factory(model, window, overlap, model_sha256)

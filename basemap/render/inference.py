@@ -308,7 +308,7 @@ def weights_sha256(path: Path) -> str | None:
     ledger, build.json and the caches; computed once per file version and process."""
     try:
         stat = path.stat()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return _file_sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 

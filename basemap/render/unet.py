@@ -4,21 +4,30 @@ The same code renders a build block and a single GeoTIFF (`basemap colorize`): t
 into windows on the global grid (:mod:`basemap.render.windows`), windows without a valid pixel
 are skipped, the rest run through the model in batches (:mod:`basemap.render.inference`), and
 their outputs are blended with taper weights.
+
+In a build the driver pins the weights by their sha256 (``BuildSettings.model_sha256``) and hands
+their bytes to every worker (:class:`basemap.pipeline.graph.WeightsPlugin`, kept by
+:func:`keep_weights`), so a worker on another machine needs no path of the driver's: it finds the
+file with that hash (:func:`find_weights`) or fails saying what it lacks.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import socket
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 
 from basemap import config
-from basemap.errors import InputError
+from basemap.errors import InputError, WeightsError
 from basemap.grid import Region
 from basemap.progress import SILENT, Progress
 from basemap.render.gapfill import fill_gaps
-from basemap.render.inference import LoadedModel, load_model
+from basemap.render.inference import LoadedModel, load_model, weights_sha256
 from basemap.render.windows import Window, WindowGrid, blend
 
 
@@ -168,6 +177,62 @@ def _batches(
         bar.close()
 
 
+def kept_weights(sha256: str) -> Path:
+    """Where this machine keeps the U-Net weights a build's driver handed over:
+    ``BASEMAP_CACHE/weights/<sha256>.pt`` (without a cache, under the temporary folder)."""
+    folder = config.cache_dir() or Path(tempfile.gettempdir()) / "basemap"
+    return folder / "weights" / f"{sha256}.pt"
+
+
+def keep_weights(data: bytes, sha256: str) -> Path:
+    """Keep the weights a build's driver handed over (on a worker: the graph's plugin), checked
+    against their sha256, written once (atomically) where :func:`find_weights` looks.
+
+    Raises:
+        WeightsError: the bytes have another hash (damaged on the way), or cannot be written.
+    """
+    got = hashlib.sha256(data).hexdigest()
+    if got != sha256:
+        raise WeightsError(f"the U-Net weights handed over have sha256 {got}, not {sha256}: "
+                           "damaged on the way")
+    path = kept_weights(sha256)
+    if weights_sha256(path) == sha256:
+        return path
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WeightsError(f"{socket.gethostname()} cannot keep the U-Net weights {sha256[:12]} "
+                           f"in {path.parent} ({exc.strerror or exc}): set {config.CACHE_ENV} to "
+                           "a writable folder") from None
+    return path
+
+
+def find_weights(model: str | Path | None, sha256: str) -> Path:
+    """The file on this machine of the U-Net weights with this sha256 (pinned by the build's
+    driver): the ``--model`` path (None: the shipped default) when it has that hash, else the
+    copy the driver handed over (:func:`keep_weights`), else the shipped default when it has it.
+    A file with another hash at the same path is never used.
+
+    Raises:
+        WeightsError: none has that hash; the message names the hash and each file looked at.
+    """
+    looked = []
+    for path in dict.fromkeys((config.weights_path(model), kept_weights(sha256),
+                               config.DEFAULT_WEIGHTS)):  # fmt: skip
+        found = weights_sha256(path)
+        if found == sha256:
+            return path
+        looked.append(f"{path} {'missing' if found is None else 'has sha256 ' + found[:12]}")
+    raise WeightsError(
+        f"this worker ({socket.gethostname()}) lacks the U-Net weights with sha256 {sha256[:12]} "
+        f"(--model {model or 'default'} on the driver): {'; '.join(looked)}. The build's driver "
+        "hands its weights to every worker of the cluster: see this worker's log for why they "
+        f"were not kept (a writable {config.CACHE_ENV}, the same basemap version)")
+
+
 class UNetRenderer:
     """The `unet` renderer: the shipped (or a given) model over the global window grid."""
 
@@ -176,11 +241,20 @@ class UNetRenderer:
 
     def __init__(
         self, model_path: str | Path | None = None, window: int = config.WINDOW,
-        overlap: int = config.OVERLAP
+        overlap: int = config.OVERLAP, sha256: str | None = None
     ) -> None:
         self.model_path = model_path
+        #: The weights file named (on the driver); a worker loads the file with :attr:`sha256`.
         self.weights = config.weights_path(model_path)
+        #: The weights' sha256 pinned by a build's driver (None: whatever :attr:`weights` holds).
+        self.sha256 = sha256
         self.grid = WindowGrid(window, overlap)
+
+    def model(self) -> LoadedModel:
+        """The network, loaded once per process: from the weights with the pinned sha256
+        wherever this machine has them (:func:`find_weights`), else from :attr:`weights`."""
+        return load_model(find_weights(self.model_path, self.sha256) if self.sha256
+                          else self.model_path)
 
     def input_region(self, region: Region) -> Region:
         """The global-px region the windows touching ``region`` read."""
@@ -190,8 +264,7 @@ class UNetRenderer:
                     windows: list[Window]) -> dict[Window, np.ndarray]:
         """The outputs of ``windows`` (global top-lefts) that have a valid pixel
         (:func:`window_outputs`); the arrays, top-left ``origin``, cover them."""
-        return window_outputs(reflectance, valid, origin, windows, load_model(self.model_path),
-                              self.grid)  # fmt: skip
+        return window_outputs(reflectance, valid, origin, windows, self.model(), self.grid)
 
     def blend(self, outputs: dict[Window, np.ndarray], valid: np.ndarray,
               origin: tuple[int, int], region: Region) -> np.ndarray:
@@ -207,7 +280,7 @@ class UNetRenderer:
             valid,
             origin,
             region,
-            load_model(self.model_path),
+            self.model(),
             window=self.grid.window,
             overlap=self.grid.overlap,
         )
