@@ -47,16 +47,19 @@ def _filesystem(endpoint: str | None) -> S3FileSystem:
 
 
 def _run_scratch() -> str:
-    """A local scratch folder's path for one run (made on first use, see S3Storage.scratch_dir)."""
-    return os.path.join(tempfile.gettempdir(), f"basemap-scratch-{uuid.uuid4().hex}")
+    """The name of one run's local scratch folder: made on first use in the temporary folder of
+    each machine that writes (the driver, or a worker with its own ``TMPDIR``: see
+    S3Storage.scratch_dir)."""
+    return f"basemap-scratch-{uuid.uuid4().hex}"
 
 
 @dataclass(frozen=True)
 class S3Storage:
     """``s3://bucket/prefix``; frozen and picklable (holds no client and no credentials).
 
-    ``scratch``, the local scratch folder, is this object's own (each opened output, i.e. each
-    run, has another); it travels with the object to the Dask workers.
+    ``scratch``, the name of the local scratch folder, is this object's own (each opened output,
+    i.e. each run, has another); it travels with the object to the Dask workers, and each
+    machine makes the folder in its own temporary folder (no path of the driver's).
     """
 
     bucket: str
@@ -199,26 +202,28 @@ class S3Storage:
         return sorted(p[start:] for p in found)
 
     def scratch_dir(self) -> str:
-        """This run's local folder for temporary files (objects are uploaded from there): made
-        mode 0700 on first use in each process, and refused unless it is this user's own.
+        """This run's local folder for temporary files (objects are uploaded from there), in
+        this machine's temporary folder (a worker on another machine uses its own): made mode
+        0700 on first use in each process, and refused unless it is this user's own.
 
         Raises:
             ConfigError: the path exists and is not a folder of this user's, mode 0700.
         """
+        path = os.path.join(tempfile.gettempdir(), self.scratch)
         try:
-            os.mkdir(self.scratch, 0o700)
+            os.mkdir(path, 0o700)
         except FileExistsError:
             pass
-        st = os.lstat(self.scratch)
+        st = os.lstat(path)
         if (not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid()
                 or stat.S_IMODE(st.st_mode) != 0o700):
-            raise ConfigError(f"scratch folder {self.scratch} exists and is not this user's own "
+            raise ConfigError(f"scratch folder {path} exists and is not this user's own "
                               "(a folder of mode 0700): refusing to use it")
-        return self.scratch
+        return path
 
     def clean_scratch(self) -> None:
-        """Remove this run's local scratch folder (at the end of the run)."""
-        shutil.rmtree(self.scratch, ignore_errors=True)
+        """Remove this run's local scratch folder on this machine (at the end of the run)."""
+        shutil.rmtree(os.path.join(tempfile.gettempdir(), self.scratch), ignore_errors=True)
 
     def check_writable(self) -> None:
         """Preflight before any compute: make sure the prefix is this tool's and mark it

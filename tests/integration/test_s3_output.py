@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import stat
 import subprocess
 import sys
@@ -212,3 +213,20 @@ def test_s3_scratch_is_the_runs_own_and_removed_at_the_end(synth_world, s3_serve
     assert all(name.startswith("basemap-scratch-") and mode == 0o700 | 1 << 12
                for name, mode in seen.items()), {k: oct(v) for k, v in seen.items()}
     assert not list(tmpdir.glob("basemap-scratch*"))  # removed at the end
+
+
+def test_s3_scratch_of_a_worker_is_in_its_own_temporary_folder(tmp_path):
+    """A worker on another machine has its own TMPDIR: the scratch folder a run's storage object
+    names is made there, never at the driver's path (which that machine may not have)."""
+    storage = S3Storage.from_url("s3://bucket/prefix")
+    driver = Path(storage.scratch_dir())
+    worker_tmp = tmp_path / "worker-tmp"
+    worker_tmp.mkdir()
+    code = ("import pickle, sys; s = pickle.loads(sys.stdin.buffer.read()); "
+            "print(s.scratch_dir()); s.clean_scratch()")
+    made = subprocess.run([sys.executable, "-c", code], input=pickle.dumps(storage),
+                          capture_output=True, env={**os.environ, "TMPDIR": str(worker_tmp)},
+                          check=True).stdout.decode().strip()
+    storage.clean_scratch()
+    assert Path(made).parent == worker_tmp and Path(made).name == driver.name
+    assert not driver.exists() and not Path(made).exists()  # each removed on its machine
