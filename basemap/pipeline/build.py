@@ -24,8 +24,12 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
+
+from distributed import Client
 
 from basemap import __version__
 from basemap.errors import BasemapError
@@ -163,9 +167,11 @@ def build(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Progress = SILENT,
+    client: Client | None = None,
 ) -> BuildSummary:
     """Run a whole build of ``bbox`` from what ``query`` finds (see the module docstring);
-    returns its summary.
+    returns its summary. ``client``: a Dask client to run on (a world run's, shared by its
+    shards); else one is made from ``workers``/``scheduler`` for this build.
 
     Raises:
         InputError / ConfigError: bad options or an unusable output (exit 2), before any search:
@@ -187,7 +193,9 @@ def build(
     with Lease(storage) as lease:  # one run per output at a time (docs/reliability.md, row 21)
         try:
             clean_temp_files(storage)
-            return _build(bbox, settings, query, storage, start, workers, scheduler, progress)
+            return _build(bbox, settings, query, storage, start, progress,
+                          lambda gpu: nullcontext(client) if client else dask_client(
+                              workers, scheduler, want_gpu=gpu))
         except OSError as exc:  # disk full is fatal, not a failed block (row 18)
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -203,8 +211,10 @@ def build(
 
 
 def _build(bbox: BBox, settings: BuildSettings, query: Query, storage: Storage, start: float,
-           workers: int | None, scheduler: str | None, progress: Progress) -> BuildSummary:
-    """The build proper, run under the output's lease (see :func:`build`)."""
+           progress: Progress,
+           cluster: Callable[[bool], AbstractContextManager[Client]]) -> BuildSummary:
+    """The build proper, run under the output's lease (see :func:`build`); ``cluster(gpu)``
+    gives the Dask client to run on."""
     renderer = settings.make_renderer()
     summary = BuildSummary(out=storage.root, bbox=bbox, area_km2=_area_km2(bbox))
     planned = plan_blocks(bbox_regions(bbox, settings.zmax), settings.block_size, settings.zmax)
@@ -223,7 +233,7 @@ def _build(bbox: BBox, settings: BuildSettings, query: Query, storage: Storage, 
     # an unusable asset or a refusing archive: exit 2 before any block, not N failed blocks
     check_assets([s for s in scenes if s.id in used])
     jobs = [BlockJob(b, sc, settings, storage) for b, sc in assigned]
-    with dask_client(workers, scheduler, want_gpu=renderer.wants_gpu) as client:
+    with cluster(renderer.wants_gpu) as client:
         results, pyramid, missing = run_graph(client, jobs, TileOutput(storage,
                                               settings.tile_format), settings.zmin, progress)
     _count(summary, results, pyramid, missing, settings)

@@ -15,6 +15,7 @@ from basemap.output.pyramid import reduce_tiles
 from basemap.output.storage import open_storage
 from basemap.output.tiles import TileOutput
 from basemap.pipeline.build import build
+from basemap.pipeline.graph import dask_client
 from basemap.pipeline.ledger import Ledger
 from basemap.pipeline.plan import BuildSettings
 from basemap.progress import SILENT, Progress
@@ -52,18 +53,21 @@ def run_shards(plan: Plan, out: str, settings: BuildSettings, query: Query,
     ledger = Ledger(storage)
     chosen = plan.shards if indices is None else [_shard_at(plan, i) for i in indices]
     failed: list[str] = []
-    for shard in chosen:
-        for name in _rootless(ledger, shard, _root_zoom(plan)):
-            # an entry without the root tile the pyramid needs (e.g. a one-block shard built
-            # before issue 32 was fixed): forgotten, so this build redoes the block and keeps it
-            log.warning("block %s of shard %s has no lossless root tile in the ledger: "
-                        "rebuilding it", name, shard.id)
-            ledger.forget(name)
-        summary = build(BBox(*shard.bbox), zoom, out, settings, query, workers=workers,
-                        scheduler=scheduler, progress=progress)
-        failed += [f"{shard.id}: {f}" for f in summary.failed]
-        storage.write_bytes(f"{SHARDS_PREFIX}/{shard.id}.json", json.dumps(
-            {"shard": shard.id, "failed": summary.failed, "blocks": summary.blocks}).encode())
+    # one cluster for every shard: its workers keep the model, compiled code and GDAL's caches
+    with dask_client(workers, scheduler, want_gpu=settings.make_renderer().wants_gpu) as client:
+        for shard in chosen:
+            for name in _rootless(ledger, shard, _root_zoom(plan)):
+                # an entry without the root tile the pyramid needs (e.g. a one-block shard built
+                # before issue 32 was fixed): forgotten, so this build redoes the block
+                log.warning("block %s of shard %s has no lossless root tile in the ledger: "
+                            "rebuilding it", name, shard.id)
+                ledger.forget(name)
+            summary = build(BBox(*shard.bbox), zoom, out, settings, query, progress=progress,
+                            client=client)
+            failed += [f"{shard.id}: {f}" for f in summary.failed]
+            storage.write_bytes(f"{SHARDS_PREFIX}/{shard.id}.json", json.dumps(
+                {"shard": shard.id, "failed": summary.failed, "blocks": summary.blocks}).encode())
+            log.info("shard %s built in %.1f s", shard.id, summary.seconds)
     if pyramid:
         failed += world_pyramid(plan, out, settings.tile_format)
     return failed
