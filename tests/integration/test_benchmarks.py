@@ -240,3 +240,15 @@ def test_block_memory_benchmark_smoke(tmp_path):
     assert (small["items"], large["items"]) == (2, 40)
     assert small["scenes_per_block"] == 2 and large["scenes_per_block"] == 32
     assert positive(small["peak_rss_gb"]) and positive(large["peak_over_first"])
+
+
+def test_world_utilisation_benchmark_smoke(tmp_path):
+    """A world run of the test world's shards, one worker: wall, CPU and busy share reported."""
+    r = run_script("world_utilisation.py", "--preset", "test", "--block-size", "512",
+                   "--shard-size", "1", "--workers", "1", "--work", str(tmp_path / "work"),
+                   tmp_path=tmp_path, timeout=300)
+    assert r["shards"] >= 2
+    (row,) = r["rows"]
+    assert row["workers"] == 1 and positive(row["wall_s"]) and positive(row["cpu_s"])
+    # (wall and CPU are rounded to 0.1 s in the result)
+    assert row["busy_pct"] == pytest.approx(100 * row["cpu_s"] / row["wall_s"], rel=0.02)
