@@ -32,7 +32,9 @@ def run_shards(plan: Plan, out: str, settings: BuildSettings, query: Query,
                indices: list[int] | None = None, pyramid: bool = True, *,
                workers: int | None = None, scheduler: str | None = None,
                progress: Progress = SILENT) -> list[str]:
-    """Build shards of a plan into one output, one resumable `build` each, then the pyramid.
+    """Build shards of a plan into one output, one resumable `build` each on one Dask cluster
+    (made once: its workers keep the model and their caches from shard to shard), then the
+    pyramid.
 
     Args:
         plan: the shard plan.
