@@ -12,7 +12,7 @@ import numpy as np
 
 from basemap.errors import InputError
 from basemap.output.pyramid import reduce_tiles
-from basemap.output.storage import open_storage
+from basemap.output.storage import Storage, open_storage
 from basemap.output.tiles import TileOutput
 from basemap.pipeline.build import build
 from basemap.pipeline.graph import dask_client
@@ -81,6 +81,11 @@ def _shard_at(plan: Plan, index: int) -> Shard:
     return plan.shards[index]
 
 
+#: Shard tiles reduced together: the shards under one tile this many zooms above theirs (at most
+#: 4^4 = 256 RGBA tiles, 67 MB, in memory at once, whatever the plan's size).
+GROUP_LEVELS = 4
+
+
 def world_pyramid(plan: Plan, out: str, tile_format: str = "webp") -> list[str]:
     """Zooms 0..shard_zoom-1 over every shard, by exact 2x reduction (the build's own rule).
 
@@ -88,7 +93,9 @@ def world_pyramid(plan: Plan, out: str, tile_format: str = "webp") -> list[str]:
     ledger (never from lossy encoded tiles), then reduced level by level. A shard that has not
     finished (no record, or failed blocks), or whose block with pixels has no root tile in the
     ledger, is a hole: its ancestors are NOT built (never read as transparent) and are reported.
-    Memory: one RGBA tile per finished shard with data.
+    Memory: the shards under one tile :data:`GROUP_LEVELS` zooms up are reduced together, then
+    the tiles of those groups: at most 256 shard tiles at once (the land of the world at z14 is
+    31,528 shards, up to 8.3 GB of RGBA tiles if all were held).
 
     Returns:
         The tiles that could not be built, named, with the reason.
@@ -100,40 +107,57 @@ def world_pyramid(plan: Plan, out: str, tile_format: str = "webp") -> list[str]:
     storage.check_writable()
     ledger = Ledger(storage)
     tiles = TileOutput(storage, tile_format)
-    rz = _root_zoom(plan)
-    level: dict[tuple[int, int], np.ndarray | None] = {}
-    broken: set[tuple[int, int]] = set()
-    problems: list[str] = []
+    levels = min(GROUP_LEVELS, plan.shard_zoom)
+    groups: dict[tuple[int, int], list[tuple[int, Shard]]] = {}
     for index, shard in enumerate(plan.shards):
         sx, sy = shard.blocks[0] // plan.shard_size, shard.blocks[1] // plan.shard_size
-        try:
-            record = json.loads(storage.read_bytes(f"{SHARDS_PREFIX}/{shard.id}.json"))
-        except FileNotFoundError:
-            record = None
-        if record is None or record["failed"]:
-            broken.add((sx, sy))
-            problems.append(f"shard {shard.id} is not finished: its ancestor tiles are not built")
-            continue
-        roots = {}
-        for by in range(shard.blocks[1], shard.blocks[3]):
-            for bx in range(shard.blocks[0], shard.blocks[2]):
-                roots[(bx, by)] = ledger.root(f"{rz}/{bx}/{by}")
-        missing = _rootless(ledger, shard, rz, roots)
-        if missing:
-            broken.add((sx, sy))
-            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            problems.append(
-                f"shard {shard.id} (--index {index}) is recorded finished but its block(s) "
-                f"{', '.join(missing[:3])}{more} with pixels have no lossless root tile in the "
-                f"ledger (e.g. {Ledger.root_key(missing[0])}): its ancestor tiles are not built; "
-                f"run `basemap world run PLAN --index {index}` again to rebuild them")
-            continue
-        tile = _reduce_square(roots, shard.blocks[0], shard.blocks[1], plan.shard_size)
-        if tile is not None:
-            level[(sx, sy)] = tile
-    # Above the shards: the one level loop, not building over an unfinished shard.
-    reduce_tiles(level, plan.shard_zoom, 0, tiles, broken)
+        groups.setdefault((sx >> levels, sy >> levels), []).append((index, shard))
+    upper: dict[tuple[int, int], np.ndarray] = {}
+    upper_broken: set[tuple[int, int]] = set()
+    problems: list[str] = []
+    for key in sorted(groups):
+        level: dict[tuple[int, int], np.ndarray] = {}
+        broken: set[tuple[int, int]] = set()
+        for index, shard in groups[key]:
+            sx, sy = shard.blocks[0] // plan.shard_size, shard.blocks[1] // plan.shard_size
+            tile, problem = _shard_tile(plan, storage, ledger, index, shard)
+            if problem is not None:
+                broken.add((sx, sy))
+                problems.append(problem)
+            elif tile is not None:
+                level[(sx, sy)] = tile
+        top, top_broken = reduce_tiles(level, plan.shard_zoom, plan.shard_zoom - levels, tiles,
+                                       broken)
+        upper.update(top)
+        upper_broken |= top_broken
+    # Above the groups: the one level loop, not building over an unfinished shard.
+    reduce_tiles(upper, plan.shard_zoom - levels, 0, tiles, upper_broken)
     return problems
+
+
+def _shard_tile(plan: Plan, storage: Storage, ledger: Ledger, index: int,
+                shard: Shard) -> tuple[np.ndarray | None, str | None]:
+    """(a finished shard's tile at the shard zoom, from its blocks' root tiles; None: empty),
+    or (None, why it can't be made: the shard is unfinished or a block's root tile missing)."""
+    try:
+        record = json.loads(storage.read_bytes(f"{SHARDS_PREFIX}/{shard.id}.json"))
+    except FileNotFoundError:
+        record = None
+    if record is None or record["failed"]:
+        return None, f"shard {shard.id} is not finished: its ancestor tiles are not built"
+    rz = _root_zoom(plan)
+    roots = {(bx, by): ledger.root(f"{rz}/{bx}/{by}")
+             for by in range(shard.blocks[1], shard.blocks[3])
+             for bx in range(shard.blocks[0], shard.blocks[2])}
+    missing = _rootless(ledger, shard, rz, roots)
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        return None, (
+            f"shard {shard.id} (--index {index}) is recorded finished but its block(s) "
+            f"{', '.join(missing[:3])}{more} with pixels have no lossless root tile in the "
+            f"ledger (e.g. {Ledger.root_key(missing[0])}): its ancestor tiles are not built; "
+            f"run `basemap world run PLAN --index {index}` again to rebuild them")
+    return _reduce_square(roots, shard.blocks[0], shard.blocks[1], plan.shard_size), None
 
 
 def _root_zoom(plan: Plan) -> int:

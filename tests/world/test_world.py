@@ -236,3 +236,25 @@ def test_world_pyramid_does_not_build_over_an_unfinished_shard(tmp_path):
     assert isinstance(r.exception, PartialBuildError) and r.exception.exit_code == 3
     assert "not finished" in str(r.exception)
     assert not (tmp_path / "out" / "tiles").exists()
+
+
+@pytest.mark.parametrize("levels", [0, 1])
+def test_world_pyramid_reduced_in_groups_of_shards_is_the_same(shards_of_2, tmp_path,
+                                                               monkeypatch, levels):
+    """The world pyramid reduces the shards under one tile GROUP_LEVELS zooms up together (its
+    memory bounded at world size): any grouping writes the same low-zoom tiles, byte for byte."""
+    import shutil
+
+    from basemap.world import run as world_run
+
+    plan, out = shards_of_2
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    low = {k: v for k, v in _tiles(out).items() if int(k.split("/")[0]) < plan.shard_zoom}
+    assert low, "the world run wrote tiles below the shard zoom"
+    for key in low:
+        (copy / "tiles" / key).unlink()
+    monkeypatch.setattr(world_run, "GROUP_LEVELS", levels)
+    assert world_run.world_pyramid(plan, str(copy), "png") == []
+    assert {k: v for k, v in _tiles(copy).items() if int(k.split("/")[0]) < plan.shard_zoom} \
+        == low
