@@ -31,7 +31,11 @@ from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
 from basemap.types import ZoomRange
 from tests.support.cli_runner import EVERY_ITEM
-from tests.support.lease_race import lose_the_lease, race, stale_lease, thief_lease
+from tests.support.lease_race import (
+    lose_the_lease,
+    one_winner_each_trial,
+    thief_lease,
+)
 
 ZOOM = ZoomRange(12, 14)
 SETTINGS = BuildSettings(renderer="linear", block_size=512, tile_format="png", feather=32)
@@ -175,17 +179,7 @@ def test_of_runs_racing_for_a_stale_lease_exactly_one_wins(tmp_path):
     """Issue row 7: the stale lease is broken by a delete conditional on its bytes (under an
     flock) and taken by a create-only write, so exactly one of the racing runs wins, every time
     (the read-delete-create of before let two win in most trials)."""
-    for trial in range(30):
-        storage = LocalStorage(str(tmp_path / f"trial-{trial}"))
-        storage.write_bytes(LEASE_KEY, stale_lease())
-        winners = race(storage, contenders=4)
-        try:
-            assert len(winners) == 1, f"trial {trial}: {len(winners)} runs took the lease"
-            assert json.loads(storage.read_bytes(LEASE_KEY))["token"] == winners[0].token
-        finally:
-            for lease in winners:
-                lease.release()
-        assert storage.size(LEASE_KEY) is None
+    one_winner_each_trial(lambda trial: LocalStorage(str(tmp_path / f"trial-{trial}")), 30)
 
 
 def test_a_run_whose_lease_was_taken_over_stops_with_a_clear_error(tmp_path):

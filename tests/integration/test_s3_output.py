@@ -30,7 +30,7 @@ from basemap.pipeline.lease import LEASE_KEY, Lease
 from basemap.pipeline.ledger import RESUMED
 from basemap.stac.query import Query
 from basemap.synth.tiles import world_bbox
-from tests.support.lease_race import lose_the_lease, race, stale_lease
+from tests.support.lease_race import lose_the_lease, one_winner_each_trial
 
 
 def local_tree(root: Path) -> dict[str, str]:
@@ -107,7 +107,6 @@ def test_s3_rerun_resumes_from_the_ledger_in_the_bucket(s3_build, small_build, s
     after = bucket_tree(storage)
     before.pop("build.json"), after.pop("build.json")
     assert after == before
-    import json
 
     record = json.loads(storage.read_bytes("build.json"))
     assert all(b["message"] == RESUMED for b in record["blocks"])
@@ -139,17 +138,8 @@ def test_s3_preflight_refuses_a_missing_bucket_or_bad_credentials(s3_server, s3_
 def test_of_runs_racing_for_a_stale_s3_lease_exactly_one_wins(s3_server, s3_out):
     """Issue row 7 on S3: the stale lease is deleted with If-Match its ETag, then taken with
     If-None-Match: exactly one of the racing runs wins, every time."""
-    for trial in range(20):
-        storage = S3Storage.from_url(f"{s3_out}/trial-{trial}")
-        storage.write_bytes(LEASE_KEY, stale_lease())
-        winners = race(storage, contenders=4, spread=0.02)
-        try:
-            assert len(winners) == 1, f"trial {trial}: {len(winners)} runs took the lease"
-            assert json.loads(storage.read_bytes(LEASE_KEY))["token"] == winners[0].token
-        finally:
-            for lease in winners:
-                lease.release()
-        assert storage.size(LEASE_KEY) is None
+    one_winner_each_trial(lambda trial: S3Storage.from_url(f"{s3_out}/trial-{trial}"), 20,
+                          spread=0.02)
 
 
 def test_an_s3_run_whose_lease_was_taken_over_stops(s3_server, s3_out):

@@ -71,3 +71,21 @@ def race(storage, contenders: int, spread: float = 0.0, timeout: float = 60.0) -
     assert not errors, errors
     assert not any(t.is_alive() for t in threads), "a contender hung"
     return winners
+
+
+def one_winner_each_trial(storage_of, trials: int, contenders: int = 4,
+                          spread: float = 0.0) -> None:
+    """For each trial, a stale lease in ``storage_of(trial)`` raced for by ``contenders``
+    (:func:`race`): exactly one takes it, the lease held is the winner's, and once released
+    no lease is left."""
+    for trial in range(trials):
+        storage = storage_of(trial)
+        storage.write_bytes(LEASE_KEY, stale_lease())
+        winners = race(storage, contenders, spread)
+        try:
+            assert len(winners) == 1, f"trial {trial}: {len(winners)} runs took the lease"
+            assert json.loads(storage.read_bytes(LEASE_KEY))["token"] == winners[0].token
+        finally:
+            for lease in winners:
+                lease.release()
+        assert storage.size(LEASE_KEY) is None
