@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import header, write_json  # noqa: E402
+from common import header, table, write_json  # noqa: E402
 from pipeline import build_command, ensure_world, run_build  # noqa: E402
 
 
@@ -105,11 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
     result = header() | {"benchmark": "block_memory", "preset": args.preset,
                          "bbox": list(bbox.as_tuple()),
                          "block_size": args.block_size, "rows": rows}
-    print(f"{'items':>6} {'blocks':>6} {'scenes/block':>12} {'peak RSS GB':>11} "
-          f"{'x first':>7} {'s':>6}")
-    for r in rows:
-        print(f"{r['items']:>6} {r['blocks']:>6} {r['scenes_per_block']:>12} "
-              f"{r['peak_rss_gb']:>11} {r['peak_over_first']:>7} {r['seconds']:>6}")
+    print(table(rows, ["items", "blocks", "scenes_per_block", "peak_rss_gb", "peak_over_first",
+                       "seconds"]))
     write_json(result, args.json)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)

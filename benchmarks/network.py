@@ -39,7 +39,7 @@ from urllib.parse import quote, unquote, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import header, median, table, write_json  # noqa: E402
-from pipeline import build_command, run_build  # noqa: E402
+from pipeline import basemap_exe, build_command, run_build  # noqa: E402
 
 #: Internal tile side of the real Sentinel-2 L2A COGs.
 S2_BLOCK = 1024
@@ -86,9 +86,8 @@ def ensure_world(work: Path, preset: str, seed: int) -> Path:
     done = world / "s2-layout.done"
     if not done.is_file():
         shutil.rmtree(world, ignore_errors=True)
-        exe = Path(sys.executable).with_name("basemap")
-        subprocess.run([str(exe), "synth", "--preset", preset, "--seed", str(seed), str(world)],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([basemap_exe(), "synth", "--preset", preset, "--seed", str(seed),
+                        str(world)], check=True, stdout=subprocess.DEVNULL)
         for tif in sorted(world.rglob("*.tif")):
             s2_layout(tif)
         done.write_text("")

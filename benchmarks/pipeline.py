@@ -97,13 +97,18 @@ def tree_rss(proc) -> int:
     return total
 
 
+def basemap_exe() -> str:
+    """This environment's ``basemap`` command (beside this Python, else on PATH)."""
+    exe = Path(sys.executable).with_name("basemap")
+    return str(exe) if exe.is_file() else shutil.which("basemap") or "basemap"
+
+
 def build_command(bbox, out: Path, catalog: Path, zoom: str, weights: str | None = None,
                   **options) -> list[str]:
     """The ``basemap build`` command line of these benchmarks: this environment's ``basemap``,
     ``--quiet``, the U-Net with ``weights`` (None: the renderer of ``options``) and each of
     ``options`` as ``--name value`` (``block_size=2048`` -> ``--block-size 2048``)."""
-    exe = Path(sys.executable).with_name("basemap")
-    cmd = [str(exe) if exe.is_file() else shutil.which("basemap") or "basemap", "build",
+    cmd = [basemap_exe(), "build",
            "--bbox", ",".join(f"{v:.6f}" for v in bbox.as_tuple()), "--zoom", zoom,
            "--out", str(out), "--stac", str(catalog), "--quiet",
            "--datetime", "../..", "--max-cloud", "100", "--max-items", "0"]  # every item

@@ -30,14 +30,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import header, median, write_json  # noqa: E402
-from pipeline import ensure_world  # noqa: E402
-
-
-def basemap_exe() -> str:
-    """This environment's ``basemap`` command."""
-    exe = Path(sys.executable).with_name("basemap")
-    return str(exe) if exe.is_file() else shutil.which("basemap") or "basemap"
+from common import header, median, table, write_json  # noqa: E402
+from pipeline import basemap_exe, ensure_world  # noqa: E402
 
 
 def children_cpu() -> float:
@@ -111,11 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
                          "shards": shards, "renderer": args.renderer, "rounds": args.rounds,
                          "rows": rows}
     print(f"{shards} shards of {args.shard_size}x{args.shard_size} blocks of {args.block_size} px")
-    print(f"{'code':<5} {'workers':>7} {'wall s':>7} {'cpu s':>7} {'busy %':>7} "
-          f"{'idle core-s':>11} {'per shard':>9}")
-    for r in rows:
-        print(f"{r['code']:<5} {r['workers']:>7} {r['wall_s']:>7} {r['cpu_s']:>7} "
-              f"{r['busy_pct']:>7} {r['idle_core_s']:>11} {r['idle_core_s_per_shard']:>9}")
+    print(table(rows, ["code", "workers", "wall_s", "cpu_s", "busy_pct", "idle_core_s",
+                       "idle_core_s_per_shard"]))
     write_json(result, args.json)
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)

@@ -68,7 +68,6 @@ class Fetched:
     """One asset opened and read: its grid, where the region's pixels fall in it, and the DN of
     the source window they fall in (None when no pixel does)."""
 
-    key: str
     grid: tuple
     lattice: Lattice
     pixels: SourcePixels
@@ -104,7 +103,7 @@ def fetch_asset(scene: Scene, key: str, region: Region, zoom: int, lattices: Lat
     if error is not None:
         _forget(scene, error, (key,))
         raise _diagnosed(scene, error, (key,))
-    return Fetched(key, grid, lattice, pixels, dn)
+    return Fetched(grid, lattice, pixels, dn)
 
 
 def fetch_assets(scene: Scene, keys: tuple[str, ...], region: Region, zoom: int,
