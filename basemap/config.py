@@ -9,6 +9,7 @@ Environment variables (documented in the README, "Environment variables"):
 ``BASEMAP_STAC_TIMEOUT``   seconds per STAC API request (default 30)
 ``BASEMAP_STAC_BACKOFF``   backoff factor between STAC API retries (seconds, doubling; default 1)
 ``BASEMAP_CPU_BACKEND``    U-Net inference on CPU: ``onnx`` (default, ONNX Runtime) or ``torch``
+``BASEMAP_PRECISION``      U-Net precision: ``auto`` (default), ``fp32``, ``bf16``, ``fp16`` (GPU)
 ``BASEMAP_CACHE``          folder of files derived once and reused (default ``~/.cache/basemap``)
 ``BASEMAP_ALLOW_VRT``      ``1``: catalog assets may be VRTs (off: a VRT could wrap any local file)
 ``AWS_ENDPOINT_URL_S3``,   the S3 endpoint of ``s3://`` outputs (MinIO, SeaweedFS, ...); the
@@ -37,6 +38,7 @@ MEMORY_ENV = "BASEMAP_WORKER_MEMORY"
 STAC_TIMEOUT_ENV = "BASEMAP_STAC_TIMEOUT"
 STAC_BACKOFF_ENV = "BASEMAP_STAC_BACKOFF"
 CPU_BACKEND_ENV = "BASEMAP_CPU_BACKEND"
+PRECISION_ENV = "BASEMAP_PRECISION"
 CACHE_ENV = "BASEMAP_CACHE"
 ALLOW_VRT_ENV = "BASEMAP_ALLOW_VRT"
 THREADS_ENV = "OMP_NUM_THREADS"
@@ -56,6 +58,8 @@ ENVIRONMENT = {
     STAC_TIMEOUT_ENV: "seconds per STAC API request (default 30)",
     STAC_BACKOFF_ENV: "backoff factor between STAC API retries, seconds, doubling (default 1)",
     CPU_BACKEND_ENV: "U-Net inference on CPU: onnx (default, ONNX Runtime) or torch (reference)",
+    PRECISION_ENV: "U-Net precision: auto (default: bf16 where the device has it, else fp32 on "
+                   "CPU, fp16 on a GPU), fp32, bf16 or fp16 (GPU only)",
     CACHE_ENV: "folder of files derived once and reused, e.g. the U-Net's ONNX export (default "
                "~/.cache/basemap; empty: none)",
     ALLOW_VRT_ENV: "1: catalog assets may be GDAL VRTs (default: refused, a VRT can wrap any "
@@ -199,6 +203,11 @@ def stac_backoff() -> float:
 def cpu_backend() -> str:
     """``onnx`` or ``torch``: how the U-Net runs on CPU."""
     return os.environ.get(CPU_BACKEND_ENV, "onnx")
+
+
+def precision() -> str:
+    """``BASEMAP_PRECISION``: the U-Net's number format (:mod:`basemap.render.precision`)."""
+    return os.environ.get(PRECISION_ENV, "auto").strip().lower() or "auto"
 
 
 def inference_threads() -> int | None:

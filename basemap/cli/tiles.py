@@ -23,7 +23,7 @@ from basemap.types import ZoomRange
 @click.option("--zoom", type=ZOOM, default="0-14", show_default=True, help="MIN-MAX zoom levels.")
 @tile_format_option("png", "Tile encoding.")
 @click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Worker processes [default: CPU count; 0 = in this process].")
+              help="Worker threads [default: CPU count; 0 = in this thread].")
 @click.option("--block-size", type=int, default=config.BLOCK_SIZE, show_default=True,
               help="Pixels per block side at the max zoom (256 times a power of two).")
 @click.option("--resampling", type=click.Choice(RESAMPLINGS), default="bilinear",

@@ -78,7 +78,8 @@ def world_run(plan_path: str, out: str, source: str | None, collection: str | No
               workers: int | None, scheduler: str | None, quiet: bool) -> None:
     """Build the shards of PLAN into one output (each a resumable build), then the pyramid.
 
-    The block size is the plan's (`basemap plan --block-size`).
+    The block size is the plan's (`basemap plan --block-size`). The next shard is sent to the
+    cluster while the current one's last blocks run (two shards at a time at most).
     """
     plan = Plan.read(plan_path)
     query = read_query(source, collection, datetime_, max_cloud, max_items, months, read_roots)

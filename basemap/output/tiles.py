@@ -49,19 +49,33 @@ def reduce2x(rgba: np.ndarray) -> np.ndarray:
     c, h2, w2 = rgba.shape
     if c != 4 or h2 % 2 or w2 % 2:
         raise ValueError(f"expected (4, even, even) RGBA, got {rgba.shape}")
-    q = rgba.reshape(4, h2 // 2, 2, w2 // 2, 2)
-    out = np.zeros((4, h2 // 2, w2 // 2), dtype=np.uint8)
+    # Strided views summed one by one: ~5-10x faster than a sum over the axes of a
+    # (4, h, 2, w, 2) reshape (the same integers).
+    out = np.empty((4, h2 // 2, w2 // 2), dtype=np.uint8)
     if (rgba[3] == 255).all():  # opaque: the formula below is exactly (sum + 2) // 4
-        out[:3] = (q[:3].sum(axis=(2, 4), dtype=np.uint16) + 2) >> 2
+        pairs = rgba[:3, 0::2].astype(np.uint16)  # rows first: contiguous, then columns
+        pairs += rgba[:3, 1::2]
+        total = pairs[:, :, 0::2] + pairs[:, :, 1::2]
+        total += 2
+        out[:3] = total >> 2
         out[3] = 255
         return out
-    a = q[3].astype(np.uint32)  # narrow integers: ~2.5x faster than int64, same results
-    den = a.sum(axis=(1, 3))
-    num = (q[:3] * a).sum(axis=(2, 4))
-    ok = den > 0
-    safe = np.where(ok, den, 1)
-    out[:3] = np.where(ok, (2 * num + safe) // (2 * safe), 0)
-    out[3] = (den + 2) // 4
+    quads = [rgba[:, dy::2, dx::2] for dy in (0, 1) for dx in (0, 1)]
+    den = quads[0][3].astype(np.uint16)
+    total = quads[0][:3].astype(np.uint16)
+    for q in quads[1:]:
+        den += q[3]
+        total += q[:3]
+    total += 2
+    out[:3] = total >> 2  # exact where the 4 pixels are opaque (den 1020)
+    np.copyto(out[:3], 0, where=den == 0)
+    ys, xs = np.nonzero((den > 0) & (den < 1020))  # the partly transparent cells: few
+    if ys.size:
+        a = [q[3, ys, xs].astype(np.uint32) for q in quads]
+        num = sum(q[:3, ys, xs] * w for q, w in zip(quads, a, strict=True))
+        d = a[0] + a[1] + a[2] + a[3]
+        out[:3, ys, xs] = (2 * num + d) // (2 * d)
+    out[3] = (den + 2) >> 2
     return out
 
 
@@ -88,12 +102,12 @@ def encode(rgba: np.ndarray, fmt: str) -> bytes | None:
 
     opaque = bool((alpha == 255).all())
     pixels = np.moveaxis(rgba[:3] if opaque else rgba, 0, -1)
+    if fmt == "png" or (fmt == "jpeg" and not opaque):
+        return png_bytes(pixels)
     image = Image.fromarray(np.ascontiguousarray(pixels), "RGB" if opaque else "RGBA")
     buf = io.BytesIO()
     if fmt == "webp":
         image.save(buf, "WEBP", quality=QUALITY, method=4, alpha_quality=100, exact=False)
-    elif fmt == "png" or (fmt == "jpeg" and not opaque):
-        return png_bytes(pixels)
     elif fmt == "jpeg":
         image.save(buf, "JPEG", quality=QUALITY, optimize=False)
     else:

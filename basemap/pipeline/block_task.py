@@ -51,6 +51,7 @@ class BlockResult:
     filled: float = 0.0  # fraction of the block's valid pixels filled from rejected observations
     pixels: int = 0  # the block's valid (delivered) pixels
     reads: Traffic | None = None  # what its own part's reads cost (None: resumed)
+    precision: str = ""  # what its windows ran in, e.g. "bf16" ("": none ran here, or resumed)
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class Part:
     skipped: tuple[str, ...] = ()
     seconds: float = 0.0
     reads: Traffic = field(default_factory=Traffic)
+    precision: str = ""  # the number format its windows ran in ("": none ran)
 
 
 @dataclass(frozen=True)
@@ -114,10 +116,11 @@ def infer_part(job: BlockJob, windows: tuple[Window, ...], pc: PartComposite) ->
     windows = tuple(windows) if runner is not None else ()
     rows, cols = block.region.slices((region.x0, region.y0))
     valid = made.valid[rows, cols]
-    outputs, rgb = {}, None
+    outputs, rgb, precision = {}, None, ""
     if runner is not None:
         outputs = runner.run_windows(made.reflectance, made.valid, (region.x0, region.y0),
                                      list(windows))  # fmt: skip
+        precision = runner.precision() if outputs else ""
     elif valid.any():  # no scene has data here: the renderer is not run
         need = input_region(block, renderer)
         nr, nc = need.slices((region.x0, region.y0))
@@ -125,7 +128,7 @@ def infer_part(job: BlockJob, windows: tuple[Window, ...], pc: PartComposite) ->
                               (need.x0, need.y0), block.region)  # fmt: skip
     return Part(block, frozenset(windows), outputs, rgb, valid, made.count[rows, cols],
                 made.filled[rows, cols], pc.used, pc.skipped,
-                pc.seconds + time.perf_counter() - start, pc.reads)  # fmt: skip
+                pc.seconds + time.perf_counter() - start, pc.reads, precision)  # fmt: skip
 
 
 def render_part(job: BlockJob, windows: tuple[Window, ...] = ()) -> Part:
@@ -186,7 +189,7 @@ def build_block(job: BlockJob, parts: tuple[Part, ...] = ()) -> BlockResult:
         block, status, own.used, tuple(sorted(counts.items(), reverse=True)), key, message,
         time.perf_counter() - start, rgba=root if min(counts) == rz else None,
         filled=round(float(own.filled.sum() / alpha.sum()), 6), pixels=int(alpha.sum()),
-        reads=reads,
+        reads=reads, precision="+".join(sorted({p.precision for p in parts} - {""})),
     )
 
 

@@ -24,12 +24,10 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import date
-
-from distributed import Client
 
 from basemap import __version__
 from basemap.errors import BasemapError
@@ -167,11 +165,9 @@ def build(
     workers: int | None = None,
     scheduler: str | None = None,
     progress: Progress = SILENT,
-    client: Client | None = None,
 ) -> BuildSummary:
-    """Run a whole build of ``bbox`` from what ``query`` finds (see the module docstring);
-    returns its summary. ``client``: a Dask client to run on (a world run's, shared by its
-    shards); else one is made from ``workers``/``scheduler`` for this build.
+    """Run a whole build of ``bbox`` from what ``query`` finds (see the module docstring) on a
+    Dask cluster made from ``workers``/``scheduler``; returns its summary.
 
     Raises:
         InputError / ConfigError: bad options or an unusable output (exit 2), before any search:
@@ -182,6 +178,21 @@ def build(
         LeaseLostError: another run took the output's lease over (exit 1; this run stopped).
     """
     start = time.perf_counter()
+    settings, storage = checked(zoom, out, settings, query)
+    with leased(storage):
+        prepared = prepare(bbox, settings, query, storage, start)
+        if not prepared.scenes:
+            return prepared.summary
+        with dask_client(workers, scheduler, want_gpu=prepared.renderer.wants_gpu) as client:
+            ran = run_graph(client, prepared.jobs, TileOutput(storage, settings.tile_format),
+                            settings.zmin, progress)
+        return finish(prepared, *ran)
+
+
+def checked(zoom: ZoomRange, out: str, settings: BuildSettings,
+            query: Query) -> tuple[BuildSettings, Storage]:
+    """(the settings for ``zoom``, validated; the output's storage, checked writable): what a
+    build checks before its lease and any search (the errors of :func:`build`, exit 2)."""
     settings = replace(settings, zmin=zoom.min, zmax=zoom.max).validated()
     parse_datetime(query.datetime)
     check_max_cloud(query.max_cloud)
@@ -190,18 +201,24 @@ def build(
     if weights is not None:
         check_weights(weights)
     storage.check_writable()  # this tool's output (or new/empty: then marked), else exit 2
-    with Lease(storage) as lease:  # one run per output at a time (docs/reliability.md, row 21)
+    return settings, storage
+
+
+@contextmanager
+def leased(storage: Storage) -> Iterator[Lease]:
+    """The output's lease held (one run per output at a time: docs/reliability.md, row 21), the
+    temporary files of a killed run removed first, the scratch folder at the end; a full disk
+    (row 18) raised as a :class:`BasemapError` (exit 1), not a failed block."""
+    with Lease(storage) as lease:
         try:
             clean_temp_files(storage)
-            return _build(bbox, settings, query, storage, start, progress,
-                          lambda gpu: nullcontext(client) if client else dask_client(
-                              workers, scheduler, want_gpu=gpu))
-        except OSError as exc:  # disk full is fatal, not a failed block (row 18)
+            yield lease
+        except OSError as exc:
             if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
             clean_temp_files(storage)
             raise BasemapError(
-                f"no space left on the device of the output {out} ({exc}): nothing "
+                f"no space left on the device of the output {storage.root} ({exc}): nothing "
                 "half-written was kept under a final name; free some space (or choose "
                 "another --out) and run the same command again: finished blocks are kept"
             ) from None
@@ -210,45 +227,69 @@ def build(
                 storage.clean_scratch()  # S3: this run's local scratch folder; local: if empty
 
 
-def _build(bbox: BBox, settings: BuildSettings, query: Query, storage: Storage, start: float,
-           progress: Progress,
-           cluster: Callable[[bool], AbstractContextManager[Client]]) -> BuildSummary:
-    """The build proper, run under the output's lease (see :func:`build`); ``cluster(gpu)``
-    gives the Dask client to run on."""
+@dataclass
+class Prepared:
+    """A build planned and searched, its blocks not run yet (:func:`prepare`)."""
+
+    bbox: BBox
+    settings: BuildSettings
+    renderer: Renderer
+    query: Query
+    storage: Storage
+    start: float
+    summary: BuildSummary
+    scenes: list[Scene] = field(default_factory=list)  # empty: nothing to build
+    search_args: dict = field(default_factory=dict)
+    jobs: list[BlockJob] = field(default_factory=list)
+
+
+def prepare(bbox: BBox, settings: BuildSettings, query: Query, storage: Storage,
+            start: float) -> Prepared:
+    """Plan the blocks of ``bbox``, search and freeze the scenes, make the block jobs (under
+    the output's lease: :func:`leased`); ``start``: when the build started."""
     renderer = settings.make_renderer()
     summary = BuildSummary(out=storage.root, bbox=bbox, area_km2=_area_km2(bbox))
+    prepared = Prepared(bbox, settings, renderer, query, storage, start, summary)
     planned = plan_blocks(bbox_regions(bbox, settings.zmax), settings.block_size, settings.zmax)
     where = search_bbox(planned, settings, renderer)
-    scenes, search_args = _frozen_scenes(query, where, storage)
-    summary.period = search_args["datetime"]
-    summary.scenes = len(scenes)
+    prepared.scenes, prepared.search_args = _frozen_scenes(query, where, storage)
+    summary.period = prepared.search_args["datetime"]
+    summary.scenes = len(prepared.scenes)
     summary.paths["manifest"] = str(storage.path("manifest.json"))
-    if not scenes:
+    if not prepared.scenes:
         log.warning("no items found for %s in %s: nothing to build", bbox,
                     redact_url(query.source))
         summary.seconds = time.perf_counter() - start
-        return summary
-    assigned = assign_scenes(planned, scenes, settings, renderer)
+        return prepared
+    assigned = assign_scenes(planned, prepared.scenes, settings, renderer)
     used = {s.id for _, sc in assigned for s in sc}
     # an unusable asset or a refusing archive: exit 2 before any block, not N failed blocks
-    check_assets([s for s in scenes if s.id in used])
-    jobs = [BlockJob(b, sc, settings, storage) for b, sc in assigned]
-    with cluster(renderer.wants_gpu) as client:
-        results, pyramid, missing = run_graph(client, jobs, TileOutput(storage,
-                                              settings.tile_format), settings.zmin, progress)
+    check_assets([s for s in prepared.scenes if s.id in used])
+    prepared.jobs = [BlockJob(b, sc, settings, storage) for b, sc in assigned]
+    return prepared
+
+
+def finish(prepared: Prepared, results: list[BlockResult], pyramid: dict[int, int],
+           missing: int) -> BuildSummary:
+    """The build's summary, and its files besides the blocks' (``mosaic.vrt``, TileJSON, STAC,
+    ``build.json``), from what its graph (:func:`basemap.pipeline.graph.run_graph`) gave."""
+    settings, storage, summary = prepared.settings, prepared.storage, prepared.summary
+    jobs, scenes = prepared.jobs, prepared.scenes
     _count(summary, results, pyramid, missing, settings)
-    storage.clean_scratch()  # local folders: remove the empty scratch folder
     cogs = [(r.cog, r.block.region) for r in results if r.cog]
     write_vrt(cogs, settings.zmax, storage)
     zwritten = min(summary.tiles) if summary.tiles else settings.zmax
-    tj = build_tilejson(bbox, settings, zwritten)
+    tj = build_tilejson(prepared.bbox, settings, zwritten)
     storage.write_bytes("tilejson.json", json.dumps(tj, indent=1).encode())
     if cogs:
-        _write_stac(storage, jobs, results, scenes, redact_url(query.source), bbox, settings, tj)
-    summary.seconds = time.perf_counter() - start
+        _write_stac(storage, jobs, results, scenes, redact_url(prepared.query.source),
+                    prepared.bbox, settings, tj)
+    summary.seconds = time.perf_counter() - prepared.start
     halo = max((max(j.block.region.x0 - rr.x0, j.block.region.y0 - rr.y0) for j, rr in
-                ((j, read_region(j.block, settings, renderer)) for j in jobs)), default=0)
-    record = build_record(bbox, settings, search_args, scenes, results, summary, halo)
+                ((j, read_region(j.block, settings, prepared.renderer)) for j in jobs)),
+               default=0)
+    record = build_record(prepared.bbox, settings, prepared.search_args, scenes, results,
+                          summary, halo)
     write_record(storage, record)
     summary.paths.update({
         "cogs": str(storage.path("cogs")),
@@ -345,8 +386,11 @@ def build_record(bbox: BBox, settings: BuildSettings, search_args: dict, scenes:
                     "cog": r.cog, "tiles": dict(r.tiles), "message": r.message,
                     "filled": r.filled, "pixels": r.pixels,
                     "seconds": round(r.seconds, 3),
-                    **({"reads": r.reads.record()} if r.reads is not None else {})}
+                    **({"reads": r.reads.record()} if r.reads is not None else {}),
+                    **({"precision": r.precision} if r.precision else {})}
                    for r in results],
+        "precision": {"asked": settings.precision,
+                      "used": sorted({r.precision for r in results} - {""})},
         "filled_fraction": round(sum(r.filled * r.pixels for r in results if r.cog)
                                  / max(1, sum(r.pixels for r in results if r.cog)), 6),
         "tiles_written": {str(z): n for z, n in sorted(summary.tiles.items())},

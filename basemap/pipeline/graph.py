@@ -31,7 +31,9 @@
   started, so parts are freed row by row); then :func:`basemap.output.pyramid.pyramid_tile` tasks
   level by level above the blocks' root tiles (:func:`basemap.output.pyramid.reduce_levels`, the
   one level loop). Keys are ``name-token`` with tokens from the frozen arguments'
-  ``__dask_tokenize__``, so the same work has the same key in every run.
+  ``__dask_tokenize__``, so the same work has the same key in every run. :func:`submit_graph`
+  returns at once and :func:`collect` waits, so a world run submits its next shard's graph while
+  the current one's last blocks run (:mod:`basemap.world.run`).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import dask
 import numpy as np
@@ -263,13 +265,22 @@ def _record(result: BlockResult) -> BlockResult:
     return replace(result, rgba=None)
 
 
-def submit_graph(client: Client, jobs: list[BlockJob], out: TileOutput,
-                 zmin: int) -> tuple[dict, dict]:
-    """Submit one block task per job and the pyramid tasks above the blocks' root tiles.
+@dataclass
+class Submitted:
+    """A build's graph on the cluster (:func:`submit_graph`), waited for by :func:`collect`."""
 
-    Returns:
-        ({record future: job}, {pyramid "written" future: zoom}).
-    """
+    jobs: list[BlockJob]  # the renderer's weights pinned (:func:`pin_weights`)
+    records: dict[Future, BlockJob]  # a record future per block
+    pyramid: dict[Future, int]  # a pyramid tile's "written" future: its zoom
+
+
+def submit_graph(client: Client, jobs: list[BlockJob], out: TileOutput,
+                 zmin: int) -> Submitted:
+    """Submit one block task per job (their weights pinned first) and the pyramid tasks above
+    the blocks' root tiles; returns at once (the graph runs on the cluster)."""
+    if not jobs:
+        return Submitted([], {}, {})
+    jobs = pin_weights(client, jobs)
     settings = jobs[0].settings
     gpus, threads = gpu_slots(client)
     wants_gpu = settings.make_renderer().wants_gpu
@@ -308,12 +319,13 @@ def submit_graph(client: Client, jobs: list[BlockJob], out: TileOutput,
 
     # The pyramid above the blocks' root tiles, from child tiles across blocks.
     reduce_levels(level, jobs[0].block.root[0], zmin, parent)
-    return records, written
+    return Submitted(jobs, records, written)
 
 
 def run_graph(client: Client, jobs: list[BlockJob], out: TileOutput, zmin: int,
               progress: Progress = SILENT) -> tuple[list[BlockResult], dict[int, int], int]:
-    """Submit the block tasks and the pyramid above them; wait, with progress bars.
+    """Submit the block tasks and the pyramid above them (:func:`submit_graph`); wait, with
+    progress bars (:func:`collect`).
 
     Args:
         client: a distributed Client.
@@ -321,19 +333,24 @@ def run_graph(client: Client, jobs: list[BlockJob], out: TileOutput, zmin: int,
         out: the :class:`basemap.output.tiles.TileOutput`.
         zmin: the lowest zoom to build.
         progress: where the blocks and pyramid tiles done are reported.
+    """
+    return collect(submit_graph(client, jobs, out, zmin), progress)
+
+
+def collect(graph: Submitted, progress: Progress = SILENT
+            ) -> tuple[list[BlockResult], dict[int, int], int]:
+    """Wait for a submitted graph.
 
     Returns:
         (block results in job order (failed ones included), {zoom: pyramid tiles written},
         number of pyramid tiles not built because a child failed).
     """
-    if not jobs:
+    if not graph.jobs:
         return [], {}, 0
-    jobs = pin_weights(client, jobs)
-    records, pyramid = submit_graph(client, jobs, out, zmin)
     results = {}
-    bar = progress.stage("blocks", len(records), "block")
-    for fut in as_completed(list(records)):
-        job = records[fut]
+    bar = progress.stage("blocks", len(graph.records), "block")
+    for fut in as_completed(list(graph.records)):
+        job = graph.records[fut]
         if fut.status == "error":
             exc = fut.exception()
             _stop_if_disk_full(exc)
@@ -347,10 +364,10 @@ def run_graph(client: Client, jobs: list[BlockJob], out: TileOutput, zmin: int,
 
     written: dict[int, int] = {}
     missing = 0
-    if pyramid:
-        bar = progress.stage("pyramid tiles", len(pyramid), "tile")
-        for fut in as_completed(list(pyramid)):
-            z = pyramid[fut]
+    if graph.pyramid:
+        bar = progress.stage("pyramid tiles", len(graph.pyramid), "tile")
+        for fut in as_completed(list(graph.pyramid)):
+            z = graph.pyramid[fut]
             if fut.status == "error":
                 _stop_if_disk_full(fut.exception())
                 missing += 1
@@ -358,7 +375,7 @@ def run_graph(client: Client, jobs: list[BlockJob], out: TileOutput, zmin: int,
                 written[z] = written.get(z, 0) + fut.result()
             bar.advance()
         bar.close()
-    return [results[j.block] for j in jobs], written, missing
+    return [results[j.block] for j in graph.jobs], written, missing
 
 
 def _stop_if_disk_full(exc: BaseException) -> None:

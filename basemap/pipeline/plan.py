@@ -7,7 +7,7 @@ block. Pure functions of their arguments (no I/O); the block task is
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from basemap import __version__, config
 from basemap.errors import InputError
@@ -29,6 +29,7 @@ from basemap.pipeline.ledger import fingerprint
 from basemap.read.scenes import ReadSettings
 from basemap.render.base import RENDERER_NAMES, Renderer, get_renderer
 from basemap.render.inference import weights_sha256
+from basemap.render.precision import check_request
 from basemap.render.windows import Window, WindowGrid
 from basemap.stac.scene import Scene
 from basemap.stac.select import MAX_SCENES_PER_BLOCK, clearest
@@ -50,6 +51,8 @@ class BuildSettings:
             whatever its paths (None: not pinned). Not part of the fingerprint (which holds the
             weights' hash either way).
         window, overlap: the U-Net's window grid (global pixels).
+        precision: the U-Net's number format asked for (default ``BASEMAP_PRECISION``; ``auto``:
+            each worker takes what its device has, :mod:`basemap.render.precision`).
         block_size: processing block side in pixels (256 times a power of two).
         composite: compositing method (:data:`basemap.mosaic.composite.METHODS`).
         feather: footprint-edge ramp (px) of the observations' quality.
@@ -64,6 +67,7 @@ class BuildSettings:
     model_sha256: str | None = None
     window: int = config.WINDOW
     overlap: int = config.OVERLAP
+    precision: str = field(default_factory=config.precision)
     block_size: int = config.BLOCK_SIZE
     composite: str = "best"
     feather: int = config.FEATHER
@@ -81,6 +85,7 @@ class BuildSettings:
         WindowGrid(self.window, self.overlap)
         if self.renderer not in RENDERER_NAMES:
             raise InputError(f"--renderer {self.renderer!r}: choose one of {RENDERER_NAMES}")
+        check_request(self.precision)
         if self.composite not in METHOD_NAMES:
             raise InputError(f"--composite {self.composite!r}: choose one of {METHOD_NAMES}")
         if self.tile_format not in TILE_FORMATS:
@@ -94,7 +99,8 @@ class BuildSettings:
     def make_renderer(self) -> Renderer:
         """The renderer (cheap: the U-Net's weights load lazily, once per process)."""
         return get_renderer(self.renderer, model=self.model, window=self.window,
-                            overlap=self.overlap, model_sha256=self.model_sha256)
+                            overlap=self.overlap, model_sha256=self.model_sha256,
+                            precision=self.precision)
 
     def read_settings(self) -> ReadSettings:
         """The warp settings."""
@@ -135,9 +141,13 @@ class BlockJob:
     def fingerprint(self) -> str:
         """The block's inputs fingerprint (what the ledger keys a finished block by): items and
         update times, settings (the model path replaced by the weights' hash: the pinned one, on
-        a worker that may not have the path), block, version."""
+        a worker that may not have the path), block, version. The precision only when one is
+        asked for: ``auto`` blocks may be any (each within 2 levels of fp32), so outputs begun
+        before there was a choice resume without recomputing."""
         settings = asdict(self.settings)
         pinned = settings.pop("model_sha256")
+        if settings["precision"] == "auto":
+            del settings["precision"]
         weights = self.settings.make_renderer().weights
         settings["model"] = None if weights is None else pinned or weights_sha256(weights)
         settings["block"] = [self.block.bx, self.block.by, self.block.size, self.block.z]

@@ -58,6 +58,9 @@ class WindowedRenderer(Renderer, Protocol):
     """A renderer that runs windows of a global grid (the U-Net): the build runs each window
     once, in the part of one block, and blends it into every block it touches."""
 
+    def precision(self) -> str:
+        """The number format this process runs the windows in (fp32, bf16 or fp16)."""
+
     grid: WindowGrid
 
     def run_windows(self, reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
@@ -75,14 +78,14 @@ def windowed(renderer: Renderer) -> WindowedRenderer | None:
     return renderer if renderer.grid is not None else None  # type: ignore[return-value]
 
 
-#: name -> factory(model, window, overlap, model_sha256) for every renderer, the default first;
-#: the CLI's choices come from here. Only the U-Net has weights and a window grid.
-_REGISTRY: dict[str, Callable[[str | None, int, int, str | None], Renderer]] = {
+#: name -> factory(model, window, overlap, model_sha256, precision) for every renderer, the
+#: default first; the CLI's choices come from here. Only the U-Net has weights and a window grid.
+_REGISTRY: dict[str, Callable[[str | None, int, int, str | None, str | None], Renderer]] = {
     UNetRenderer.name: UNetRenderer,
-    LinearRenderer.name: lambda model, window, overlap, sha256: LinearRenderer(),
-    SentinelHubL2AOptimized.name: lambda model, window, overlap, sha256: SentinelHubL2AOptimized(),
-    StretchClahe.name: lambda model, window, overlap, sha256: StretchClahe(),
-    PerTileStretch.name: lambda model, window, overlap, sha256: PerTileStretch(),
+    LinearRenderer.name: lambda *_: LinearRenderer(),
+    SentinelHubL2AOptimized.name: lambda *_: SentinelHubL2AOptimized(),
+    StretchClahe.name: lambda *_: StretchClahe(),
+    PerTileStretch.name: lambda *_: PerTileStretch(),
 }
 
 
@@ -91,7 +94,8 @@ RENDERER_NAMES: tuple[str, ...] = tuple(_REGISTRY)
 
 
 def get_renderer(name: str, model: str | None = None, window: int = config.WINDOW,
-                 overlap: int = config.OVERLAP, model_sha256: str | None = None) -> Renderer:
+                 overlap: int = config.OVERLAP, model_sha256: str | None = None,
+                 precision: str | None = None) -> Renderer:
     """Build the renderer called `name` (cheap: the U-Net's weights load lazily, once a process).
 
     Args:
@@ -100,6 +104,8 @@ def get_renderer(name: str, model: str | None = None, window: int = config.WINDO
         window, overlap: the U-Net's window grid (global pixels); ignored by the others.
         model_sha256: the sha256 the U-Net's weights must have (pinned by a build's driver: a
             worker loads the file with that hash wherever it has it); None: ``model`` as it is.
+        precision: the U-Net's number format (:mod:`basemap.render.precision`; None:
+            ``BASEMAP_PRECISION``).
 
     Raises:
         InputError: for an unknown name, listing the known ones, or a bad window grid.
@@ -110,4 +116,4 @@ def get_renderer(name: str, model: str | None = None, window: int = config.WINDO
         raise InputError(
             f"unknown renderer {name!r}; choose one of: {', '.join(RENDERER_NAMES)}"
         ) from None
-    return factory(model, window, overlap, model_sha256)
+    return factory(model, window, overlap, model_sha256, precision)

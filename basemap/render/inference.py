@@ -1,14 +1,14 @@
 """The U-Net's inference engine: weights loaded once per process, batches run on the best backend.
 
 Batches run on a GPU with autocast and channels_last when there is one; on CPU, ONNX Runtime when
-installed -- about 2x faster than torch here, see BENCHMARKS.md -- else torch in channels_last.
+installed -- about 2x faster than torch here, see BENCHMARKS.md -- else torch in channels_last;
+in bf16 where the CPU has it, through OpenVINO (the precision: :mod:`basemap.render.precision`).
 torch, onnx and onnxruntime are imported inside the functions that need them (heavy optional
 dependencies: the classic renderers never load them). The model is loaded once per process
 (:func:`load_model`, cached by path + sha256). Set ``BASEMAP_CPU_BACKEND=torch`` to use the torch
 reference path on CPU. The ONNX export (1.5 s per process, most of it importing onnx) is kept in
-``BASEMAP_CACHE`` (:func:`basemap.config.cache_dir`) under a key of the weights, the code that
-builds the graph and torch's version, with the network's downsampling factor beside it, so a
-worker that starts loads the model from there without importing torch (another 2-3 s).
+``BASEMAP_CACHE`` (:mod:`basemap.render.export`), so a worker that starts loads the model from
+there without importing torch (another 2-3 s).
 
 On a GPU, batches are sized to the device (:meth:`LoadedModel.batch_size`: as many windows as fit
 in a share of its free memory, measured once per window size) and staged in pinned host memory
@@ -30,6 +30,8 @@ import numpy as np
 
 from basemap import config
 from basemap.errors import WeightsError
+from basemap.render.export import export, export_path, publish
+from basemap.render.precision import OpenVinoSession, autocast_dtype, resolve
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class LoadedModel:
     meta: dict = field(compare=False, repr=False, default_factory=dict)
     session: Any = field(compare=False, repr=False, default=None)  # ONNX Runtime (CPU) or None
     downsampling: int = 0  # the network's factor when there is no ``net``
+    precision: str = "fp32"  # what it runs in: fp32, bf16 or fp16 (basemap.render.precision)
 
     @property
     def factor(self) -> int:
@@ -76,22 +79,14 @@ class LoadedModel:
             return self.session.run(["y"], {"x": x})[0]
         import torch
 
-        x = torch.from_numpy(x)
-        with torch.inference_mode():
-            if self.device == "cpu":
-                y = self.net(self.normalization.apply(x).contiguous(
-                    memory_format=torch.channels_last))
-            else:
-                x = x.to(self.device, non_blocking=True).contiguous(
-                    memory_format=torch.channels_last
-                )
-                dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-                with torch.autocast("cuda", dtype=dtype):
-                    y = self.net(self.normalization.apply(x))
+        x = torch.from_numpy(x).to(self.device, non_blocking=True)
+        dtype = autocast_dtype(self.precision)
+        with torch.inference_mode(), torch.autocast(x.device.type, dtype, dtype is not None):
+            y = self.net(self.normalization.apply(x).contiguous(memory_format=torch.channels_last))
             return (y.float() * 255.0).cpu().numpy()
 
 
-_CACHE: dict[tuple[str, str, str, str], LoadedModel] = {}
+_CACHE: dict[tuple[str, str, str, str, str], LoadedModel] = {}
 
 #: Windows per forward pass on CPU: one window's activations stay in cache (BENCHMARKS.md §2).
 CPU_BATCH = 1
@@ -140,63 +135,44 @@ def prepare_net(net: Any, device: str) -> Any:
     return fold_batchnorm(net).to(device, memory_format=torch.channels_last)
 
 
-def _graph(net: Any, normalization: Any) -> Any:
-    """reflectance (N, 3, H, W) -> normalisation -> network -> x255, as one exportable module
-    (asinh written as log(r + sqrt(r^2 + 1)), exact for the clipped r >= 0; ONNX export has no
-    asinh)."""
-    import math
+def onnx_session(net: Any, normalization: Any, threads: int, digest: str = "",
+                 precision: str = "fp32") -> Any | None:
+    """A CPU session computing :meth:`LoadedModel.predict` (reflectance in, RGB in [0, 255] out)
+    of a prepared network from its ONNX export: ONNX Runtime in fp32, OpenVINO in bf16
+    (:class:`basemap.render.precision.OpenVinoSession`); None when onnxruntime or onnx is not
+    installed. With the weights' sha256 ``digest``, the export is read from (or written to) the
+    cache.
 
-    import torch
-
-    n = normalization
-    if n.clip_low < 0:
-        raise ValueError("the exported normalisation assumes clip_low >= 0")
-    scale = 1.0 / math.asinh(n.clip_high / n.softening)
-
-    class Graph(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.net = net
-
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            r = x.clamp(n.clip_low, n.clip_high) / n.softening
-            return self.net(torch.log(r + torch.sqrt(r * r + 1.0)) * scale) * 255.0
-
-    return Graph()
-
-
-def onnx_session(net: Any, normalization: Any, threads: int, digest: str = "") -> Any | None:
-    """An ONNX Runtime CPU session computing :meth:`LoadedModel.predict` (reflectance in, RGB in
-    [0, 255] out) of a prepared network, or None when onnxruntime or onnx is not installed.
-    With the weights' sha256 ``digest``, the export is read from (or written to) the cache.
-
-    Its outputs match torch's to ~1e-4 of an 8-bit unit and do not depend on the batch a window
-    is run in (tests/test_benchmarks.py)."""
+    fp32 outputs match torch's to ~1e-4 of an 8-bit unit; in either precision they do not
+    depend on the batch a window is run in (tests/integration/test_benchmarks.py,
+    tests/render/test_precision.py)."""
     try:
         import onnxruntime  # noqa: F401
     except ImportError:
         return None
-    cached = _export_path(digest)
+    cached = export_path(digest)
     session = None
     if cached is not None and cached.is_file():
         try:
-            session = _session(cached.read_bytes(), threads)
+            session = _session(cached.read_bytes(), threads, precision)
         except Exception:  # an unreadable cache file is exported again, and replaced
             session = None
     if session is None:
-        graph = _export(net, normalization)
+        graph = export(net, normalization)
         if graph is None:
             return None
         if cached is not None:
-            _publish(cached, graph)
-        session = _session(graph, threads)
+            publish(cached, graph)
+        session = _session(graph, threads, precision)
     if cached is not None and not cached.with_suffix(".json").is_file():
-        _publish(cached.with_suffix(".json"), json.dumps({"factor": net.config.factor}).encode())
+        publish(cached.with_suffix(".json"), json.dumps({"factor": net.config.factor}).encode())
     return session
 
 
-def _session(graph: bytes, threads: int) -> Any:
-    """An ONNX Runtime CPU session of an exported graph on ``threads`` threads."""
+def _session(graph: bytes, threads: int, precision: str) -> Any:
+    """A CPU session of an exported graph on ``threads`` threads, in ``precision``."""
+    if precision == "bf16":
+        return OpenVinoSession(graph, threads)
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -207,71 +183,20 @@ def _session(graph: bytes, threads: int) -> Any:
     return ort.InferenceSession(graph, opts, providers=["CPUExecutionProvider"])
 
 
-def _cached_model(path: Path, digest: str) -> LoadedModel | None:
+def _cached_model(path: Path, digest: str, precision: str) -> LoadedModel | None:
     """The CPU model of weights ``digest`` from the ONNX cache alone, without importing torch
     (the export and its ``.json``, written by :func:`onnx_session` once the weights were
     validated), or None when the cache lacks it or cannot be read."""
-    export = _export_path(digest)
-    if export is None or not export.is_file() or not export.with_suffix(".json").is_file():
+    cached = export_path(digest)
+    if cached is None or not cached.is_file() or not cached.with_suffix(".json").is_file():
         return None
     try:
-        factor = int(json.loads(export.with_suffix(".json").read_text())["factor"])
-        session = _session(export.read_bytes(), cpu_threads())
+        factor = int(json.loads(cached.with_suffix(".json").read_text())["factor"])
+        session = _session(cached.read_bytes(), cpu_threads(), precision)
     except Exception:  # a damaged or partial entry: load the weights (and export again)
         return None
-    return LoadedModel(str(path), digest, "cpu", None, None, session=session, downsampling=factor)
-
-
-def _export(net: Any, normalization: Any) -> bytes | None:
-    """The network's ONNX graph (dynamic batch and size), or None without the onnx package."""
-    try:
-        import onnx  # noqa: F401  (torch.onnx.export needs it)
-    except ImportError:
-        return None
-    import io
-    import warnings
-
-    import torch
-
-    buf = io.BytesIO()
-    f = net.config.factor
-    axes = {0: "n", 2: "h", 3: "w"}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(_graph(net.cpu(), normalization), torch.zeros(1, 3, 8 * f, 8 * f), buf,
-                          input_names=["x"],
-                          output_names=["y"], dynamic_axes={"x": axes, "y": axes}, dynamo=False)
-    return buf.getvalue()
-
-
-def _export_path(digest: str) -> Path | None:
-    """The cache file of the export of the weights with sha256 ``digest``: keyed by it, the
-    source of the modules that build the graph (the network, its tone prior's constants and the
-    luminance weights), and torch's version (None: no cache)."""
-    folder = config.cache_dir()
-    if folder is None or not digest:
-        return None
-    from importlib.metadata import version
-    from importlib.util import find_spec
-
-    key = hashlib.sha256(digest.encode())
-    modules = [find_spec(m).origin
-               for m in ("basemap.model.unet", "basemap.model.tone", "basemap.colour")]
-    for module in (*modules, __file__):
-        key.update(Path(module).read_bytes())
-    key.update(version("torch").encode())
-    return folder / "onnx" / f"{key.hexdigest()[:32]}.onnx"
-
-
-def _publish(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically; a cache that cannot be written is skipped."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    return LoadedModel(str(path), digest, "cpu", None, None, session=session,
+                       downsampling=factor, precision=precision)
 
 
 #: Device files of the NVIDIA (and ROCm) drivers: without any, a Linux machine has no GPU that
@@ -336,8 +261,10 @@ def check_weights(path: Path) -> None:
     load_weights(path)
 
 
-def load_model(path: str | Path | None = None, device: str | None = None) -> LoadedModel:
-    """Load weights once per process (cache keyed by resolved path + sha256 + device).
+def load_model(path: str | Path | None = None, device: str | None = None,
+               precision: str | None = None) -> LoadedModel:
+    """Load weights once per process (cache keyed by resolved path, sha256, device, backend and
+    precision).
 
     On CPU with ONNX Runtime, weights whose export is in the ONNX cache load from it without
     importing torch (2-3 s saved in each worker that starts).
@@ -345,22 +272,30 @@ def load_model(path: str | Path | None = None, device: str | None = None) -> Loa
     Args:
         path: a weights file written by `basemap train`; None for the shipped default.
         device: "cpu", "cuda" or "cuda:N"; None picks CUDA when present.
+        precision: what to run in (:data:`basemap.render.precision.REQUESTS`; None:
+            ``BASEMAP_PRECISION``, default auto).
 
     Raises:
         basemap.errors.WeightsError: missing, corrupt or mismatched weights.
+        basemap.errors.ConfigError: a precision the device cannot run.
     """
     path = config.weights_path(path)
     device = device or default_device()
     digest = weights_sha256(path) or ""
     backend = config.cpu_backend() if device == "cpu" else "torch"
-    key = (str(path.resolve()), digest, device, backend)
+    requested = precision or config.precision()
+    if backend == "torch" and device == "cpu" and requested == "auto":
+        requested = "fp32"  # the torch reference path on CPU stays fp32 unless asked
+    precision = resolve(requested, device)
+    key = (str(path.resolve()), digest, device, backend, precision)
     if key not in _CACHE:
-        cached = _cached_model(path, digest) if device == "cpu" and backend != "torch" else None
-        _CACHE[key] = cached or _load(path, digest, device, backend)
+        cached = (_cached_model(path, digest, precision)
+                  if device == "cpu" and backend != "torch" else None)
+        _CACHE[key] = cached or _load(path, digest, device, backend, precision)
     return _CACHE[key]
 
 
-def _load(path: Path, digest: str, device: str, backend: str) -> LoadedModel:
+def _load(path: Path, digest: str, device: str, backend: str, precision: str) -> LoadedModel:
     """Read and validate the weights with torch, and prepare them for ``device``."""
     import torch
 
@@ -373,8 +308,9 @@ def _load(path: Path, digest: str, device: str, backend: str) -> LoadedModel:
         threads = cpu_threads()
         torch.set_num_threads(threads)
         if backend != "torch":
-            session = onnx_session(prepare_net(net, "cpu"), norm, threads, digest)
+            session = onnx_session(prepare_net(net, "cpu"), norm, threads, digest, precision)
     else:
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    return LoadedModel(str(path), digest, device, prepare_net(net, device), norm, meta, session)
+    return LoadedModel(str(path), digest, device, prepare_net(net, device), norm, meta, session,
+                       precision=precision)

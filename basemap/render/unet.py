@@ -28,7 +28,7 @@ from basemap.grid import Region
 from basemap.progress import SILENT, Progress
 from basemap.render.gapfill import fill_gaps
 from basemap.render.inference import LoadedModel, load_model, weights_sha256
-from basemap.render.windows import Window, WindowGrid, blend
+from basemap.render.windows import Window, WindowGrid, blend, to_uint8
 
 
 def colorize_array(
@@ -100,13 +100,7 @@ def blend_windows(outputs: dict[Window, np.ndarray], valid: np.ndarray,
     ox, oy = origin
     tiles = ((w, outputs[w]) for w in grid.windows(region) if w in outputs)
     acc, wsum = blend(tiles, grid, region)
-    out = np.zeros_like(acc, dtype=np.uint8)
-    covered = wsum > 0
-    np.divide(acc, wsum, out=acc, where=covered)
-    out[:] = np.clip(np.rint(acc), 0, 255).astype(np.uint8)
-    keep = valid[y0 - oy : y1 - oy, x0 - ox : x1 - ox] & covered
-    out[:, ~keep] = 0
-    return out
+    return to_uint8(acc, wsum, np.ascontiguousarray(valid[y0 - oy : y1 - oy, x0 - ox : x1 - ox]))
 
 
 def _check_inputs(reflectance: np.ndarray, valid: np.ndarray, origin: tuple[int, int],
@@ -241,7 +235,8 @@ class UNetRenderer:
 
     def __init__(
         self, model_path: str | Path | None = None, window: int = config.WINDOW,
-        overlap: int = config.OVERLAP, sha256: str | None = None
+        overlap: int = config.OVERLAP, sha256: str | None = None,
+        precision: str | None = None
     ) -> None:
         self.model_path = model_path
         #: The weights file named (on the driver); a worker loads the file with :attr:`sha256`.
@@ -249,12 +244,19 @@ class UNetRenderer:
         #: The weights' sha256 pinned by a build's driver (None: whatever :attr:`weights` holds).
         self.sha256 = sha256
         self.grid = WindowGrid(window, overlap)
+        #: The number format asked for (None: ``BASEMAP_PRECISION``; a worker resolves ``auto``
+        #: for its device).
+        self.asked_precision = precision
 
     def model(self) -> LoadedModel:
         """The network, loaded once per process: from the weights with the pinned sha256
         wherever this machine has them (:func:`find_weights`), else from :attr:`weights`."""
         return load_model(find_weights(self.model_path, self.sha256) if self.sha256
-                          else self.model_path)
+                          else self.model_path, precision=self.asked_precision)
+
+    def precision(self) -> str:
+        """The number format this process runs the windows in (fp32, bf16 or fp16)."""
+        return self.model().precision
 
     def input_region(self, region: Region) -> Region:
         """The global-px region the windows touching ``region`` read."""

@@ -6,7 +6,9 @@ needs it, and no tile is ever decoded again). Each block (``block_size`` px, ali
 grid, so it is exactly one tile of a lower zoom) writes its max-zoom tiles and reduces itself 2x
 down to its root tile (:func:`basemap.output.pyramid.write_levels`); the levels above the blocks
 come from the roots by the same exact alpha-aware 2x reduction and the same level loop
-(:func:`basemap.output.pyramid.reduce_tiles`). Blocks run in ``workers`` processes.
+(:func:`basemap.output.pyramid.reduce_tiles`). Blocks run in ``workers`` threads of this process:
+the warp (GDAL), the reductions (numpy) and the PNG deflate (zlib) all release the GIL, and threads
+start in no time where each spawned process imported the whole CLI again (1-2 s each).
 
 Alpha: the source's alpha band, else its mask or nodata (GDAL's dataset mask), and pixels outside
 the source, are transparent; tiles with no visible pixel are not written (as in the build).
@@ -15,11 +17,11 @@ the source, are transparent; tiles with no visible pixel are not written (as in 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Iterator
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,22 +99,24 @@ def source_region(src: str, zmax: int) -> tuple[Region, tuple[float, float, floa
 
 
 def _warped(job: TilesJob) -> WarpedVRT:
-    """(dataset, world-wide WarpedVRT in EPSG:3857 at zmax) for this process, opened once."""
+    """The world-wide WarpedVRT in EPSG:3857 at zmax of this thread, opened once per source
+    (GDAL handles are not shared between threads)."""
     key = (job.src, job.zmax, job.resampling)
-    if _OPEN.get("key") != key:
-        for handle in _OPEN.pop("handles", ()):
+    if getattr(_OPEN, "key", None) != key:
+        for handle in getattr(_OPEN, "handles", ()):
             handle.close()
+        _OPEN.key, _OPEN.handles = None, ()
         ds = rasterio.open(job.src)
         w = world_size(job.zmax)
         vrt = WarpedVRT(ds, crs="EPSG:3857", transform=region_transform(Region(0, 0, w, w),
                         job.zmax), width=w, height=w, resampling=Resampling[job.resampling],
                         add_alpha=ds.count in (1, 3), warp_mem_limit=256)
-        _OPEN.update(key=key, handles=(vrt, ds), vrt=vrt)
-    return _OPEN["vrt"]
+        _OPEN.key, _OPEN.handles, _OPEN.vrt = key, (vrt, ds), vrt
+    return _OPEN.vrt
 
 
-#: Per-process cache of the open source (worker processes tile many blocks of one source).
-_OPEN: dict = {}
+#: Per-thread cache of the open source (a worker thread tiles many blocks of one source).
+_OPEN = threading.local()
 
 
 def read_rgba(job: TilesJob, region: Region) -> np.ndarray:
@@ -125,7 +129,9 @@ def read_rgba(job: TilesJob, region: Region) -> np.ndarray:
         data[3] = vrt.read_masks(1, window=Window(region.x0, region.y0, region.width,
                                                   region.height))
     out = np.ascontiguousarray(data, dtype=np.uint8)
-    out[:3, out[3] == 0] = 0
+    clear = out[3] == 0
+    if clear.any():  # most blocks have none: skip the masked write
+        np.copyto(out[:3], 0, where=clear)
     return out
 
 
@@ -181,7 +187,7 @@ def make_tiles(src: str | os.PathLike, out: str, zmin: int, zmax: int, fmt: str 
         out: output folder (or s3:// prefix).
         zmin, zmax: zoom range.
         fmt: webp, png or jpeg (:data:`basemap.output.media.TILE_FORMATS`).
-        workers: processes (default: CPU count; 0 = in this process).
+        workers: threads (default: CPU count; 0 = in the calling thread).
         block_size: block side in px at zmax (256 times a power of two).
         resampling: GDAL warp kernel into the global grid.
         progress: where the blocks done are reported.
@@ -225,15 +231,14 @@ def make_tiles(src: str | os.PathLike, out: str, zmin: int, zmax: int, fmt: str 
 
 
 def _run(job: TilesJob, blocks: list[Block], workers: int | None) -> Iterator[tuple]:
-    """Yield tile_block results, in this process (workers=0) or in a process pool."""
+    """Yield tile_block results, in this thread (workers=0) or in a pool of threads."""
     n = (os.cpu_count() or 1) if workers is None else workers
     if n <= 0 or len(blocks) == 1:
         for block in blocks:
             yield tile_block(job, block)
         return
     config.export_env(config.gdal_env())
-    with ProcessPoolExecutor(max_workers=min(n, len(blocks)),
-                             mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ThreadPoolExecutor(max_workers=min(n, len(blocks))) as pool:
         futures = [pool.submit(tile_block, job, b) for b in blocks]
         for fut in as_completed(futures):
             yield fut.result()

@@ -6,16 +6,19 @@ from __future__ import annotations
 import json
 import logging
 import math
-from dataclasses import replace
+import time
+from collections import deque
+from dataclasses import dataclass, replace
 
 import numpy as np
+from distributed import Client
 
 from basemap.errors import InputError
 from basemap.output.pyramid import reduce_tiles
 from basemap.output.storage import Storage, open_storage
 from basemap.output.tiles import TileOutput
-from basemap.pipeline.build import build
-from basemap.pipeline.graph import dask_client
+from basemap.pipeline.build import Prepared, checked, finish, leased, prepare
+from basemap.pipeline.graph import Submitted, collect, dask_client, submit_graph
 from basemap.pipeline.ledger import Ledger
 from basemap.pipeline.plan import BuildSettings
 from basemap.progress import SILENT, Progress
@@ -28,13 +31,22 @@ log = logging.getLogger(__name__)
 SHARDS_PREFIX = "ledger/shards"
 
 
+#: Shards on the cluster at once: the next shard's graph is submitted while the current one's
+#: last blocks run and its files are written, so the workers do not idle at shard boundaries
+#: (BENCHMARKS.md §10); it also bounds what the driver and the scheduler hold (two shards' jobs).
+SHARDS_IN_FLIGHT = 2
+
+
 def run_shards(plan: Plan, out: str, settings: BuildSettings, query: Query,
                indices: list[int] | None = None, pyramid: bool = True, *,
                workers: int | None = None, scheduler: str | None = None,
                progress: Progress = SILENT) -> list[str]:
-    """Build shards of a plan into one output, one resumable `build` each on one Dask cluster
-    (made once: its workers keep the model and their caches from shard to shard), then the
-    pyramid.
+    """Build shards of a plan into one output under one lease, on one Dask cluster (made once:
+    its workers keep the model and their caches from shard to shard), with up to
+    :data:`SHARDS_IN_FLIGHT` shards on it at once; then the pyramid. Each shard is a resumable
+    build of its bbox (:func:`basemap.pipeline.build.prepare` and
+    :func:`~basemap.pipeline.build.finish`), finished in the plan's order; its record
+    (``ledger/shards/<id>.json``) is written once its build is finished.
 
     Args:
         plan: the shard plan.
@@ -48,31 +60,68 @@ def run_shards(plan: Plan, out: str, settings: BuildSettings, query: Query,
     Returns:
         Failed blocks and missing pyramid tiles, named (empty when everything is done).
     """
-    settings = replace(settings, block_size=plan.block_size)
-    zoom = ZoomRange(plan.shard_zoom, plan.zoom)
-    storage = open_storage(out)
-    storage.check_writable()  # this tool's output (each build checks it too) before any forget
+    settings, storage = checked(ZoomRange(plan.shard_zoom, plan.zoom), out,
+                                replace(settings, block_size=plan.block_size), query)
     ledger = Ledger(storage)
     chosen = plan.shards if indices is None else [_shard_at(plan, i) for i in indices]
     failed: list[str] = []
-    # one cluster for every shard: its workers keep the model, compiled code and GDAL's caches
-    with dask_client(workers, scheduler, want_gpu=settings.make_renderer().wants_gpu) as client:
+    with leased(storage), dask_client(workers, scheduler,
+                                      want_gpu=settings.make_renderer().wants_gpu) as client:
+        flight: deque[InFlight] = deque()
         for shard in chosen:
-            for name in _rootless(ledger, shard, _root_zoom(plan)):
-                # an entry without the root tile the pyramid needs (e.g. a one-block shard built
-                # before issue 32 was fixed): forgotten, so this build redoes the block
-                log.warning("block %s of shard %s has no lossless root tile in the ledger: "
-                            "rebuilding it", name, shard.id)
-                ledger.forget(name)
-            summary = build(BBox(*shard.bbox), zoom, out, settings, query, progress=progress,
-                            client=client)
-            failed += [f"{shard.id}: {f}" for f in summary.failed]
-            storage.write_bytes(f"{SHARDS_PREFIX}/{shard.id}.json", json.dumps(
-                {"shard": shard.id, "failed": summary.failed, "blocks": summary.blocks}).encode())
-            log.info("shard %s built in %.1f s", shard.id, summary.seconds)
+            flight.append(_submit_shard(client, plan, ledger, shard, settings, query))
+            query = _period_pinned(query, flight[-1].prepared)
+            if len(flight) == SHARDS_IN_FLIGHT:
+                failed += _finish_shard(flight.popleft(), progress)
+        while flight:
+            failed += _finish_shard(flight.popleft(), progress)
     if pyramid:
         failed += world_pyramid(plan, out, settings.tile_format)
     return failed
+
+
+@dataclass
+class InFlight:
+    """A shard whose graph is on the cluster."""
+
+    shard: Shard
+    prepared: Prepared
+    graph: Submitted
+
+
+def _submit_shard(client: Client, plan: Plan, ledger: Ledger, shard: Shard,
+                  settings: BuildSettings, query: Query) -> InFlight:
+    """Plan and search a shard, and submit its graph (under the output's lease)."""
+    for name in _rootless(ledger, shard, _root_zoom(plan)):
+        # an entry without the root tile the pyramid needs (e.g. a one-block shard built
+        # before issue 32 was fixed): forgotten, so this build redoes the block
+        log.warning("block %s of shard %s has no lossless root tile in the ledger: "
+                    "rebuilding it", name, shard.id)
+        ledger.forget(name)
+    prepared = prepare(BBox(*shard.bbox), settings, query, ledger.storage, time.perf_counter())
+    tiles = TileOutput(ledger.storage, settings.tile_format)
+    return InFlight(shard, prepared, submit_graph(client, prepared.jobs, tiles, settings.zmin))
+
+
+def _period_pinned(query: Query, prepared: Prepared) -> Query:
+    """The query of the shards after ``prepared``: with the default period that shard decided
+    when it has scenes (a build's record keeps it, and the next build reads it there; the next
+    shards are searched before that record is written)."""
+    if query.datetime is None and "datetime" in query.defaults and prepared.scenes:
+        return replace(query, datetime=prepared.search_args["datetime"])
+    return query
+
+
+def _finish_shard(flight: InFlight, progress: Progress) -> list[str]:
+    """Wait for a shard's graph, write its build's files and its record; its failed blocks."""
+    shard, storage = flight.shard, flight.prepared.storage
+    summary, ran = flight.prepared.summary, collect(flight.graph, progress)
+    if flight.prepared.scenes:
+        summary = finish(flight.prepared, *ran)
+    storage.write_bytes(f"{SHARDS_PREFIX}/{shard.id}.json", json.dumps(
+        {"shard": shard.id, "failed": summary.failed, "blocks": summary.blocks}).encode())
+    log.info("shard %s built in %.1f s", shard.id, summary.seconds)
+    return [f"{shard.id}: {f}" for f in summary.failed]
 
 
 def _shard_at(plan: Plan, index: int) -> Shard:

@@ -7,6 +7,8 @@ a real STAC API with its COGs on an HTTP Range server (`served_world`).
   a worker SIGKILLed (nanny and worker process: a machine lost) while it runs a task once some
   blocks are done, with a replacement worker joining: exit 0, and the tiles, COGs and ledger
   entries are the bytes of a local run of the same plan (the lost task run again elsewhere).
+- The same world run on a cluster that scales 1 -> 3 -> 1 workers while it runs (two join, then
+  are retired gracefully, as an adaptive cluster scales down): the same bytes.
 - `basemap build --scheduler --renderer unet --model model.pt`, a path relative to the driver's
   working directory (where the workers have ANOTHER model.pt): the driver pins the weights by
   sha256 and hands them to every worker, which keeps them in its own cache; the output equals a
@@ -97,26 +99,38 @@ def wait(member, timeout: float) -> int:
 # ---- a worker lost during a world run ----------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_world_run_on_a_cluster_losing_a_worker_equals_a_local_run(cluster, served_world,
-                                                                  s3_out, tmp_path):
+@pytest.fixture(scope="module")
+def local_world(served_world, tmp_path_factory):
+    """A plan of six (or more) one-block shards of the test world, and the files of its world
+    run on a local cluster: (plan path, {key: bytes}), what the cluster runs must equal."""
     from basemap.synth.tiles import world_bbox
 
-    driver = tmp_path / "driver"
-    plan = tmp_path / "plan.json"
+    folder = tmp_path_factory.mktemp("local-world")
+    plan = folder / "plan.json"
     r = CliRunner().invoke(cli, ["plan", "--bbox", str(world_bbox("test")), "--shard-size", "1",
                                  "--block-size", "512", "--out", str(plan)])
     assert r.exit_code == 0, r.output
     assert len(Plan.read(plan).shards) >= 4
-    local = tmp_path / "local"
+    local = folder / "local"
     r = CliRunner().invoke(cli, ["world", "run", str(plan), "--out", str(local), "--stac",
                                  served_world.stac_api_url, "--workers", "0", *RUN])
     assert r.exit_code == 0, r.output
-    expected = local_files(local)
+    return plan, local_files(local)
 
-    run = start("driver", driver, [basemap_command(), "world", "run", str(plan), "--out", s3_out,
-                                   "--stac", served_world.stac_api_url, "--scheduler",
-                                   cluster.address, *RUN], dict(os.environ))
+
+def start_world_run(plan: Path, folder: Path, out: str, served_world, cluster):
+    """`basemap world run PLAN --scheduler` as a driver process of its own."""
+    return start("driver", folder, [basemap_command(), "world", "run", str(plan), "--out", out,
+                                    "--stac", served_world.stac_api_url, "--scheduler",
+                                    cluster.address, *RUN], dict(os.environ))
+
+
+@pytest.mark.slow
+def test_world_run_on_a_cluster_losing_a_worker_equals_a_local_run(cluster, served_world,
+                                                                  s3_out, tmp_path,
+                                                                  local_world):
+    plan, expected = local_world
+    run = start_world_run(plan, tmp_path / "driver", s3_out, served_world, cluster)
     storage = S3Storage.from_url(s3_out)
     victim, held = None, []
     try:
@@ -146,6 +160,63 @@ def test_world_run_on_a_cluster_losing_a_worker_equals_a_local_run(cluster, serv
     assert victim not in cluster.worker_names().values()
     for worker in cluster.workers.values():  # nothing written where a worker was started
         assert not list(worker.cwd.iterdir()), worker.name
+
+
+# ---- workers that come and go (an adaptive cluster) ------------------------------------------
+
+
+def until(condition, timeout: float) -> None:
+    """Wait (polling) until ``condition()`` is true, at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.2)
+
+
+@pytest.mark.slow
+def test_world_run_on_a_cluster_scaled_1_3_1_equals_a_local_run(served_world, s3_server, s3_out,
+                                                                tmp_path, local_world):
+    """One worker; two more join once it runs a task; once one of them has run a task both
+    are retired (gracefully: what they hold moves to the first, as an adaptive cluster scales
+    down) while the run goes on: exit 0, the bytes of the local run. The COGs are served slowly
+    (200 ms a request), so the run lasts through the scaling."""
+    plan, expected = local_world
+    with Cluster(tmp_path / "cluster", env=s3_server.env) as cluster:
+        cluster.add_worker("w1")
+        cluster.wait_for_workers({"w1"})
+        t0 = time.time()
+        cluster.client.get_task_stream(start=t0)  # the scheduler records the tasks from now on
+
+        def ran_on(addresses: set[str]) -> bool:
+            return any(t["worker"] in addresses for t in cluster.client.get_task_stream(start=t0))
+
+        served_world.range_server.latency = 0.2
+        run = start_world_run(plan, tmp_path / "driver", s3_out, served_world, cluster)
+        scaled = []
+        try:
+            until(lambda: cluster.processing().get("w1") or not run.alive(), 120)
+            scaled.append(run.alive())  # 1 -> 3, once the first worker runs a task
+            cluster.add_worker("w2"), cluster.add_worker("w3")
+            cluster.wait_for_workers({"w1", "w2", "w3"})
+            added = {a for a, n in cluster.worker_names().items() if n in ("w2", "w3")}
+            until(lambda: ran_on(added) or not run.alive(), 120)
+            scaled.append(run.alive())  # 3 -> 1
+            cluster.client.retire_workers(workers=sorted(added), close_workers=True)
+            retired = time.time()
+            code = wait(run, 150)
+        finally:
+            served_world.range_server.latency = 0.0
+            run.kill()
+        logs = run.log() + "\n" + cluster.logs()
+        assert scaled == [True, True], "the run ended before the cluster was scaled\n" + logs
+        assert code == 0, logs
+        assert set(cluster.worker_names().values()) == {"w1"}
+        until(lambda: not (cluster.workers["w2"].alive() or cluster.workers["w3"].alive()), 30)
+        assert not cluster.workers["w2"].alive() and not cluster.workers["w3"].alive(), logs
+        stream = cluster.client.get_task_stream(start=t0)
+        assert not [t["key"] for t in stream if t["worker"] in added
+                    and min(s["start"] for s in t["startstops"]) > retired + 1]
+        got = s3_files(s3_out)
+        assert not differences(got, expected), (differences(got, expected)[:10], logs)
 
 
 # ---- U-Net weights only the driver has ---------------------------------------------------------

@@ -3,6 +3,7 @@
 import io
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from basemap.output.pyramid import write_levels
@@ -58,3 +59,37 @@ def test_encode_formats():
     im = Image.open(io.BytesIO(encode(holes, "webp")))
     assert im.format == "WEBP" and im.mode == "RGBA"
     assert (np.asarray(im)[:10, :, 3] == 0).all()  # alpha is kept exactly (lossless alpha)
+
+
+def _reduce2x_formula(rgba: np.ndarray) -> np.ndarray:
+    """The documented reduction, in int64 and the plainest numpy (the reference)."""
+    q = rgba.astype(np.int64).reshape(4, rgba.shape[1] // 2, 2, rgba.shape[2] // 2, 2)
+    den = q[3].sum(axis=(1, 3))
+    num = (q[:3] * q[3][None]).sum(axis=(2, 4))
+    safe = np.where(den > 0, den, 1)
+    rgb = np.where(den > 0, (2 * num + safe) // (2 * safe), 0)
+    return np.concatenate([rgb, ((den + 2) // 4)[None]]).astype(np.uint8)
+
+
+@pytest.mark.parametrize("alpha", ["opaque", "holes", "edge", "random", "clear"])
+def test_reduce2x_is_exactly_the_integer_formula(alpha):
+    """Every kind of 2x2 cell (4 opaque, 4 clear, mixed, partial alpha) gives the formula's
+    integers, in the opaque fast path and the general one."""
+    rng = np.random.default_rng(len(alpha))
+    rgba = rng.integers(0, 256, (4, 64, 96), dtype=np.uint8)
+    rgba[3] = {"opaque": 255, "clear": 0, "random": rgba[3],
+               "holes": np.where(rgba[3] > 30, 255, 0),
+               "edge": np.where(np.arange(96)[None, :] < np.arange(64)[:, None] + 20, 255, 0)
+               }[alpha]
+    np.testing.assert_array_equal(reduce2x(rgba), _reduce2x_formula(rgba))
+
+
+@pytest.mark.parametrize("opaque", [True, False])
+def test_png_tiles_are_lossless(opaque):
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 256, (4, 256, 256), dtype=np.uint8)
+    rgba[3] = 255 if opaque else np.where(rgba[3] > 60, rgba[3], 0)
+    with Image.open(io.BytesIO(encode(rgba, "png"))) as im:
+        assert im.mode == ("RGB" if opaque else "RGBA")
+        got = np.moveaxis(np.asarray(im), -1, 0)
+    np.testing.assert_array_equal(got, rgba[:3] if opaque else rgba)

@@ -7,6 +7,8 @@ rendering stays below 1.2 here (on the demo build the evaluated figures are <= 1
 docs/method.md).
 """
 
+import json
+
 import numpy as np
 import pytest
 import rasterio
@@ -102,3 +104,10 @@ def test_unet_partition_invariance(synth_world, tmp_path):
                                  tmp_path / ("w" if (tmp_path / "w" / t).exists() else "e") / t,
                                  shallow=False)]
     assert not differ, f"{len(differ)} of {len(tiles)} tiles differ"
+    # build.json names the precision asked for and the one the windows ran in, per block too
+    from basemap.render.precision import resolve
+
+    record = json.loads((tmp_path / "both" / "build.json").read_text())
+    ran = resolve(settings.precision, "cpu")
+    assert record["precision"] == {"asked": settings.precision, "used": [ran]}
+    assert {b.get("precision") for b in record["blocks"] if b["cog"]} == {ran}

@@ -123,3 +123,20 @@ def test_tiles_of_any_size(tmp_path_factory):
         assert doc["maxzoom"] == 14 and list((d / "out" / "tiles").rglob("*.png"))
 
     check()
+
+
+def test_each_thread_warps_with_its_own_gdal_handles(tmp_path):
+    """GDAL datasets are not thread-safe: a worker thread opens the source once for itself."""
+    import threading
+
+    from basemap.tools.tile_raster import TilesJob, _warped
+
+    _source(tmp_path / "src.tif")
+    job = TilesJob(str(tmp_path / "src.tif"), Z, Z - 1, "png", "bilinear", str(tmp_path / "o"))
+    mine = _warped(job)
+    assert _warped(job) is mine  # opened once per thread
+    theirs = []
+    thread = threading.Thread(target=lambda: theirs.append(_warped(job)))
+    thread.start()
+    thread.join()
+    assert theirs[0] is not mine and not mine.closed
