@@ -38,13 +38,15 @@ def resolve(requested: str, device: str) -> str:
         ConfigError: the request is unknown, or the device cannot run it (saying which can).
     """
     check_request(requested)
-    has_bf16 = cpu_has_bf16() if device == "cpu" else _cuda_has_bf16(device)
-    if requested == "auto":
-        return "bf16" if has_bf16 else ("fp32" if device == "cpu" else "fp16")
     if requested == "fp16" and device == "cpu":
         raise ConfigError("BASEMAP_PRECISION=fp16 runs on a GPU only; on CPU use bf16 (where "
                           "the CPU has it), auto or fp32")
-    if requested == "bf16" and not has_bf16:
+    if requested not in ("auto", "bf16"):
+        return requested  # fp32 anywhere, fp16 on a GPU: no need to ask the device
+    has_bf16 = cpu_has_bf16() if device == "cpu" else _cuda_has_bf16(device)
+    if requested == "auto":
+        return "bf16" if has_bf16 else ("fp32" if device == "cpu" else "fp16")
+    if not has_bf16:
         what = ("CPU has neither AVX-512 BF16 nor AMX (or OpenVINO is not installed)"
                 if device == "cpu" else f"GPU ({device}) has no bf16 (before Ampere)")
         raise ConfigError(f"BASEMAP_PRECISION=bf16, but this {what}: use auto, fp32"
@@ -73,9 +75,11 @@ def cpu_has_bf16() -> bool:
 
 
 def _cuda_has_bf16(device: str) -> bool:
+    """True when the GPU ``device`` computes bf16 natively (Ampere, compute capability 8, or
+    newer; torch's ``is_bf16_supported`` also counts slow emulation on older GPUs)."""
     import torch
 
-    return torch.cuda.is_bf16_supported()
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def autocast_dtype(precision: str) -> Any:
@@ -95,12 +99,14 @@ class OpenVinoSession:
         import openvino
 
         self._core = openvino.Core()
-        self._graph, self._threads = graph, threads
+        self._model = self._core.read_model(graph, b"")  # an unreadable graph fails here
+        self._threads = threads
         self._compiled: dict[tuple[int, ...], Any] = {}
 
     def _for(self, shape: tuple[int, ...]) -> Any:
+        """The model compiled for inputs of ``shape`` (once per shape)."""
         if shape not in self._compiled:
-            model = self._core.read_model(self._graph, b"")
+            model = self._model.clone()
             model.reshape({"x": list(shape)})
             self._compiled[shape] = self._core.compile_model(model, "CPU", {
                 "INFERENCE_PRECISION_HINT": "bf16",

@@ -131,3 +131,22 @@ def test_blocks_asked_for_in_another_precision_are_rebuilt_and_auto_resumes_any(
 
     assert fingerprint("auto") == doc["fingerprint"]
     assert len({fingerprint("auto"), fingerprint("fp32"), fingerprint("bf16")}) == 3
+
+
+@needs_bf16
+def test_an_unreadable_export_fails_when_the_bf16_session_is_made(tmp_path, monkeypatch):
+    """A damaged ONNX cache entry must fail where the loader catches it (and exports again),
+    not at the first window."""
+    from basemap import config
+    from basemap.render.export import export_path
+    from basemap.render.inference import _cached_model, weights_sha256
+
+    monkeypatch.setenv(config.CACHE_ENV, str(tmp_path))
+    with pytest.raises(Exception):  # noqa: B017 (OpenVINO's parse error has no public type)
+        prec.OpenVinoSession(b"not an onnx graph", 1)
+    weights = config.weights_path(None)
+    cached = export_path(weights_sha256(weights))
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"not an onnx graph")
+    cached.with_suffix(".json").write_text('{"factor": 16}')
+    assert _cached_model(weights, weights_sha256(weights), "bf16") is None
